@@ -1,0 +1,130 @@
+// Tensor storage and shape helpers.
+#include "runtime/tensor.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+namespace {
+
+constexpr size_t kAlign = 64;
+std::atomic<int64_t> g_live{0};
+std::atomic<int64_t> g_peak{0};
+
+void note_alloc(int64_t bytes) {
+  int64_t live = g_live.fetch_add(bytes) + bytes;
+  int64_t peak = g_peak.load();
+  while (live > peak && !g_peak.compare_exchange_weak(peak, live)) {
+  }
+}
+
+std::shared_ptr<float[]> allocate(int64_t n) {
+  size_t bytes = std::max<size_t>(kAlign, (static_cast<size_t>(n) * sizeof(float) + kAlign - 1) /
+                                              kAlign * kAlign);
+  auto* p = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+  LOCKSTEP_CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+  note_alloc(static_cast<int64_t>(bytes));
+  return std::shared_ptr<float[]>(p, [bytes](float* q) {
+    g_live.fetch_sub(static_cast<int64_t>(bytes));
+    std::free(q);
+  });
+}
+
+}  // namespace
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream os;
+  os << "(";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << ")";
+  return os.str();
+}
+
+int64_t shape_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    LOCKSTEP_CHECK(d >= 0) << "negative dimension in shape " << shape_str(s);
+    n *= d;
+  }
+  return n;
+}
+
+Tensor Tensor::empty(Shape shape, Device device) {
+  LOCKSTEP_CHECK(device == Device::kCPU) << "this build allocates CPU tensors only";
+  Tensor t;
+  t.numel_ = shape_numel(shape);
+  t.shape_ = std::move(shape);
+  t.device_ = device;
+  t.storage_ = allocate(t.numel_);
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, Device device) {
+  Tensor t = empty(std::move(shape), device);
+  t.fill(0.f);
+  return t;
+}
+
+Tensor Tensor::full(Shape shape, float value) {
+  Tensor t = empty(std::move(shape));
+  t.fill(value);
+  return t;
+}
+
+Tensor Tensor::from(Shape shape, std::span<const float> values) {
+  Tensor t = empty(std::move(shape));
+  LOCKSTEP_CHECK(static_cast<int64_t>(values.size()) == t.numel_)
+      << values.size() << " values for shape " << shape_str(t.shape_);
+  std::copy(values.begin(), values.end(), t.data());
+  return t;
+}
+
+int64_t Tensor::dim(int i) const {
+  int n = ndim();
+  int j = i < 0 ? i + n : i;
+  LOCKSTEP_CHECK(j >= 0 && j < n) << "dim " << i << " of shape " << shape_str(shape_);
+  return shape_[j];
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  int64_t known = 1;
+  int infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      LOCKSTEP_CHECK(infer < 0) << "reshape " << shape_str(shape) << ": two -1 dims";
+      infer = static_cast<int>(i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) shape[infer] = known == 0 ? 0 : numel_ / known;
+  LOCKSTEP_CHECK(shape_numel(shape) == numel_)
+      << "cannot reshape " << shape_str(shape_) << " to " << shape_str(shape);
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  Tensor t = empty(shape_, device_);
+  if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(float));
+  return t;
+}
+
+void Tensor::fill(float value) { std::fill_n(data(), numel_, value); }
+
+void Tensor::copy_from(const Tensor& other) {
+  LOCKSTEP_CHECK(other.numel_ == numel_)
+      << "copy " << shape_str(other.shape_) << " into " << shape_str(shape_);
+  if (numel_) std::memcpy(data(), other.data(), static_cast<size_t>(numel_) * sizeof(float));
+}
+
+MemoryStats memory_stats() { return {g_live.load(), g_peak.load()}; }
+void reset_peak_memory() { g_peak.store(g_live.load()); }
+
+}  // namespace lockstep

@@ -1,0 +1,67 @@
+// Tensor: a dense, contiguous float32 array with a shape, backed by 64-byte-aligned storage that
+// copies share (like torch.Tensor views). The device field is ready for CUDA storage; every kernel
+// in this build runs on kCPU and checks it. Live and peak storage bytes are counted so tests and
+// benchmarks can measure what forward keeps for backward.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lockstep {
+
+enum class Device { kCPU, kCUDA };
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(const Shape& s);
+int64_t shape_numel(const Shape& s);
+
+class Tensor {
+ public:
+  Tensor() = default;
+  static Tensor empty(Shape shape, Device device = Device::kCPU);  // contents undefined
+  static Tensor zeros(Shape shape, Device device = Device::kCPU);
+  static Tensor full(Shape shape, float value);
+  static Tensor from(Shape shape, std::span<const float> values);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim(int i) const;  // negative i counts from the end, as in PyTorch
+  int ndim() const { return static_cast<int>(shape_.size()); }
+  int64_t numel() const { return numel_; }
+  Device device() const { return device_; }
+
+  float* data() { return storage_.get(); }
+  const float* data() const { return storage_.get(); }
+  std::span<float> span() { return {data(), static_cast<size_t>(numel_)}; }
+  std::span<const float> span() const { return {data(), static_cast<size_t>(numel_)}; }
+  float& operator[](int64_t i) { return data()[i]; }
+  float operator[](int64_t i) const { return data()[i]; }
+
+  Tensor reshape(Shape shape) const;  // shares storage; one dim may be -1
+  Tensor clone() const;
+  void fill(float value);
+  void copy_from(const Tensor& other);  // same numel required
+
+ private:
+  std::shared_ptr<float[]> storage_;
+  Shape shape_;
+  int64_t numel_ = 0;
+  Device device_ = Device::kCPU;
+};
+
+// Storage accounting, process-wide because it mirrors the allocator (like a CUDA caching allocator's
+// memory_stats); it holds no training state.
+struct MemoryStats {
+  int64_t live_bytes;
+  int64_t peak_bytes;
+};
+MemoryStats memory_stats();
+void reset_peak_memory();  // peak := live
+
+}  // namespace lockstep

@@ -1,0 +1,23 @@
+"""Writes golden fixtures read by tests/golden_io.h: named float32 tensors in one binary file.
+
+Layout: b'LSGOLD1\n', then per tensor: u32 name length, name (utf-8), u32 ndim, i64 dims[ndim],
+float32 data (little-endian, C order).
+"""
+import struct
+
+import numpy as np
+
+
+def save(path, tensors):
+    with open(path, "wb") as f:
+        f.write(b"LSGOLD1\n")
+        for name, t in tensors.items():
+            if hasattr(t, "detach"):
+                t = t.detach().cpu().numpy()
+            a = np.ascontiguousarray(np.asarray(t, dtype=np.float32))
+            nb = name.encode()
+            f.write(struct.pack("<I", len(nb)))
+            f.write(nb)
+            f.write(struct.pack("<I", a.ndim))
+            f.write(struct.pack(f"<{a.ndim}q", *a.shape))
+            f.write(a.tobytes())
