@@ -1,0 +1,66 @@
+// BatchNorm1d / BatchNorm2d with torch.nn.BatchNorm semantics:
+//   train: normalise with the batch mean and biased variance; update running_mean and the unbiased
+//          running_var with momentum, or with a cumulative average when momentum is unset;
+//   eval:  normalise with running_mean / running_var; nothing updated (unless
+//          track_running_stats is false, in which case batch statistics are always used).
+// x: (N, C) or (N, C, L) for 1d, (N, C, H, W) for 2d; viewed as (N, C, S). weight, bias: (C).
+// Statistics go through two virtual hooks so SyncBatchNorm can merge them across ranks.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace lockstep {
+
+struct BatchNormOptions {
+  int64_t num_features = 0;
+  float eps = 1e-5f;
+  std::optional<float> momentum = 0.1f;  // nullopt: cumulative moving average
+  bool affine = true;
+  bool track_running_stats = true;
+};
+
+class BatchNorm : public Module {
+ public:
+  BatchNorm(int spatial_dims, BatchNormOptions o);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::string describe() const override;
+  const BatchNormOptions& options() const { return o_; }
+
+ protected:
+  // Per-channel statistics of the batch x viewed as (N, C, S): count, mean and biased variance.
+  // Plain BatchNorm uses this rank's batch alone.
+  virtual void batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
+                           std::vector<double>& mean, std::vector<double>& var);
+  // Backward reduction of per-channel sum(dy) and sum(dy * xhat) and the count they cover.
+  virtual void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat,
+                                    int64_t& count);
+
+ private:
+  int spatial_dims_;
+  BatchNormOptions o_;
+  Parameter* weight_ = nullptr;
+  Parameter* bias_ = nullptr;
+  Tensor* running_mean_ = nullptr;
+  Tensor* running_var_ = nullptr;
+  Tensor* num_batches_tracked_ = nullptr;  // an integer count held in a float (exact to 2^24)
+  // Saved for backward.
+  Tensor xhat_;
+  std::vector<float> invstd_;
+  bool used_batch_stats_ = false;
+};
+
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(BatchNormOptions o) : BatchNorm(1, o) {}
+};
+
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(BatchNormOptions o) : BatchNorm(2, o) {}
+};
+
+}  // namespace lockstep

@@ -1,0 +1,31 @@
+// Conv2d: square kernel, stride and zero padding, as torch.nn.Conv2d (groups=1, dilation=1).
+// x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in, K, K); bias: (C_out)
+// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + GEMM per image.
+#pragma once
+
+#include "layers/module.h"
+
+namespace lockstep {
+
+struct Conv2dOptions {
+  int64_t in_channels, out_channels, kernel;
+  int64_t stride = 1, padding = 0;
+  bool bias = true;
+};
+
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(Conv2dOptions o);
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::string describe() const override;
+  void reset_parameters(Philox& rng, uint32_t& slot) override;
+
+ private:
+  Conv2dOptions o_;
+  Parameter* weight_;
+  Parameter* bias_ = nullptr;
+  Tensor x_;  // saved input; im2col is recomputed in backward rather than kept
+};
+
+}  // namespace lockstep

@@ -1,0 +1,19 @@
+// Flatten: (N, d1, d2, ...) -> (N, d1*d2*...), as torch.nn.Flatten(); a view, no copy.
+#pragma once
+
+#include "layers/module.h"
+
+namespace lockstep {
+
+class Flatten : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::string describe() const override { return "Flatten"; }
+
+ private:
+  Shape in_shape_;
+  bool saved_ = false;
+};
+
+}  // namespace lockstep

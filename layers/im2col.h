@@ -1,0 +1,20 @@
+// im2col / col2im for one image, so convolution becomes one GEMM per image.
+// image: (C, H, W); col: (C*K*K, OH*OW) with row (c*K + kh)*K + kw.
+#pragma once
+
+#include <cstdint>
+
+namespace lockstep {
+
+struct ConvGeometry {
+  int64_t c, h, w;       // input channels and size
+  int64_t k, stride, pad;
+  int64_t oh() const { return (h + 2 * pad - k) / stride + 1; }
+  int64_t ow() const { return (w + 2 * pad - k) / stride + 1; }
+};
+
+void im2col(const float* image, const ConvGeometry& g, float* col);
+// image += col2im(col); image must be zeroed by the caller first.
+void col2im_add(const float* col, const ConvGeometry& g, float* image);
+
+}  // namespace lockstep

@@ -1,0 +1,68 @@
+// Linear forward/backward on the kernel library's GEMM.
+#include "layers/linear.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "layers/init.h"
+#include "runtime/check.h"
+#include "runtime/gemm.h"
+#include "runtime/grad_mode.h"
+
+namespace lockstep {
+
+Linear::Linear(int64_t in, int64_t out, bool bias) : in_(in), out_(out) {
+  LOCKSTEP_FAIL_IF(in <= 0 || out <= 0) << "Linear(" << in << "->" << out << "): sizes must be positive";
+  weight_ = &register_parameter("weight", Tensor::zeros({out, in}));
+  if (bias) bias_ = &register_parameter("bias", Tensor::zeros({out}));
+}
+
+std::string Linear::describe() const {
+  std::ostringstream os;
+  os << "Linear(" << in_ << "->" << out_ << ")";
+  return os.str();
+}
+
+// kaiming_uniform_(a=sqrt(5)) reduces to U(-1/sqrt(in), 1/sqrt(in)); the bias uses the same bound.
+void Linear::reset_parameters(Philox& rng, uint32_t& slot) {
+  float bound = 1.f / std::sqrt(static_cast<float>(in_));
+  fill_uniform(weight_->value, bound, rng, slot++);
+  if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  LOCKSTEP_FAIL_IF(x.ndim() != 2 || x.dim(1) != in_)
+      << describe() << ": expected input (N, " << in_ << "), got " << shape_str(x.shape());
+  const int n = static_cast<int>(x.dim(0));
+  Tensor y = Tensor::empty({n, out_});
+  if (bias_) {
+    for (int i = 0; i < n; ++i) std::copy_n(bias_->value.data(), out_, y.data() + i * out_);
+  }
+  gemm(false, true, n, out_, in_, 1.f, x.data(), in_, weight_->value.data(), in_, bias_ ? 1.f : 0.f,
+       y.data(), out_);
+  x_ = grad_enabled() ? x : Tensor();
+  return y;
+}
+
+Tensor Linear::backward(const Tensor& dy) {
+  require_saved(x_.defined());
+  const int n = static_cast<int>(x_.dim(0));
+  LOCKSTEP_CHECK(dy.numel() == n * out_) << describe() << ": grad " << shape_str(dy.shape());
+  // dW (out, in) += dy^T (out, N) x (N, in)
+  gemm(true, false, out_, in_, n, 1.f, dy.data(), out_, x_.data(), in_, 1.f, weight_->grad.data(), in_);
+  if (bias_) {
+    float* db = bias_->grad.data();
+    for (int i = 0; i < n; ++i)
+      for (int64_t j = 0; j < out_; ++j) db[j] += dy[i * out_ + j];
+  }
+  Tensor dx;
+  if (needs_input_grad()) {
+    dx = Tensor::empty({n, in_});  // dx (N, in) = dy (N, out) W (out, in)
+    gemm(false, false, n, in_, out_, 1.f, dy.data(), out_, weight_->value.data(), in_, 0.f, dx.data(), in_);
+  }
+  x_ = Tensor();
+  return dx;
+}
+
+}  // namespace lockstep

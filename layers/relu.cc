@@ -1,0 +1,30 @@
+// ReLU forward/backward.
+#include "layers/relu.h"
+
+#include "runtime/check.h"
+#include "runtime/grad_mode.h"
+
+namespace lockstep {
+
+Tensor ReLU::forward(const Tensor& x) {
+  Tensor y = Tensor::empty(x.shape());
+  const float* a = x.data();
+  float* b = y.data();
+  for (int64_t i = 0; i < x.numel(); ++i) b[i] = a[i] > 0.f ? a[i] : 0.f;
+  y_ = grad_enabled() ? y : Tensor();
+  return y;
+}
+
+Tensor ReLU::backward(const Tensor& dy) {
+  require_saved(y_.defined());
+  LOCKSTEP_CHECK(dy.numel() == y_.numel()) << "ReLU: grad size";
+  Tensor dx = Tensor::empty(y_.shape());
+  const float* y = y_.data();
+  const float* g = dy.data();
+  float* d = dx.data();
+  for (int64_t i = 0; i < dx.numel(); ++i) d[i] = y[i] > 0.f ? g[i] : 0.f;
+  y_ = Tensor();
+  return dx;
+}
+
+}  // namespace lockstep

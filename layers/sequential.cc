@@ -1,0 +1,66 @@
+// Sequential forward/backward and layer-indexed error context.
+#include "layers/sequential.h"
+
+#include <sstream>
+
+#include "runtime/check.h"
+#include "runtime/grad_mode.h"
+
+namespace lockstep {
+
+Sequential& Sequential::add(std::unique_ptr<Module> m) {
+  Module& ref = register_module(std::to_string(layers_.size()), std::move(m));
+  ref.train(is_training());
+  layers_.push_back(&ref);
+  return *this;
+}
+
+std::string Sequential::describe() const {
+  std::ostringstream os;
+  os << "Sequential(";
+  for (size_t i = 0; i < layers_.size(); ++i) os << (i ? ", " : "") << layers_[i]->describe();
+  os << ")";
+  return os.str();
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    try {
+      h = layers_[i]->forward(h);
+    } catch (const Error& e) {
+      throw Error("layer " + std::to_string(i) + ": " + e.what());
+    }
+  }
+  return h;
+}
+
+Tensor Sequential::backward(const Tensor& dy) {
+  Tensor g = dy;
+  for (size_t i = layers_.size(); i-- > 0;) {
+    try {
+      g = layers_[i]->backward(g);
+    } catch (const Error& e) {
+      throw Error("layer " + std::to_string(i) + ": " + e.what());
+    }
+  }
+  return g;
+}
+
+Shape Sequential::check_shapes(const Shape& input) {
+  const Mode saved = mode();
+  eval();
+  NoGradGuard no_grad;
+  Tensor x = Tensor::zeros(input);
+  Shape out;
+  try {
+    out = forward(x).shape();
+  } catch (...) {
+    train(saved == Mode::kTrain);
+    throw;
+  }
+  train(saved == Mode::kTrain);
+  return out;
+}
+
+}  // namespace lockstep

@@ -1,0 +1,33 @@
+// Sequential: a stack of layers named "0", "1", ... (PyTorch's state_dict names). forward runs
+// them in order, backward in reverse. An error inside a layer is re-thrown naming its index.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "layers/module.h"
+
+namespace lockstep {
+
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  Sequential& add(std::unique_ptr<Module> m);
+  template <typename T, typename... Args>
+  Sequential& emplace(Args&&... args) {
+    return add(std::make_unique<T>(std::forward<Args>(args)...));
+  }
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::string describe() const override;
+  size_t size() const { return layers_.size(); }
+  Module& operator[](size_t i) { return *layers_[i]; }
+  // Runs a forward pass on an input of `shape` under no-grad in eval mode (restoring the mode) and
+  // reports the first layer whose input shape does not fit; returns the output shape.
+  Shape check_shapes(const Shape& input);
+
+ private:
+  std::vector<Module*> layers_;
+};
+
+}  // namespace lockstep
