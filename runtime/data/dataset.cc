@@ -1,0 +1,59 @@
+// Builds a Dataset from IDX arrays: validates shapes and labels, and normalises pixels through a
+// 256-entry table computed as torchvision does (x / 255 first, then (x - mean) / std, in float).
+#include "runtime/data/dataset.h"
+
+#include <array>
+#include <filesystem>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+namespace {
+
+// dir/name.gz if it exists, else dir/name if it exists; otherwise an error naming both.
+std::string find_file(const std::string& dir, const std::string& name) {
+  const std::string plain = (std::filesystem::path(dir) / name).string();
+  const std::string gz = plain + ".gz";
+  std::error_code ec;
+  if (std::filesystem::exists(gz, ec)) return gz;
+  LOCKSTEP_FAIL_IF(!std::filesystem::exists(plain, ec)) << "cannot open " << gz << " or " << plain;
+  return plain;
+}
+
+}  // namespace
+
+Dataset make_dataset(const IdxArray& images, const IdxArray& labels, float mean, float stdv,
+                     const std::string& what) {
+  LOCKSTEP_FAIL_IF(images.dims.size() != 3)
+      << what << ": images have " << images.dims.size() << " dimensions; expected 3 (N, H, W)";
+  LOCKSTEP_FAIL_IF(labels.dims.size() != 1)
+      << what << ": labels have " << labels.dims.size() << " dimensions; expected 1 (N)";
+  const int64_t n = images.dims[0], h = images.dims[1], w = images.dims[2];
+  LOCKSTEP_FAIL_IF(labels.dims[0] != n) << what << ": " << n << " images but " << labels.dims[0] << " labels";
+  LOCKSTEP_FAIL_IF(!(stdv > 0.f)) << what << ": normalisation std must be positive, got " << stdv;
+
+  Dataset ds;
+  ds.labels.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t y = labels.data[static_cast<size_t>(i)];
+    LOCKSTEP_FAIL_IF(y >= kNumClasses) << what << ": label " << y << " at index " << i
+                                       << " is out of range [0, " << kNumClasses << ")";
+    ds.labels[static_cast<size_t>(i)] = y;
+  }
+  std::array<float, 256> table;
+  for (int b = 0; b < 256; ++b) table[b] = (static_cast<float>(b) / 255.f - mean) / stdv;
+  ds.images = Tensor::empty({n, 1, h, w});
+  float* x = ds.images.data();
+  for (int64_t i = 0; i < ds.images.numel(); ++i) x[i] = table[images.data[static_cast<size_t>(i)]];
+  return ds;
+}
+
+Dataset load_fashion_mnist(const std::string& dir, bool train, float mean, float stdv) {
+  const std::string prefix = train ? "train" : "t10k";
+  const std::string images_path = find_file(dir, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+  return make_dataset(read_idx(images_path), read_idx(labels_path), mean, stdv,
+                      images_path + " + " + labels_path);
+}
+
+}  // namespace lockstep

@@ -1,0 +1,62 @@
+// Batch assembly and the Philox-driven Fisher-Yates shuffle.
+// Note [shuffle draws]: swap k (k = 0, 1, ... for i = N-1 down to 1) uses word k % 4 of
+// Philox::draw(layer 0, block k / 4) and picks j = (word * (i + 1)) >> 32, uniform on [0, i] up to
+// a bias below (i + 1) / 2^32. tests/runtime/loader_test.cc re-derives orders from this note.
+#include "runtime/data/loader.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <numeric>
+
+#include "runtime/check.h"
+#include "runtime/philox.h"
+
+namespace lockstep {
+
+BatchLoader::BatchLoader(const Dataset& ds, int64_t batch_size, bool shuffle, uint64_t seed, bool drop_last)
+    : ds_(ds), batch_size_(batch_size), shuffle_(shuffle), seed_(seed), drop_last_(drop_last) {
+  LOCKSTEP_FAIL_IF(batch_size <= 0) << "batch size must be positive, got " << batch_size;
+  LOCKSTEP_CHECK(ds_.size() == 0 || (ds_.images.ndim() == 4 && ds_.images.dim(0) == ds_.size()))
+      << "dataset images " << shape_str(ds_.images.shape()) << " for " << ds_.size() << " labels";
+  set_epoch(0);
+}
+
+void BatchLoader::set_epoch(int64_t epoch) {
+  LOCKSTEP_CHECK(epoch >= 0) << "epoch " << epoch;
+  epoch_ = epoch;
+  order_.resize(static_cast<size_t>(ds_.size()));
+  std::iota(order_.begin(), order_.end(), int64_t{0});
+  if (!shuffle_) return;
+  const Philox rng(RngState{seed_, 0, RngStream::kShuffle, static_cast<uint64_t>(epoch)});
+  std::array<uint32_t, 4> words{};
+  uint64_t k = 0;
+  for (int64_t i = ds_.size() - 1; i > 0; --i, ++k) {
+    if (k % 4 == 0) words = rng.draw(0, k / 4);
+    const auto j = static_cast<int64_t>((uint64_t{words[k % 4]} * static_cast<uint64_t>(i + 1)) >> 32);
+    std::swap(order_[static_cast<size_t>(i)], order_[static_cast<size_t>(j)]);
+  }
+}
+
+int64_t BatchLoader::num_batches() const {
+  const int64_t n = ds_.size();
+  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+}
+
+void BatchLoader::batch(int64_t i, Tensor& x, Tensor& y) const {
+  LOCKSTEP_CHECK(i >= 0 && i < num_batches()) << "batch " << i << " of " << num_batches();
+  const int64_t start = i * batch_size_;
+  const int64_t b = std::min(batch_size_, ds_.size() - start);
+  const int64_t h = ds_.images.dim(2), w = ds_.images.dim(3), per = h * w;
+  const Shape x_shape{b, 1, h, w};
+  if (!x.defined() || x.shape() != x_shape) x = Tensor::empty(x_shape);
+  if (!y.defined() || y.shape() != Shape{b}) y = Tensor::empty({b});
+  const float* src = ds_.images.data();
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t s = order_[static_cast<size_t>(start + r)];
+    std::memcpy(x.data() + r * per, src + s * per, static_cast<size_t>(per) * sizeof(float));
+    y[r] = static_cast<float>(ds_.labels[static_cast<size_t>(s)]);
+  }
+}
+
+}  // namespace lockstep
