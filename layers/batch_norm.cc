@@ -31,29 +31,69 @@ std::string BatchNorm::describe() const {
   return os.str();
 }
 
+namespace {
+
+// Per-channel sums over elements of a tensor viewed as (N, C, S): out[ch] = sum f(index, ch).
+// Partial sums run in float over one contiguous run (vectorised), added up in double across runs.
+template <typename F>
+void channel_sums(int64_t n, int64_t c, int64_t s, std::vector<double>& out, F f) {
+  out.assign(c, 0.0);
+  if (s == 1) {  // (N, C): rows are contiguous over channels
+    std::vector<float> acc(c, 0.f);
+    for (int64_t i = 0; i < n; ++i) {
+#pragma omp simd
+      for (int64_t ch = 0; ch < c; ++ch) acc[ch] += f(i * c + ch, ch);
+    }
+    for (int64_t ch = 0; ch < c; ++ch) out[ch] = acc[ch];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t off = (i * c + ch) * s;
+      float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < s; ++j) acc += f(off + j, ch);
+      out[ch] += acc;
+    }
+}
+
+// y[index] = g(index, ch) over every element of a tensor viewed as (N, C, S).
+template <typename G>
+void channel_map(float* y, int64_t n, int64_t c, int64_t s, G g) {
+  if (s == 1) {
+    for (int64_t i = 0; i < n; ++i) {
+#pragma omp simd
+      for (int64_t ch = 0; ch < c; ++ch) y[i * c + ch] = g(i * c + ch, ch);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t off = (i * c + ch) * s;
+#pragma omp simd
+      for (int64_t j = 0; j < s; ++j) y[off + j] = g(off + j, ch);
+    }
+}
+
+}  // namespace
+
 void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
                             std::vector<double>& mean, std::vector<double>& var) {
   const int64_t c = o_.num_features;
   count = n * s;
-  mean.assign(c, 0.0);
-  var.assign(c, 0.0);
-  if (count == 0) return;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float* p = x + (i * c + ch) * s;
-      double acc = 0.0;
-      for (int64_t j = 0; j < s; ++j) acc += p[j];
-      mean[ch] += acc;
-    }
-  for (int64_t ch = 0; ch < c; ++ch) mean[ch] /= static_cast<double>(count);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const float* p = x + (i * c + ch) * s;
-      const double m = mean[ch];
-      double acc = 0.0;
-      for (int64_t j = 0; j < s; ++j) acc += (p[j] - m) * (p[j] - m);
-      var[ch] += acc;
-    }
+  if (count == 0) {
+    mean.assign(c, 0.0);
+    var.assign(c, 0.0);
+    return;
+  }
+  channel_sums(n, c, s, mean, [x](int64_t i, int64_t) { return x[i]; });
+  std::vector<float> m(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    mean[ch] /= static_cast<double>(count);
+    m[ch] = static_cast<float>(mean[ch]);
+  }
+  const float* mp = m.data();
+  channel_sums(n, c, s, var, [x, mp](int64_t i, int64_t ch) { return (x[i] - mp[ch]) * (x[i] - mp[ch]); });
   for (int64_t ch = 0; ch < c; ++ch) var[ch] /= static_cast<double>(count);
 }
 
@@ -102,42 +142,31 @@ Tensor BatchNorm::forward(const Tensor& x) {
   }
   const bool save = grad_enabled();
   Tensor y = Tensor::empty(x.shape());
-  xhat_ = save ? Tensor::empty(x.shape()) : Tensor();
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t off = (i * c + ch) * s;
-      const float* p = x.data() + off;
-      float* q = y.data() + off;
-      for (int64_t j = 0; j < s; ++j) q[j] = p[j] * scale[ch] + shift[ch];
-      if (save) {
-        float* h = xhat_.data() + off;
-        const float m = static_cast<float>(mean[ch]), is = invstd[ch];
-        for (int64_t j = 0; j < s; ++j) h[j] = (p[j] - m) * is;
-      }
-    }
+  const float* sc = scale.data();
+  const float* sh = shift.data();
+  const float* xp = x.data();
+  channel_map(y.data(), n, c, s, [xp, sc, sh](int64_t i, int64_t ch) { return xp[i] * sc[ch] + sh[ch]; });
   if (save) {
+    x_ = x;
+    mean_.resize(c);
+    for (int64_t ch = 0; ch < c; ++ch) mean_[ch] = static_cast<float>(mean[ch]);
     invstd_ = std::move(invstd);
     used_batch_stats_ = use_batch;
+  } else {
+    x_ = Tensor();
   }
   return y;
 }
 
 Tensor BatchNorm::backward(const Tensor& dy) {
-  require_saved(xhat_.defined());
-  const int64_t c = o_.num_features, n = xhat_.dim(0), s = xhat_.numel() / std::max<int64_t>(1, n * c);
-  LOCKSTEP_CHECK(dy.numel() == xhat_.numel()) << describe() << ": grad size";
-  std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t off = (i * c + ch) * s;
-      double a = 0.0, b = 0.0;
-      for (int64_t j = 0; j < s; ++j) {
-        a += dy[off + j];
-        b += static_cast<double>(dy[off + j]) * xhat_[off + j];
-      }
-      sum_dy[ch] += a;
-      sum_dy_xhat[ch] += b;
-    }
+  require_saved(x_.defined());
+  const int64_t c = o_.num_features, n = x_.dim(0), s = x_.numel() / std::max<int64_t>(1, n * c);
+  LOCKSTEP_CHECK(dy.numel() == x_.numel()) << describe() << ": grad size";
+  std::vector<double> sum_dy, sum_dy_xhat;
+  const float *d = dy.data(), *x = x_.data(), *mp = mean_.data(), *is = invstd_.data();
+  channel_sums(n, c, s, sum_dy, [d](int64_t i, int64_t) { return d[i]; });
+  channel_sums(n, c, s, sum_dy_xhat,
+               [d, x, mp, is](int64_t i, int64_t ch) { return d[i] * ((x[i] - mp[ch]) * is[ch]); });
   if (weight_) {
     for (int64_t ch = 0; ch < c; ++ch) {
       weight_->grad[ch] += static_cast<float>(sum_dy_xhat[ch]);
@@ -146,22 +175,21 @@ Tensor BatchNorm::backward(const Tensor& dy) {
   }
   Tensor dx;
   if (needs_input_grad()) {
-    dx = Tensor::empty(xhat_.shape());
+    dx = Tensor::empty(x_.shape());
     int64_t count = n * s;
     if (used_batch_stats_) reduce_backward_sums(sum_dy, sum_dy_xhat, count);
+    std::vector<float> k(c), mdy(c), mdyx(c);
     for (int64_t ch = 0; ch < c; ++ch) {
-      const float w = weight_ ? weight_->value[ch] : 1.f;
-      const float k = w * invstd_[ch];
-      const float mdy = used_batch_stats_ ? static_cast<float>(sum_dy[ch] / count) : 0.f;
-      const float mdyx = used_batch_stats_ ? static_cast<float>(sum_dy_xhat[ch] / count) : 0.f;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t off = (i * c + ch) * s;
-        for (int64_t j = 0; j < s; ++j)
-          dx[off + j] = k * (dy[off + j] - mdy - xhat_[off + j] * mdyx);
-      }
+      k[ch] = (weight_ ? weight_->value[ch] : 1.f) * invstd_[ch];
+      mdy[ch] = used_batch_stats_ ? static_cast<float>(sum_dy[ch] / count) : 0.f;
+      mdyx[ch] = used_batch_stats_ ? static_cast<float>(sum_dy_xhat[ch] / count) : 0.f;
     }
+    const float *kp = k.data(), *a = mdy.data(), *b = mdyx.data();
+    channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) {
+      return kp[ch] * (d[i] - a[ch] - (x[i] - mp[ch]) * is[ch] * b[ch]);
+    });
   }
-  xhat_ = Tensor();
+  x_ = Tensor();
   return dx;
 }
 

@@ -47,9 +47,10 @@ class BatchNorm : public Module {
   Tensor* running_mean_ = nullptr;
   Tensor* running_var_ = nullptr;
   Tensor* num_batches_tracked_ = nullptr;  // an integer count held in a float (exact to 2^24)
-  // Saved for backward.
-  Tensor xhat_;
-  std::vector<float> invstd_;
+  // Saved for backward: the input (shared, not copied) and the statistics it was normalised
+  // with; xhat = (x - mean) * invstd is recomputed rather than stored.
+  Tensor x_;
+  std::vector<float> mean_, invstd_;
   bool used_batch_stats_ = false;
 };
 

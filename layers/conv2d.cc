@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
-#include <vector>
 
 #include "layers/im2col.h"
 #include "layers/init.h"
@@ -36,6 +35,11 @@ void Conv2d::reset_parameters(Philox& rng, uint32_t& slot) {
   if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
 }
 
+int64_t Conv2d::chunk_images(int64_t n, int64_t col_floats_per_image) const {
+  const int64_t fit = kChunkBytes / static_cast<int64_t>(sizeof(float)) / std::max<int64_t>(1, col_floats_per_image);
+  return std::max<int64_t>(1, std::min(n, fit));
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
   LOCKSTEP_FAIL_IF(x.ndim() != 4 || x.dim(1) != o_.in_channels)
       << describe() << ": expected input (N, " << o_.in_channels << ", H, W), got "
@@ -44,18 +48,25 @@ Tensor Conv2d::forward(const Tensor& x) {
   LOCKSTEP_FAIL_IF(g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k)
       << describe() << ": input " << shape_str(x.shape()) << " is smaller than the kernel";
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
-  const int kk = static_cast<int>(g.c * g.k * g.k), hw = static_cast<int>(oh * ow);
+  const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
+  const int64_t chunk = chunk_images(n, kk * hw);
   Tensor y = Tensor::empty({n, cout, oh, ow});
-  std::vector<float> col(static_cast<size_t>(kk) * hw);
-  for (int64_t i = 0; i < n; ++i) {
-    float* yi = y.data() + i * cout * hw;
-    if (bias_) {
-      for (int64_t c = 0; c < cout; ++c) std::fill_n(yi + c * hw, hw, bias_->value[c]);
-    }
-    im2col(x.data() + i * g.c * g.h * g.w, g, col.data());
-    // y_i (C_out, OH*OW) = W (C_out, C_in*K*K) col (C_in*K*K, OH*OW)
-    gemm(false, false, cout, hw, kk, 1.f, weight_->value.data(), kk, col.data(), hw,
-         bias_ ? 1.f : 0.f, yi, hw);
+  col_.resize(static_cast<size_t>(kk * chunk * hw));
+  rows_.resize(static_cast<size_t>(cout * chunk * hw));
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t b = std::min(chunk, n - start), ld = b * hw;
+    for (int64_t j = 0; j < b; ++j) im2col(x.data() + (start + j) * in_hw, g, col_.data() + j * hw, ld);
+    // rows (C_out, b*HW) = W (C_out, KK) col (KK, b*HW)
+    gemm(false, false, static_cast<int>(cout), static_cast<int>(ld), static_cast<int>(kk), 1.f,
+         weight_->value.data(), static_cast<int>(kk), col_.data(), static_cast<int>(ld), 0.f, rows_.data(),
+         static_cast<int>(ld));
+    for (int64_t j = 0; j < b; ++j)
+      for (int64_t c = 0; c < cout; ++c) {
+        const float* src = rows_.data() + c * ld + j * hw;
+        float* dst = y.data() + ((start + j) * cout + c) * hw;
+        const float bias = bias_ ? bias_->value[c] : 0.f;
+        for (int64_t p = 0; p < hw; ++p) dst[p] = src[p] + bias;
+      }
   }
   x_ = grad_enabled() ? x : Tensor();
   return y;
@@ -65,27 +76,39 @@ Tensor Conv2d::backward(const Tensor& dy) {
   require_saved(x_.defined());
   ConvGeometry g{x_.dim(1), x_.dim(2), x_.dim(3), o_.kernel, o_.stride, o_.padding};
   const int64_t n = x_.dim(0), cout = o_.out_channels;
-  const int kk = static_cast<int>(g.c * g.k * g.k), hw = static_cast<int>(g.oh() * g.ow());
+  const int64_t kk = g.c * g.k * g.k, hw = g.oh() * g.ow(), in_hw = g.c * g.h * g.w;
   LOCKSTEP_CHECK(dy.numel() == n * cout * hw) << describe() << ": grad " << shape_str(dy.shape());
-  std::vector<float> col(static_cast<size_t>(kk) * hw);
+  const int64_t chunk = chunk_images(n, kk * hw);
+  col_.resize(static_cast<size_t>(kk * chunk * hw));
+  rows_.resize(static_cast<size_t>(cout * chunk * hw));
   Tensor dx;
   if (needs_input_grad()) dx = Tensor::zeros(x_.shape());
-  for (int64_t i = 0; i < n; ++i) {
-    const float* dyi = dy.data() + i * cout * hw;
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t b = std::min(chunk, n - start), ld = b * hw;
+    for (int64_t j = 0; j < b; ++j)
+      for (int64_t c = 0; c < cout; ++c) {
+        const float* src = dy.data() + ((start + j) * cout + c) * hw;
+        std::copy_n(src, hw, rows_.data() + c * ld + j * hw);
+      }
     if (bias_) {
       for (int64_t c = 0; c < cout; ++c) {
+        const float* r = rows_.data() + c * ld;
         float s = 0.f;
-        for (int j = 0; j < hw; ++j) s += dyi[c * hw + j];
+#pragma omp simd reduction(+ : s)
+        for (int64_t p = 0; p < ld; ++p) s += r[p];
         bias_->grad[c] += s;
       }
     }
-    im2col(x_.data() + i * g.c * g.h * g.w, g, col.data());
-    // dW (C_out, KK) += dy_i (C_out, HW) col^T (HW, KK)
-    gemm(false, true, cout, kk, hw, 1.f, dyi, hw, col.data(), hw, 1.f, weight_->grad.data(), kk);
+    for (int64_t j = 0; j < b; ++j) im2col(x_.data() + (start + j) * in_hw, g, col_.data() + j * hw, ld);
+    // dW (C_out, KK) += dy (C_out, b*HW) col^T (b*HW, KK)
+    gemm(false, true, static_cast<int>(cout), static_cast<int>(kk), static_cast<int>(ld), 1.f, rows_.data(),
+         static_cast<int>(ld), col_.data(), static_cast<int>(ld), 1.f, weight_->grad.data(), static_cast<int>(kk));
     if (dx.defined()) {
-      // dcol (KK, HW) = W^T (KK, C_out) dy_i (C_out, HW)
-      gemm(true, false, kk, hw, cout, 1.f, weight_->value.data(), kk, dyi, hw, 0.f, col.data(), hw);
-      col2im_add(col.data(), g, dx.data() + i * g.c * g.h * g.w);
+      // dcol (KK, b*HW) = W^T (KK, C_out) dy (C_out, b*HW)
+      gemm(true, false, static_cast<int>(kk), static_cast<int>(ld), static_cast<int>(cout), 1.f,
+           weight_->value.data(), static_cast<int>(kk), rows_.data(), static_cast<int>(ld), 0.f, col_.data(),
+           static_cast<int>(ld));
+      for (int64_t j = 0; j < b; ++j) col2im_add(col_.data() + j * hw, g, ld, dx.data() + (start + j) * in_hw);
     }
   }
   x_ = Tensor();

@@ -1,7 +1,10 @@
 // Conv2d: square kernel, stride and zero padding, as torch.nn.Conv2d (groups=1, dilation=1).
 // x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in, K, K); bias: (C_out)
-// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + GEMM per image.
+// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + one GEMM per chunk of images, the chunk
+// sized so its im2col matrix stays near kChunkBytes: a wide GEMM runs near the kernel's peak.
 #pragma once
+
+#include <vector>
 
 #include "layers/module.h"
 
@@ -25,7 +28,11 @@ class Conv2d : public Module {
   Conv2dOptions o_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
+  static constexpr int64_t kChunkBytes = 8 << 20;
+  int64_t chunk_images(int64_t n, int64_t col_floats_per_image) const;
+
   Tensor x_;  // saved input; im2col is recomputed in backward rather than kept
+  std::vector<float> col_, rows_;  // scratch: im2col (KK, b*HW) and (C_out, b*HW) matrices
 };
 
 }  // namespace lockstep

@@ -1,5 +1,6 @@
-// im2col / col2im for one image, so convolution becomes one GEMM per image.
-// image: (C, H, W); col: (C*K*K, OH*OW) with row (c*K + kh)*K + kw.
+// im2col / col2im for one image, so a chunk of images becomes one GEMM.
+// image: (C, H, W); col: (C*K*K, OH*OW) block of a wider matrix whose rows are `ld` floats apart,
+// row (c*K + kh)*K + kw. Several images sit side by side in one col matrix: image j at column j*OH*OW.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +14,8 @@ struct ConvGeometry {
   int64_t ow() const { return (w + 2 * pad - k) / stride + 1; }
 };
 
-void im2col(const float* image, const ConvGeometry& g, float* col);
+void im2col(const float* image, const ConvGeometry& g, float* col, int64_t ld);
 // image += col2im(col); image must be zeroed by the caller first.
-void col2im_add(const float* col, const ConvGeometry& g, float* image);
+void col2im_add(const float* col, const ConvGeometry& g, int64_t ld, float* image);
 
 }  // namespace lockstep

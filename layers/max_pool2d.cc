@@ -1,6 +1,7 @@
 // MaxPool2d forward (records argmax when grad is on) and backward (scatter to the argmax).
 #include "layers/max_pool2d.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "runtime/check.h"
@@ -25,49 +26,90 @@ Tensor MaxPool2d::forward(const Tensor& x) {
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t oh = (h - k_) / stride_ + 1, ow = (w - k_) / stride_ + 1;
   Tensor y = Tensor::empty({x.dim(0), x.dim(1), oh, ow});
-  saved_ = grad_enabled();
-  if (saved_) {
-    argmax_.resize(static_cast<size_t>(y.numel()));
-    in_shape_ = x.shape();
-  } else {
-    argmax_.clear();
-  }
+  const bool save = grad_enabled();
+  const bool k2s2 = k_ == 2 && stride_ == 2;
+  pos_.resize(save && k2s2 ? static_cast<size_t>(y.numel()) : 0);
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * h * w;
     float* dst = y.data() + p * oh * ow;
-    int32_t* arg = saved_ ? argmax_.data() + p * oh * ow : nullptr;
     for (int64_t i = 0; i < oh; ++i) {
-      for (int64_t j = 0; j < ow; ++j) {
-        int64_t best = i * stride_ * w + j * stride_;
-        float m = src[best];
-        for (int64_t a = 0; a < k_; ++a) {
-          for (int64_t b = 0; b < k_; ++b) {
-            int64_t idx = (i * stride_ + a) * w + j * stride_ + b;
-            if (src[idx] > m) {
-              m = src[idx];
-              best = idx;
-            }
-          }
+      float* out = dst + i * ow;
+      const float* r0 = src + i * stride_ * w;
+      if (k2s2) {  // the common case, vectorised and branch-free
+        const float* r1 = r0 + w;
+        uint8_t* pos = save ? pos_.data() + (p * oh + i) * ow : nullptr;
+#pragma omp simd
+        for (int64_t j = 0; j < ow; ++j) {
+          const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+          const float m = std::max(std::max(a, b), std::max(c, d));
+          out[j] = m;
+          if (pos) pos[j] = a == m ? 0 : b == m ? 1 : c == m ? 2 : 3;
         }
-        dst[i * ow + j] = m;
-        if (arg) arg[i * ow + j] = static_cast<int32_t>(best);
+        continue;
+      }
+      for (int64_t j = 0; j < ow; ++j) {
+        float m = r0[j * stride_];
+        for (int64_t a = 0; a < k_; ++a)
+          for (int64_t b = 0; b < k_; ++b) m = std::max(m, r0[a * w + j * stride_ + b]);
+        out[j] = m;
       }
     }
+  }
+  if (save) {
+    x_ = x;
+    y_ = y;
+  } else {
+    x_ = y_ = Tensor();
   }
   return y;
 }
 
 Tensor MaxPool2d::backward(const Tensor& dy) {
-  require_saved(saved_);
-  LOCKSTEP_CHECK(dy.numel() == static_cast<int64_t>(argmax_.size())) << describe() << ": grad size";
-  Tensor dx = Tensor::zeros(in_shape_);
-  const int64_t planes = in_shape_[0] * in_shape_[1], hw = in_shape_[2] * in_shape_[3];
-  const int64_t ohw = dy.numel() / planes;
-  for (int64_t p = 0; p < planes; ++p) {
-    float* d = dx.data() + p * hw;
-    for (int64_t o = 0; o < ohw; ++o) d[argmax_[p * ohw + o]] += dy[p * ohw + o];
+  require_saved(x_.defined());
+  LOCKSTEP_CHECK(dy.numel() == y_.numel()) << describe() << ": grad size";
+  const int64_t planes = x_.dim(0) * x_.dim(1), h = x_.dim(2), w = x_.dim(3);
+  const int64_t oh = y_.dim(2), ow = y_.dim(3);
+  if (!pos_.empty()) {  // 2x2 stride 2: every input of a covered window written once
+    Tensor dx = (h % 2 || w % 2) ? Tensor::zeros(x_.shape()) : Tensor::empty(x_.shape());
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t i = 0; i < oh; ++i) {
+        float* r0 = dx.data() + p * h * w + 2 * i * w;
+        float* r1 = r0 + w;
+        const float* g = dy.data() + (p * oh + i) * ow;
+        const uint8_t* pos = pos_.data() + (p * oh + i) * ow;
+#pragma omp simd
+        for (int64_t j = 0; j < ow; ++j) {
+          r0[2 * j] = pos[j] == 0 ? g[j] : 0.f;
+          r0[2 * j + 1] = pos[j] == 1 ? g[j] : 0.f;
+          r1[2 * j] = pos[j] == 2 ? g[j] : 0.f;
+          r1[2 * j + 1] = pos[j] == 3 ? g[j] : 0.f;
+        }
+      }
+    x_ = y_ = Tensor();
+    pos_.clear();
+    return dx;
   }
-  saved_ = false;
+  Tensor dx = Tensor::zeros(x_.shape());
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = x_.data() + p * h * w;
+    float* d = dx.data() + p * h * w;
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t o = (p * oh + i) * ow + j;
+        const float m = y_[o];
+        const int64_t base = i * stride_ * w + j * stride_;
+        int64_t at = base;
+        for (int64_t a = 0, found = 0; a < k_ && !found; ++a)
+          for (int64_t b = 0; b < k_; ++b)
+            if (src[base + a * w + b] == m) {
+              at = base + a * w + b;
+              found = 1;
+              break;
+            }
+        d[at] += dy[o];
+      }
+  }
+  x_ = y_ = Tensor();
   return dx;
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package lockstep needs (build, tests, goldens, benchmark peer, data set),
-# then configures and builds in Release mode into build/. Safe to run again.
+# Installs every Debian 12 package lockstep needs (build, tests, golden generators, benchmark peer,
+# data set), then configures and builds in Release mode into build/. Safe to run again.
+# Kernel library: oneDNN (libdnnl-dev). libopenblas0-pthread serves the PyTorch peer's dense layers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
-  libopenblas-dev libopenblas0-pthread
+  libdnnl-dev libopenblas0-pthread
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
   iproute2 procps

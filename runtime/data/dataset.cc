@@ -40,12 +40,25 @@ Dataset make_dataset(const IdxArray& images, const IdxArray& labels, float mean,
                                        << " is out of range [0, " << kNumClasses << ")";
     ds.labels[static_cast<size_t>(i)] = y;
   }
-  std::array<float, 256> table;
-  for (int b = 0; b < 256; ++b) table[b] = (static_cast<float>(b) / 255.f - mean) / stdv;
-  ds.images = Tensor::empty({n, 1, h, w});
-  float* x = ds.images.data();
-  for (int64_t i = 0; i < ds.images.numel(); ++i) x[i] = table[images.data[static_cast<size_t>(i)]];
+  for (int b = 0; b < 256; ++b) ds.table[b] = (static_cast<float>(b) / 255.f - mean) / stdv;
+  ds.pixels = images.data;
+  ds.height = h;
+  ds.width = w;
   return ds;
+}
+
+void Dataset::copy_sample(int64_t i, float* out) const {
+  const int64_t per = sample_numel();
+  const uint8_t* src = pixels.data() + i * per;
+  for (int64_t p = 0; p < per; ++p) out[p] = table[src[p]];
+}
+
+Tensor Dataset::images(int64_t start, int64_t count) const {
+  LOCKSTEP_CHECK(start >= 0 && count >= 0 && start + count <= size())
+      << "samples [" << start << ", " << start + count << ") of " << size();
+  Tensor t = Tensor::empty({count, 1, height, width});
+  for (int64_t i = 0; i < count; ++i) copy_sample(start + i, t.data() + i * sample_numel());
+  return t;
 }
 
 Dataset load_fashion_mnist(const std::string& dir, bool train, float mean, float stdv) {

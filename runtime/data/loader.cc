@@ -17,8 +17,8 @@ namespace lockstep {
 BatchLoader::BatchLoader(const Dataset& ds, int64_t batch_size, bool shuffle, uint64_t seed, bool drop_last)
     : ds_(ds), batch_size_(batch_size), shuffle_(shuffle), seed_(seed), drop_last_(drop_last) {
   LOCKSTEP_FAIL_IF(batch_size <= 0) << "batch size must be positive, got " << batch_size;
-  LOCKSTEP_CHECK(ds_.size() == 0 || (ds_.images.ndim() == 4 && ds_.images.dim(0) == ds_.size()))
-      << "dataset images " << shape_str(ds_.images.shape()) << " for " << ds_.size() << " labels";
+  LOCKSTEP_CHECK(static_cast<int64_t>(ds_.pixels.size()) == ds_.size() * ds_.sample_numel())
+      << "dataset has " << ds_.pixels.size() << " pixels for " << ds_.size() << " samples";
   set_epoch(0);
 }
 
@@ -47,14 +47,13 @@ void BatchLoader::batch(int64_t i, Tensor& x, Tensor& y) const {
   LOCKSTEP_CHECK(i >= 0 && i < num_batches()) << "batch " << i << " of " << num_batches();
   const int64_t start = i * batch_size_;
   const int64_t b = std::min(batch_size_, ds_.size() - start);
-  const int64_t h = ds_.images.dim(2), w = ds_.images.dim(3), per = h * w;
+  const int64_t h = ds_.height, w = ds_.width, per = h * w;
   const Shape x_shape{b, 1, h, w};
   if (!x.defined() || x.shape() != x_shape) x = Tensor::empty(x_shape);
   if (!y.defined() || y.shape() != Shape{b}) y = Tensor::empty({b});
-  const float* src = ds_.images.data();
   for (int64_t r = 0; r < b; ++r) {
     const int64_t s = order_[static_cast<size_t>(start + r)];
-    std::memcpy(x.data() + r * per, src + s * per, static_cast<size_t>(per) * sizeof(float));
+    ds_.copy_sample(s, x.data() + r * per);
     y[r] = static_cast<float>(ds_.labels[static_cast<size_t>(s)]);
   }
 }

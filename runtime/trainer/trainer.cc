@@ -47,10 +47,10 @@ EvalResult Trainer::evaluate(const Dataset& data) {
   NoGradGuard no_grad;
   CrossEntropyLoss sum_loss(Reduction::kSum);
   EvalResult r;
-  const int64_t n = data.size(), per = data.images.numel() / std::max<int64_t>(1, n);
+  const int64_t n = data.size();
   for (int64_t start = 0; start < n; start += o_.eval_batch_size) {
     const int64_t b = std::min(o_.eval_batch_size, n - start);
-    Tensor x = Tensor::from({b, per}, {data.images.data() + start * per, static_cast<size_t>(b * per)});
+    Tensor x = data.images(start, b);
     Tensor y = Tensor::empty({b});
     for (int64_t i = 0; i < b; ++i) y[i] = static_cast<float>(data.labels[start + i]);
     Tensor logits = model_.forward(as_input(x));

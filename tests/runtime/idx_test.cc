@@ -131,10 +131,11 @@ TEST_F(IdxTest, MakeDatasetNormalisesAndChecksLabels) {
   IdxArray images{{2, 2, 2}, {0, 255, 51, 102, 0, 0, 0, 0}};
   IdxArray labels{{2}, {3, 9}};
   Dataset ds = make_dataset(images, labels, 0.5f, 0.25f, "what");
-  EXPECT_EQ(ds.images.shape(), (Shape{2, 1, 2, 2}));
+  EXPECT_EQ(ds.images(0, 2).shape(), (Shape{2, 1, 2, 2}));
   EXPECT_EQ(ds.labels, (std::vector<int32_t>{3, 9}));
   EXPECT_EQ(ds.size(), 2);
-  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(ds.images[i], (images.data[i] / 255.f - 0.5f) / 0.25f) << i;
+  Tensor x = ds.images(0, 2);
+  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(x[i], (images.data[i] / 255.f - 0.5f) / 0.25f) << i;
 
   auto msg = [&](const IdxArray& im, const IdxArray& lb) -> std::string {
     try {
@@ -153,7 +154,7 @@ TEST_F(IdxTest, LoadsPlainFilesFromDirAndNamesMissingOnes) {
   write("t10k-images-idx3-ubyte", idx_bytes({3, 28, 28}, iota_bytes(3 * 28 * 28)), false);
   write("t10k-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}), false);
   Dataset ds = load_fashion_mnist(dir_.string(), /*train=*/false);
-  EXPECT_EQ(ds.images.shape(), (Shape{3, 1, 28, 28}));
+  EXPECT_EQ(ds.images(0, 3).shape(), (Shape{3, 1, 28, 28}));
   EXPECT_EQ(ds.labels, (std::vector<int32_t>{1, 2, 3}));
   try {
     load_fashion_mnist(dir_.string(), /*train=*/true);
@@ -168,8 +169,8 @@ TEST(FashionMnist, LoadsRealFiles) {
   if (!fs::exists(LOCKSTEP_DATA_DIR)) GTEST_SKIP() << "no data set at " << LOCKSTEP_DATA_DIR;
   Dataset train = load_fashion_mnist(LOCKSTEP_DATA_DIR, true);
   Dataset test = load_fashion_mnist(LOCKSTEP_DATA_DIR, false);
-  EXPECT_EQ(train.images.shape(), (Shape{60000, 1, 28, 28}));
-  EXPECT_EQ(test.images.shape(), (Shape{10000, 1, 28, 28}));
+  EXPECT_EQ(train.images(0, 60000).shape(), (Shape{60000, 1, 28, 28}));
+  EXPECT_EQ(test.images(0, 10000).shape(), (Shape{10000, 1, 28, 28}));
   EXPECT_EQ(train.size(), 60000);
   EXPECT_EQ(test.size(), 10000);
   for (const Dataset* ds : {&train, &test}) {
@@ -183,11 +184,12 @@ TEST(FashionMnist, LoadsRealFiles) {
   }
   // The default mean and std are the train set's own, so normalised pixels have mean ~0, std ~1.
   double sum = 0, sq = 0;
-  for (float x : train.images.span()) {
+  const Tensor all = train.images(0, train.size());
+  for (float x : all.span()) {
     sum += x;
     sq += double(x) * x;
   }
-  const double n = double(train.images.numel()), mean = sum / n;
+  const double n = double(all.numel()), mean = sum / n;
   EXPECT_NEAR(mean, 0.0, 0.01);
   EXPECT_NEAR(std::sqrt(sq / n - mean * mean), 1.0, 0.01);
 }

@@ -17,12 +17,15 @@ namespace {
 
 constexpr int64_t kH = 2, kW = 3;
 
-// Sample i has every pixel equal to i + p / 8 (p the pixel index) and label i % 10.
+// Sample i (i < 250) has pixel bytes i + p (p the pixel index), label i % 10, and the byte table
+// maps b to b / 2, so a batch row tells which sample it holds.
 Dataset synthetic(int64_t n) {
   Dataset ds;
-  ds.images = Tensor::empty({n, 1, kH, kW});
+  ds.height = kH;
+  ds.width = kW;
+  for (int b = 0; b < 256; ++b) ds.table[b] = float(b) / 2.f;
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t p = 0; p < kH * kW; ++p) ds.images[i * kH * kW + p] = float(i) + float(p) / 8.f;
+    for (int64_t p = 0; p < kH * kW; ++p) ds.pixels.push_back(static_cast<uint8_t>(i + p));
   for (int64_t i = 0; i < n; ++i) ds.labels.push_back(static_cast<int32_t>(i % kNumClasses));
   return ds;
 }
@@ -37,8 +40,8 @@ std::vector<int64_t> epoch_samples(const BatchLoader& loader, const Dataset& ds)
     EXPECT_EQ(x.shape(), (Shape{rows, 1, kH, kW}));
     EXPECT_EQ(y.shape(), Shape{rows});
     for (int64_t r = 0; r < rows; ++r) {
-      const auto s = static_cast<int64_t>(x[r * kH * kW]);
-      for (int64_t p = 0; p < kH * kW; ++p) EXPECT_EQ(x[r * kH * kW + p], ds.images[s * kH * kW + p]);
+      const auto s = static_cast<int64_t>(x[r * kH * kW] * 2.f);
+      for (int64_t p = 0; p < kH * kW; ++p) EXPECT_EQ(x[r * kH * kW + p], float(s + p) / 2.f);
       EXPECT_EQ(y[r], float(ds.labels[s]));
       seen.push_back(s);
     }

@@ -1,0 +1,88 @@
+"""PyTorch peer for bench/run.sh: the same recipe (SGD lr 0.05 momentum 0.9, batch 128) on
+Fashion-MNIST already in memory, one thread, train samples/s (full step) and eval samples/s
+(eval mode, no_grad), median of repeats, plus peak resident memory. Prints one JSON object."""
+import gzip
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+torch.set_num_threads(1)
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def model(name):
+    if name == "fmnist-mlp":
+        return nn.Sequential(
+            nn.Linear(784, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(256, 10)), (784,)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Dropout(0.25), nn.Flatten(), nn.Linear(3136, 128), nn.BatchNorm1d(128), nn.ReLU(),
+        nn.Dropout(0.5), nn.Linear(128, 10)), (1, 28, 28)
+
+
+def main():
+    name = sys.argv[1] if len(sys.argv) > 1 else "fmnist-cnn"
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    data_dir = sys.argv[4] if len(sys.argv) > 4 else "/usr/share/datasets/fashion-mnist"
+    batch = 128
+    torch.manual_seed(1)
+    norm = lambda a: (torch.from_numpy(a.astype(np.float32)) / 255.0 - 0.2860) / 0.3530
+    x_train = norm(read_idx(f"{data_dir}/train-images-idx3-ubyte.gz"))
+    y_train = torch.from_numpy(read_idx(f"{data_dir}/train-labels-idx1-ubyte.gz").astype(np.int64))
+    x_test = norm(read_idx(f"{data_dir}/t10k-images-idx3-ubyte.gz"))
+    net, sample = model(name)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    perm = torch.randperm(x_train.shape[0])
+    batches = [(x_train[perm[i * batch:(i + 1) * batch]].reshape(batch, *sample).contiguous(),
+                y_train[perm[i * batch:(i + 1) * batch]]) for i in range(steps + 3)]
+
+    def step(x, y):
+        out = net(x)
+        loss = loss_fn(out, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    net.train()
+    for x, y in batches[:3]:
+        step(x, y)
+    train_rates, eval_rates = [], []
+    n_eval = min(x_test.shape[0], steps * batch * 2)
+    for _ in range(repeats):
+        net.train()
+        t0 = time.perf_counter()
+        for x, y in batches[3:]:
+            step(x, y)
+        train_rates.append(steps * batch / (time.perf_counter() - t0))
+        net.eval()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, n_eval, batch):
+                net(x_test[i:i + batch].reshape(-1, *sample))
+        eval_rates.append(n_eval / (time.perf_counter() - t0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"impl": "pytorch", "model": name,
+                      "train_samples_per_sec": round(sorted(train_rates)[len(train_rates) // 2], 1),
+                      "eval_samples_per_sec": round(sorted(eval_rates)[len(eval_rates) // 2], 1),
+                      "peak_rss_mb": round(peak, 1)}))
+
+
+if __name__ == "__main__":
+    main()
