@@ -1,0 +1,81 @@
+// Replays one module case of tests/fixtures/layers_golden.bin (written by tests/golden/gen_layers.py
+// from PyTorch) on a C++ module: loads its state through state_dict(), runs every recorded
+// forward/backward, and compares outputs, input gradients, buffers and accumulated parameter
+// gradients. Key layout is documented at the top of gen_layers.py.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "layers/module.h"
+#include "tests/golden_io.h"
+
+namespace lockstep::testing {
+
+using Golden = std::map<std::string, Tensor>;
+
+inline const Golden& layers_golden() {
+  static const Golden g = load_golden("layers_golden.bin");
+  return g;
+}
+
+inline bool has(const Golden& g, const std::string& key) { return g.count(key) != 0; }
+
+struct Tolerance {
+  double atol = 1e-5, rtol = 1e-4;
+};
+
+// Copies {prefix}{name} into every state_dict entry, and checks the module's state_dict names are
+// exactly PyTorch's (no entry missing on either side).
+inline void load_state(Module& m, const Golden& g, const std::string& prefix) {
+  std::set<std::string> expected, got;
+  for (const auto& [key, t] : g)
+    if (key.rfind(prefix, 0) == 0) expected.insert(key.substr(prefix.size()));
+  for (auto& [name, t] : m.state_dict()) {
+    got.insert(name);
+    auto it = g.find(prefix + name);
+    if (it == g.end()) continue;
+    // golden_io.py stores a 0-dim tensor (num_batches_tracked) as shape (1): np.ascontiguousarray
+    // returns at least one dimension.
+    if (t->ndim() > 0) {
+      ASSERT_EQ(t->shape(), it->second.shape()) << name;
+    } else {
+      ASSERT_EQ(it->second.numel(), 1) << name;
+    }
+    t->copy_from(it->second);
+  }
+  EXPECT_EQ(got, expected) << "state_dict names differ from PyTorch's";
+}
+
+// Runs case c on m in m's current mode. Buffers are compared exactly in count
+// (num_batches_tracked) and with `out` tolerance otherwise.
+inline void expect_module_case(Module& m, const std::string& c, Tolerance out = {}, Tolerance grad = {}) {
+  SCOPED_TRACE("case " + c + (m.is_training() ? " (train)" : " (eval)"));
+  const Golden& g = layers_golden();
+  ASSERT_TRUE(has(g, c + ".x0")) << "no golden case " << c;
+  load_state(m, g, c + ".state.");
+  m.zero_grad();
+  for (int k = 0; has(g, c + ".x" + std::to_string(k)); ++k) {
+    const std::string ks = std::to_string(k);
+    SCOPED_TRACE("call " + ks);
+    Tensor y = m.forward(at(g, c + ".x" + ks).clone());
+    EXPECT_EQ(y.shape(), at(g, c + ".y" + ks).shape());
+    EXPECT_ALLCLOSE(y, at(g, c + ".y" + ks), out.atol, out.rtol);
+    for (auto& [name, b] : m.named_buffers()) {
+      SCOPED_TRACE("buffer " + name);
+      EXPECT_ALLCLOSE(*b, at(g, c + ".after" + ks + "." + name), out.atol, out.rtol);
+    }
+    Tensor dx = m.backward(at(g, c + ".dy" + ks).clone());
+    EXPECT_EQ(dx.shape(), at(g, c + ".dx" + ks).shape());
+    EXPECT_ALLCLOSE(dx, at(g, c + ".dx" + ks), grad.atol, grad.rtol);
+  }
+  for (auto& [name, p] : m.named_parameters()) {
+    SCOPED_TRACE("grad of " + name);
+    EXPECT_ALLCLOSE(p->grad, at(g, c + ".grad." + name), grad.atol, grad.rtol);
+  }
+}
+
+}  // namespace lockstep::testing

@@ -1,0 +1,52 @@
+// MaxPool2d against PyTorch (tests/golden/gen_layers.py): kernel 2 and 3, stride 2 and 3, odd
+// sizes (trailing rows/columns dropped), overlapping windows (k3 s2: a shared input receives the
+// sum of its windows' gradients); both modes.
+#include "layers/max_pool2d.h"
+
+#include <gtest/gtest.h>
+
+#include "runtime/check.h"
+#include "tests/layers/golden_module.h"
+
+namespace lockstep {
+namespace {
+
+using testing::expect_module_case;
+
+TEST(MaxPool2dGolden, Kernel2Stride2OddSize) {
+  for (bool train : {true, false}) {
+    MaxPool2d m(2);  // x (2,3,7,9) -> y (2,3,3,4)
+    m.train(train);
+    expect_module_case(m, "pool_k2s2");
+  }
+}
+
+TEST(MaxPool2dGolden, Kernel3Stride2Overlapping) {
+  for (bool train : {true, false}) {
+    MaxPool2d m(3, 2);  // x (1,5,9,7) -> y (1,5,4,3)
+    m.train(train);
+    expect_module_case(m, "pool_k3s2");
+  }
+}
+
+TEST(MaxPool2dGolden, Kernel3DefaultStride) {
+  MaxPool2d m(3);  // x (2,3,8,7) -> y (2,3,2,2)
+  expect_module_case(m, "pool_k3s3");
+}
+
+TEST(MaxPool2d, TiesPickTheFirstMaximum) {
+  MaxPool2d m(2);
+  Tensor x = Tensor::full({1, 1, 2, 2}, 3.f);
+  m.forward(x);
+  Tensor dx = m.backward(Tensor::full({1, 1, 1, 1}, 1.f));
+  EXPECT_EQ(dx[0], 1.f);
+  EXPECT_EQ(dx[1] + dx[2] + dx[3], 0.f);
+}
+
+TEST(MaxPool2d, RejectsInputSmallerThanKernel) {
+  MaxPool2d m(3);
+  EXPECT_THROW(m.forward(Tensor::zeros({1, 1, 2, 5})), Error);
+}
+
+}  // namespace
+}  // namespace lockstep
