@@ -33,27 +33,40 @@ std::string BatchNorm::describe() const {
 
 namespace {
 
-// Per-channel sums over elements of a tensor viewed as (N, C, S): out[ch] = sum f(index, ch).
-// Partial sums run in float over one contiguous run (vectorised), added up in double across runs.
-template <typename F>
-void channel_sums(int64_t n, int64_t c, int64_t s, std::vector<double>& out, F f) {
-  out.assign(c, 0.0);
-  if (s == 1) {  // (N, C): rows are contiguous over channels
-    std::vector<float> acc(c, 0.f);
+// Two per-channel sums in one pass over a tensor viewed as (N, C, S): out1[ch] = sum f1(index, ch),
+// out2[ch] = sum f2(index, ch). Partial sums run in float over one contiguous run (vectorised) and
+// are added up in double across runs.
+template <typename F1, typename F2>
+void channel_sums2(int64_t n, int64_t c, int64_t s, std::vector<double>& out1, std::vector<double>& out2,
+                   F1 f1, F2 f2) {
+  out1.assign(c, 0.0);
+  out2.assign(c, 0.0);
+  if (s == 1) {
+    std::vector<float> a1(c, 0.f), a2(c, 0.f);
     for (int64_t i = 0; i < n; ++i) {
 #pragma omp simd
-      for (int64_t ch = 0; ch < c; ++ch) acc[ch] += f(i * c + ch, ch);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        a1[ch] += f1(i * c + ch, ch);
+        a2[ch] += f2(i * c + ch, ch);
+      }
     }
-    for (int64_t ch = 0; ch < c; ++ch) out[ch] = acc[ch];
+    for (int64_t ch = 0; ch < c; ++ch) {
+      out1[ch] = a1[ch];
+      out2[ch] = a2[ch];
+    }
     return;
   }
   for (int64_t i = 0; i < n; ++i)
     for (int64_t ch = 0; ch < c; ++ch) {
       const int64_t off = (i * c + ch) * s;
-      float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < s; ++j) acc += f(off + j, ch);
-      out[ch] += acc;
+      float a1 = 0.f, a2 = 0.f;
+#pragma omp simd reduction(+ : a1, a2)
+      for (int64_t j = 0; j < s; ++j) {
+        a1 += f1(off + j, ch);
+        a2 += f2(off + j, ch);
+      }
+      out1[ch] += a1;
+      out2[ch] += a2;
     }
 }
 
@@ -86,15 +99,22 @@ void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count
     var.assign(c, 0.0);
     return;
   }
-  channel_sums(n, c, s, mean, [x](int64_t i, int64_t) { return x[i]; });
-  std::vector<float> m(c);
+  // One pass of sums shifted by each channel's first value (close to its mean, so the float
+  // partial sums lose little): S1 = sum(x - k), S2 = sum((x - k)^2); var = S2/n - (S1/n)^2.
+  std::vector<float> k(c);
+  for (int64_t ch = 0; ch < c; ++ch) k[ch] = x[ch * s];
+  const float* kp = k.data();
+  std::vector<double> s1, s2;
+  channel_sums2(
+      n, c, s, s1, s2, [x, kp](int64_t i, int64_t ch) { return x[i] - kp[ch]; },
+      [x, kp](int64_t i, int64_t ch) { return (x[i] - kp[ch]) * (x[i] - kp[ch]); });
+  mean.resize(c);
+  var.resize(c);
   for (int64_t ch = 0; ch < c; ++ch) {
-    mean[ch] /= static_cast<double>(count);
-    m[ch] = static_cast<float>(mean[ch]);
+    const double d = s1[ch] / static_cast<double>(count);
+    mean[ch] = k[ch] + d;
+    var[ch] = std::max(0.0, s2[ch] / static_cast<double>(count) - d * d);
   }
-  const float* mp = m.data();
-  channel_sums(n, c, s, var, [x, mp](int64_t i, int64_t ch) { return (x[i] - mp[ch]) * (x[i] - mp[ch]); });
-  for (int64_t ch = 0; ch < c; ++ch) var[ch] /= static_cast<double>(count);
 }
 
 void BatchNorm::reduce_backward_sums(std::vector<double>&, std::vector<double>&, int64_t&) {}
@@ -114,7 +134,7 @@ Tensor BatchNorm::forward(const Tensor& x) {
   if (use_batch) {
     int64_t count = 0;
     batch_stats(x.data(), n, s, count, mean, var);
-    LOCKSTEP_FAIL_IF(is_training() && count <= 1)
+    LOCKSTEP_FAIL_IF(count <= 1)
         << describe() << ": expected more than 1 value per channel when training, got input "
         << shape_str(x.shape());
     if (is_training() && o_.track_running_stats) {
@@ -164,9 +184,9 @@ Tensor BatchNorm::backward(const Tensor& dy) {
   LOCKSTEP_CHECK(dy.numel() == x_.numel()) << describe() << ": grad size";
   std::vector<double> sum_dy, sum_dy_xhat;
   const float *d = dy.data(), *x = x_.data(), *mp = mean_.data(), *is = invstd_.data();
-  channel_sums(n, c, s, sum_dy, [d](int64_t i, int64_t) { return d[i]; });
-  channel_sums(n, c, s, sum_dy_xhat,
-               [d, x, mp, is](int64_t i, int64_t ch) { return d[i] * ((x[i] - mp[ch]) * is[ch]); });
+  channel_sums2(
+      n, c, s, sum_dy, sum_dy_xhat, [d](int64_t i, int64_t) { return d[i]; },
+      [d, x, mp, is](int64_t i, int64_t ch) { return d[i] * ((x[i] - mp[ch]) * is[ch]); });
   if (weight_) {
     for (int64_t ch = 0; ch < c; ++ch) {
       weight_->grad[ch] += static_cast<float>(sum_dy_xhat[ch]);

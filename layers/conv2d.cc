@@ -51,14 +51,18 @@ Tensor Conv2d::forward(const Tensor& x) {
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
   const int64_t chunk = chunk_images(n, kk * hw);
   Tensor y = Tensor::empty({n, cout, oh, ow});
-  col_.resize(static_cast<size_t>(kk * chunk * hw));
+  // Training keeps every chunk's im2col for backward; no-grad reuses one chunk's scratch.
+  const bool save = grad_enabled();
+  cols_ = save ? Tensor::empty({kk * n * hw}) : Tensor();
+  if (!save) col_.resize(static_cast<size_t>(kk * chunk * hw));
   rows_.resize(static_cast<size_t>(cout * chunk * hw));
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t b = std::min(chunk, n - start), ld = b * hw;
-    for (int64_t j = 0; j < b; ++j) im2col(x.data() + (start + j) * in_hw, g, col_.data() + j * hw, ld);
+    float* col = save ? cols_.data() + kk * start * hw : col_.data();
+    for (int64_t j = 0; j < b; ++j) im2col(x.data() + (start + j) * in_hw, g, col + j * hw, ld);
     // rows (C_out, b*HW) = W (C_out, KK) col (KK, b*HW)
     gemm(false, false, static_cast<int>(cout), static_cast<int>(ld), static_cast<int>(kk), 1.f,
-         weight_->value.data(), static_cast<int>(kk), col_.data(), static_cast<int>(ld), 0.f, rows_.data(),
+         weight_->value.data(), static_cast<int>(kk), col, static_cast<int>(ld), 0.f, rows_.data(),
          static_cast<int>(ld));
     for (int64_t j = 0; j < b; ++j)
       for (int64_t c = 0; c < cout; ++c) {
@@ -68,18 +72,17 @@ Tensor Conv2d::forward(const Tensor& x) {
         for (int64_t p = 0; p < hw; ++p) dst[p] = src[p] + bias;
       }
   }
-  x_ = grad_enabled() ? x : Tensor();
+  x_ = save ? x : Tensor();
   return y;
 }
 
 Tensor Conv2d::backward(const Tensor& dy) {
-  require_saved(x_.defined());
+  require_saved(cols_.defined());
   ConvGeometry g{x_.dim(1), x_.dim(2), x_.dim(3), o_.kernel, o_.stride, o_.padding};
   const int64_t n = x_.dim(0), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = g.oh() * g.ow(), in_hw = g.c * g.h * g.w;
   LOCKSTEP_CHECK(dy.numel() == n * cout * hw) << describe() << ": grad " << shape_str(dy.shape());
   const int64_t chunk = chunk_images(n, kk * hw);
-  col_.resize(static_cast<size_t>(kk * chunk * hw));
   rows_.resize(static_cast<size_t>(cout * chunk * hw));
   Tensor dx;
   if (needs_input_grad()) dx = Tensor::zeros(x_.shape());
@@ -99,19 +102,20 @@ Tensor Conv2d::backward(const Tensor& dy) {
         bias_->grad[c] += s;
       }
     }
-    for (int64_t j = 0; j < b; ++j) im2col(x_.data() + (start + j) * in_hw, g, col_.data() + j * hw, ld);
+    float* col = cols_.data() + kk * start * hw;
     // dW (C_out, KK) += dy (C_out, b*HW) col^T (b*HW, KK)
     gemm(false, true, static_cast<int>(cout), static_cast<int>(kk), static_cast<int>(ld), 1.f, rows_.data(),
-         static_cast<int>(ld), col_.data(), static_cast<int>(ld), 1.f, weight_->grad.data(), static_cast<int>(kk));
+         static_cast<int>(ld), col, static_cast<int>(ld), 1.f, weight_->grad.data(), static_cast<int>(kk));
     if (dx.defined()) {
-      // dcol (KK, b*HW) = W^T (KK, C_out) dy (C_out, b*HW)
+      // dcol (KK, b*HW) = W^T (KK, C_out) dy (C_out, b*HW), over the saved chunk (used up)
       gemm(true, false, static_cast<int>(kk), static_cast<int>(ld), static_cast<int>(cout), 1.f,
-           weight_->value.data(), static_cast<int>(kk), rows_.data(), static_cast<int>(ld), 0.f, col_.data(),
+           weight_->value.data(), static_cast<int>(kk), rows_.data(), static_cast<int>(ld), 0.f, col,
            static_cast<int>(ld));
-      for (int64_t j = 0; j < b; ++j) col2im_add(col_.data() + j * hw, g, ld, dx.data() + (start + j) * in_hw);
+      for (int64_t j = 0; j < b; ++j) col2im_add(col + j * hw, g, ld, dx.data() + (start + j) * in_hw);
     }
   }
   x_ = Tensor();
+  cols_ = Tensor();
   return dx;
 }
 

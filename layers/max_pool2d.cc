@@ -43,7 +43,9 @@ Tensor MaxPool2d::forward(const Tensor& x) {
           const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
           const float m = std::max(std::max(a, b), std::max(c, d));
           out[j] = m;
-          if (pos) pos[j] = a == m ? 0 : b == m ? 1 : c == m ? 2 : 3;
+          // First position holding the maximum, branch-free: 0 if a, else 1 if b, else 2 if c, else 3.
+          const int na = a != m, nb = b != m, nc = c != m;
+          if (pos) pos[j] = static_cast<uint8_t>(na * (1 + nb * (1 + nc)));
         }
         continue;
       }
@@ -78,11 +80,10 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
         const float* g = dy.data() + (p * oh + i) * ow;
         const uint8_t* pos = pos_.data() + (p * oh + i) * ow;
 #pragma omp simd
-        for (int64_t j = 0; j < ow; ++j) {
-          r0[2 * j] = pos[j] == 0 ? g[j] : 0.f;
-          r0[2 * j + 1] = pos[j] == 1 ? g[j] : 0.f;
-          r1[2 * j] = pos[j] == 2 ? g[j] : 0.f;
-          r1[2 * j + 1] = pos[j] == 3 ? g[j] : 0.f;
+        for (int64_t x = 0; x < 2 * ow; ++x) {  // contiguous stores; input x is in window x / 2
+          const int at = pos[x >> 1], col = static_cast<int>(x & 1);
+          r0[x] = at == col ? g[x >> 1] : 0.f;
+          r1[x] = at == col + 2 ? g[x >> 1] : 0.f;
         }
       }
     x_ = y_ = Tensor();
