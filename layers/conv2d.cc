@@ -35,11 +35,6 @@ void Conv2d::reset_parameters(Philox& rng, uint32_t& slot) {
   if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
 }
 
-int64_t Conv2d::chunk_images(int64_t n, int64_t col_floats_per_image) const {
-  const int64_t fit = kChunkBytes / static_cast<int64_t>(sizeof(float)) / std::max<int64_t>(1, col_floats_per_image);
-  return std::max<int64_t>(1, std::min(n, fit));
-}
-
 Tensor Conv2d::forward(const Tensor& x) {
   LOCKSTEP_FAIL_IF(x.ndim() != 4 || x.dim(1) != o_.in_channels)
       << describe() << ": expected input (N, " << o_.in_channels << ", H, W), got "
@@ -49,28 +44,21 @@ Tensor Conv2d::forward(const Tensor& x) {
       << describe() << ": input " << shape_str(x.shape()) << " is smaller than the kernel";
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
-  const int64_t chunk = chunk_images(n, kk * hw);
   Tensor y = Tensor::empty({n, cout, oh, ow});
-  // Training keeps every chunk's im2col for backward; no-grad reuses one chunk's scratch.
+  // Training keeps every image's im2col for backward; no-grad reuses one image's scratch.
   const bool save = grad_enabled();
-  cols_ = save ? Tensor::empty({kk * n * hw}) : Tensor();
-  if (!save) col_.resize(static_cast<size_t>(kk * chunk * hw));
-  rows_.resize(static_cast<size_t>(cout * chunk * hw));
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t b = std::min(chunk, n - start), ld = b * hw;
-    float* col = save ? cols_.data() + kk * start * hw : col_.data();
-    for (int64_t j = 0; j < b; ++j) im2col(x.data() + (start + j) * in_hw, g, col + j * hw, ld);
-    // rows (C_out, b*HW) = W (C_out, KK) col (KK, b*HW)
-    gemm(false, false, static_cast<int>(cout), static_cast<int>(ld), static_cast<int>(kk), 1.f,
-         weight_->value.data(), static_cast<int>(kk), col, static_cast<int>(ld), 0.f, rows_.data(),
-         static_cast<int>(ld));
-    for (int64_t j = 0; j < b; ++j)
-      for (int64_t c = 0; c < cout; ++c) {
-        const float* src = rows_.data() + c * ld + j * hw;
-        float* dst = y.data() + ((start + j) * cout + c) * hw;
-        const float bias = bias_ ? bias_->value[c] : 0.f;
-        for (int64_t p = 0; p < hw; ++p) dst[p] = src[p] + bias;
-      }
+  cols_ = save ? Tensor::empty({n, kk, hw}) : Tensor();
+  if (!save) col_.resize(static_cast<size_t>(kk * hw));
+  for (int64_t i = 0; i < n; ++i) {
+    float* col = save ? cols_.data() + i * kk * hw : col_.data();
+    im2col(x.data() + i * in_hw, g, col, hw);
+    float* yi = y.data() + i * cout * hw;
+    if (bias_)
+      for (int64_t c = 0; c < cout; ++c) std::fill_n(yi + c * hw, hw, bias_->value[c]);
+    // y_i (C_out, HW) = W (C_out, KK) col_i (KK, HW) + bias
+    gemm(false, false, static_cast<int>(cout), static_cast<int>(hw), static_cast<int>(kk), 1.f,
+         weight_->value.data(), static_cast<int>(kk), col, static_cast<int>(hw), bias_ ? 1.f : 0.f, yi,
+         static_cast<int>(hw));
   }
   x_ = save ? x : Tensor();
   return y;
@@ -82,36 +70,29 @@ Tensor Conv2d::backward(const Tensor& dy) {
   const int64_t n = x_.dim(0), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = g.oh() * g.ow(), in_hw = g.c * g.h * g.w;
   LOCKSTEP_CHECK(dy.numel() == n * cout * hw) << describe() << ": grad " << shape_str(dy.shape());
-  const int64_t chunk = chunk_images(n, kk * hw);
-  rows_.resize(static_cast<size_t>(cout * chunk * hw));
   Tensor dx;
   if (needs_input_grad()) dx = Tensor::zeros(x_.shape());
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t b = std::min(chunk, n - start), ld = b * hw;
-    for (int64_t j = 0; j < b; ++j)
-      for (int64_t c = 0; c < cout; ++c) {
-        const float* src = dy.data() + ((start + j) * cout + c) * hw;
-        std::copy_n(src, hw, rows_.data() + c * ld + j * hw);
-      }
+  for (int64_t i = 0; i < n; ++i) {
+    const float* dyi = dy.data() + i * cout * hw;
+    float* col = cols_.data() + i * kk * hw;
     if (bias_) {
       for (int64_t c = 0; c < cout; ++c) {
-        const float* r = rows_.data() + c * ld;
+        const float* r = dyi + c * hw;
         float s = 0.f;
 #pragma omp simd reduction(+ : s)
-        for (int64_t p = 0; p < ld; ++p) s += r[p];
+        for (int64_t p = 0; p < hw; ++p) s += r[p];
         bias_->grad[c] += s;
       }
     }
-    float* col = cols_.data() + kk * start * hw;
-    // dW (C_out, KK) += dy (C_out, b*HW) col^T (b*HW, KK)
-    gemm(false, true, static_cast<int>(cout), static_cast<int>(kk), static_cast<int>(ld), 1.f, rows_.data(),
-         static_cast<int>(ld), col, static_cast<int>(ld), 1.f, weight_->grad.data(), static_cast<int>(kk));
+    // dW (C_out, KK) += dy_i (C_out, HW) col_i^T (HW, KK)
+    gemm(false, true, static_cast<int>(cout), static_cast<int>(kk), static_cast<int>(hw), 1.f, dyi,
+         static_cast<int>(hw), col, static_cast<int>(hw), 1.f, weight_->grad.data(), static_cast<int>(kk));
     if (dx.defined()) {
-      // dcol (KK, b*HW) = W^T (KK, C_out) dy (C_out, b*HW), over the saved chunk (used up)
-      gemm(true, false, static_cast<int>(kk), static_cast<int>(ld), static_cast<int>(cout), 1.f,
-           weight_->value.data(), static_cast<int>(kk), rows_.data(), static_cast<int>(ld), 0.f, col,
-           static_cast<int>(ld));
-      for (int64_t j = 0; j < b; ++j) col2im_add(col + j * hw, g, ld, dx.data() + (start + j) * in_hw);
+      // dcol_i (KK, HW) = W^T (KK, C_out) dy_i (C_out, HW), over the saved im2col (used up)
+      gemm(true, false, static_cast<int>(kk), static_cast<int>(hw), static_cast<int>(cout), 1.f,
+           weight_->value.data(), static_cast<int>(kk), dyi, static_cast<int>(hw), 0.f, col,
+           static_cast<int>(hw));
+      col2im_add(col, g, hw, dx.data() + i * in_hw);
     }
   }
   x_ = Tensor();

@@ -1,9 +1,8 @@
 // Conv2d: square kernel, stride and zero padding, as torch.nn.Conv2d (groups=1, dilation=1).
 // x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in, K, K); bias: (C_out)
-// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + one GEMM per chunk of images, the chunk
-// sized so its im2col matrix stays near kChunkBytes: a wide GEMM runs near the kernel's peak.
-// With grad enabled forward keeps the im2col matrices (KK*N*HW floats) so backward need not
-// rebuild them.
+// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + one GEMM per image: an image's im2col
+// matrix stays in cache between its gather and its GEMM. With grad enabled forward keeps the im2col
+// matrices (N*KK*HW floats) so backward need not rebuild them.
 #pragma once
 
 #include <vector>
@@ -30,12 +29,9 @@ class Conv2d : public Module {
   Conv2dOptions o_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
-  static constexpr int64_t kChunkBytes = 8 << 20;
-  int64_t chunk_images(int64_t n, int64_t col_floats_per_image) const;
-
-  Tensor x_;     // saved input
-  Tensor cols_;  // saved im2col of every chunk, chunk at offset KK*start*HW, (KK, b*HW) each
-  std::vector<float> col_, rows_;  // scratch: im2col (KK, b*HW) and (C_out, b*HW) matrices
+  Tensor x_;     // saved input (its shape; the data is in cols_)
+  Tensor cols_;  // saved im2col matrices, (N, KK, HW), KK = C_in*K*K
+  std::vector<float> col_;  // no-grad scratch: one image's im2col (KK, HW)
 };
 
 }  // namespace lockstep

@@ -1,6 +1,5 @@
-// im2col / col2im for one image, so a chunk of images becomes one GEMM.
-// image: (C, H, W); col: (C*K*K, OH*OW) block of a wider matrix whose rows are `ld` floats apart,
-// row (c*K + kh)*K + kw. Several images sit side by side in one col matrix: image j at column j*OH*OW.
+// im2col / col2im for one image, so convolution becomes a GEMM.
+// image: (C, H, W); col: (C*K*K, OH*OW), rows `ld` floats apart (ld >= OH*OW), row (c*K + kh)*K + kw.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "layers/pool_kernels.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
 
@@ -35,18 +36,8 @@ Tensor MaxPool2d::forward(const Tensor& x) {
     for (int64_t i = 0; i < oh; ++i) {
       float* out = dst + i * ow;
       const float* r0 = src + i * stride_ * w;
-      if (k2s2) {  // the common case, vectorised and branch-free
-        const float* r1 = r0 + w;
-        uint8_t* pos = save ? pos_.data() + (p * oh + i) * ow : nullptr;
-#pragma omp simd
-        for (int64_t j = 0; j < ow; ++j) {
-          const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-          const float m = std::max(std::max(a, b), std::max(c, d));
-          out[j] = m;
-          // First position holding the maximum, branch-free: 0 if a, else 1 if b, else 2 if c, else 3.
-          const int na = a != m, nb = b != m, nc = c != m;
-          if (pos) pos[j] = static_cast<uint8_t>(na * (1 + nb * (1 + nc)));
-        }
+      if (k2s2) {  // the common case: row kernels
+        max_pool2x2_row(r0, r0 + w, ow, out, save ? pos_.data() + (p * oh + i) * ow : nullptr);
         continue;
       }
       for (int64_t j = 0; j < ow; ++j) {
@@ -76,15 +67,7 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
     for (int64_t p = 0; p < planes; ++p)
       for (int64_t i = 0; i < oh; ++i) {
         float* r0 = dx.data() + p * h * w + 2 * i * w;
-        float* r1 = r0 + w;
-        const float* g = dy.data() + (p * oh + i) * ow;
-        const uint8_t* pos = pos_.data() + (p * oh + i) * ow;
-#pragma omp simd
-        for (int64_t x = 0; x < 2 * ow; ++x) {  // contiguous stores; input x is in window x / 2
-          const int at = pos[x >> 1], col = static_cast<int>(x & 1);
-          r0[x] = at == col ? g[x >> 1] : 0.f;
-          r1[x] = at == col + 2 ? g[x >> 1] : 0.f;
-        }
+        max_pool2x2_backward_row(pos_.data() + (p * oh + i) * ow, dy.data() + (p * oh + i) * ow, ow, r0, r0 + w);
       }
     x_ = y_ = Tensor();
     pos_.clear();
