@@ -14,7 +14,8 @@ struct ConvGeometry {
 };
 
 void im2col(const float* image, const ConvGeometry& g, float* col, int64_t ld);
-// image += col2im(col); image must be zeroed by the caller first.
-void col2im_add(const float* col, const ConvGeometry& g, int64_t ld, float* image);
+// image += col2im(col); image must be zeroed by the caller first. col is scratch: it may be
+// overwritten.
+void col2im_add(float* col, const ConvGeometry& g, int64_t ld, float* image);
 
 }  // namespace lockstep
