@@ -5,6 +5,9 @@
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #include <immintrin.h>
+// GCC 12 flags the pass-through operand inside _mm512_max_ps as maybe-uninitialized (a known
+// false positive of its intrinsic headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace lockstep {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/device.h"
 
 namespace lockstep {
 namespace {
@@ -65,12 +66,29 @@ int64_t shape_numel(const Shape& s) {
 }
 
 Tensor Tensor::empty(Shape shape, Device device) {
-  LOCKSTEP_CHECK(device == Device::kCPU) << "this build allocates CPU tensors only";
   Tensor t;
   t.numel_ = shape_numel(shape);
   t.shape_ = std::move(shape);
   t.device_ = device;
-  t.storage_ = allocate(t.numel_);
+  if (device == Device::kCPU) {
+    t.storage_ = allocate(t.numel_);
+  } else {
+    void* p = cuda_alloc(std::max<size_t>(1, static_cast<size_t>(t.numel_) * sizeof(float)));
+    t.storage_ = std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { cuda_free(q); });
+  }
+  return t;
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == device_) return *this;
+  Tensor t = empty(shape_, device);
+  const size_t bytes = static_cast<size_t>(numel_) * sizeof(float);
+  if (bytes == 0) return t;
+  if (device == Device::kCUDA) {
+    cuda_copy_to_device(t.data(), data(), bytes);
+  } else {
+    cuda_copy_to_host(t.data(), data(), bytes);
+  }
   return t;
 }
 
@@ -121,14 +139,19 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::clone() const {
+  if (device_ != Device::kCPU) return to(Device::kCPU).to(device_);
   Tensor t = empty(shape_, device_);
   if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(float));
   return t;
 }
 
-void Tensor::fill(float value) { std::fill_n(data(), numel_, value); }
+void Tensor::fill(float value) {
+  LOCKSTEP_CHECK(device_ == Device::kCPU) << "fill() on a device tensor; fill on the CPU and use to()";
+  std::fill_n(data(), numel_, value);
+}
 
 void Tensor::copy_from(const Tensor& other) {
+  LOCKSTEP_CHECK(device_ == Device::kCPU && other.device_ == Device::kCPU) << "copy_from() between CPU tensors only";
   LOCKSTEP_CHECK(other.numel_ == numel_)
       << "copy " << shape_str(other.shape_) << " into " << shape_str(shape_);
   if (numel_) std::memcpy(data(), other.data(), static_cast<size_t>(numel_) * sizeof(float));

@@ -1,6 +1,6 @@
 // Tensor: a dense, contiguous float32 array with a shape, backed by 64-byte-aligned storage that
-// copies share (like torch.Tensor views). The device field is ready for CUDA storage; every kernel
-// in this build runs on kCPU and checks it. Live and peak storage bytes are counted so tests and
+// copies share (like torch.Tensor views). kCUDA tensors hold device memory (runtime/device.h) and
+// move with to(); the layers' kernels run on kCPU tensors. Live and peak storage bytes are counted so tests and
 // benchmarks can measure what forward keeps for backward.
 #pragma once
 
@@ -44,6 +44,7 @@ class Tensor {
   float operator[](int64_t i) const { return data()[i]; }
 
   Tensor reshape(Shape shape) const;  // shares storage; one dim may be -1
+  Tensor to(Device device) const;     // a copy on `device` (this tensor itself if already there)
   Tensor clone() const;
   void fill(float value);
   void copy_from(const Tensor& other);  // same numel required

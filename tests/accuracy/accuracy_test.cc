@@ -21,6 +21,8 @@ struct Case {
   double min_accuracy;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << " seed " << c.seed; }
+
 class Accuracy : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Accuracy, ThreeEpochsReachTheBar) {
