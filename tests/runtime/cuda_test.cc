@@ -23,13 +23,10 @@ Tensor random(Shape s, uint32_t layer) {
   return t;
 }
 
-TEST(Cuda, BuildReportsItsBackend) {
-  if (!built_with_cuda()) {
-    EXPECT_EQ(cuda_device_count(), 0);
-    EXPECT_THROW(Tensor::empty({4}, Device::kCUDA), Error);
-  }
-  LOCKSTEP_REQUIRE_GPU();
-  EXPECT_TRUE(built_with_cuda());
+TEST(Cuda, CpuOnlyBuildRefusesDeviceTensors) {
+  if (built_with_cuda()) GTEST_SKIP() << "a CUDA build";
+  EXPECT_EQ(cuda_device_count(), 0);
+  EXPECT_THROW(Tensor::empty({4}, Device::kCUDA), Error);
 }
 
 TEST(Cuda, RoundTripIsExact) {
