@@ -1,20 +1,29 @@
 // Communicator: the collective interface every data-parallel piece talks to. Collectives are in
-// place and asynchronous; wait() on the returned Work. Backends (MPI, NCCL) live in subfolders and
-// only comm/ names them.
+// place and asynchronous: wait() on the returned Work. Every collective carries a fingerprint
+// (op, element count, sequence number, train/eval mode, phase) that the backend checks across
+// ranks before moving data, so ranks that disagree fail with an error naming them instead of
+// hanging; a collective that waits past the timeout fails naming the ranks that never arrived.
+// Backends live in subfolders (mpi/, nccl/); only comm/factory.cc knows which exist.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 namespace lockstep {
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };
 
+// What the caller is doing when it issues a collective; part of every fingerprint.
+enum class CommMode : uint8_t { kNone = 0, kTrain = 1, kEval = 2 };
+
 class WorkHandle {
  public:
   virtual ~WorkHandle() = default;
-  virtual void wait() = 0;
+  virtual void wait() = 0;  // throws lockstep::Error on mismatch or timeout
 };
 
 class Work {
@@ -25,9 +34,15 @@ class Work {
     if (handle_) handle_->wait();
     handle_.reset();
   }
+  bool pending() const { return handle_ != nullptr; }
 
  private:
   std::unique_ptr<WorkHandle> handle_;
+};
+
+struct CommOptions {
+  std::chrono::milliseconds timeout{std::chrono::seconds(300)};  // per collective
+  bool check_fingerprints = true;
 };
 
 class Communicator {
@@ -35,10 +50,34 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "mpi", "nccl", "self"
+
+  // Collectives, in place and asynchronous. Every rank must issue the same collectives in the
+  // same order. Buffers must stay alive and untouched until wait() returns.
   virtual Work all_reduce(std::span<float> buf, ReduceOp op) = 0;
+  virtual Work all_reduce(std::span<double> buf, ReduceOp op) = 0;
   virtual Work broadcast(std::span<std::byte> buf, int root) = 0;
+  // out holds size() * in.size() floats: rank r's block at r * in.size().
   virtual Work all_gather(std::span<const float> in, std::span<float> out) = 0;
   virtual Work barrier() = 0;
+
+  // Declared in the fingerprint of every following collective.
+  void set_phase(uint32_t phase, CommMode mode) {
+    phase_ = phase;
+    mode_ = mode;
+  }
+  uint32_t phase() const { return phase_; }
+  CommMode mode() const { return mode_; }
+  // Collectives issued so far by this rank (also the next sequence number).
+  uint64_t collectives_issued() const { return seq_; }
+
+ protected:
+  uint64_t next_seq() { return seq_++; }
+
+ private:
+  uint32_t phase_ = 0;
+  CommMode mode_ = CommMode::kNone;
+  uint64_t seq_ = 0;
 };
 
 }  // namespace lockstep
