@@ -32,6 +32,16 @@ Module& Module::register_module(const std::string& name, std::unique_ptr<Module>
   return *children_.back().second;
 }
 
+std::unique_ptr<Module> Module::swap_child(const std::string& name, std::unique_ptr<Module> m) {
+  for (auto& [n, c] : children_)
+    if (n == name) {
+      std::swap(c, m);
+      return m;
+    }
+  LOCKSTEP_CHECK(false) << "no child named " << name;
+  return nullptr;
+}
+
 void Module::require_saved(bool saved) const {
   LOCKSTEP_FAIL_IF(!saved) << describe()
                            << ": backward() without a recorded forward (forward ran under no-grad, "

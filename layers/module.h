@@ -62,6 +62,8 @@ class Module {
   Parameter& register_parameter(const std::string& name, Tensor value);
   Tensor& register_buffer(const std::string& name, Tensor value);
   Module& register_module(const std::string& name, std::unique_ptr<Module> m);
+  // Replaces the child registered as `name`; returns the previous one.
+  std::unique_ptr<Module> swap_child(const std::string& name, std::unique_ptr<Module> m);
   // Throws if the last forward saved nothing (no-grad) or backward already consumed it.
   void require_saved(bool saved) const;
 

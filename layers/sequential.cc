@@ -15,6 +15,14 @@ Sequential& Sequential::add(std::unique_ptr<Module> m) {
   return *this;
 }
 
+std::unique_ptr<Module> Sequential::replace(size_t i, std::unique_ptr<Module> m) {
+  LOCKSTEP_CHECK(i < layers_.size()) << "replace layer " << i << " of " << layers_.size();
+  m->train(is_training());
+  m->set_needs_input_grad(layers_[i]->needs_input_grad());
+  layers_[i] = m.get();
+  return swap_child(std::to_string(i), std::move(m));
+}
+
 std::string Sequential::describe() const {
   std::ostringstream os;
   os << "Sequential(";
@@ -43,6 +51,7 @@ Tensor Sequential::backward(const Tensor& dy) {
     } catch (const Error& e) {
       throw Error("layer " + std::to_string(i) + ": " + e.what());
     }
+    if (backward_hook_) backward_hook_(i);
   }
   return g;
 }

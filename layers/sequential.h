@@ -2,6 +2,7 @@
 // them in order, backward in reverse. An error inside a layer is re-thrown naming its index.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -22,12 +23,18 @@ class Sequential : public Module {
   std::string describe() const override;
   size_t size() const { return layers_.size(); }
   Module& operator[](size_t i) { return *layers_[i]; }
+  // Swaps layer i for m (same name "i"; m takes over the mode); returns the old layer.
+  std::unique_ptr<Module> replace(size_t i, std::unique_ptr<Module> m);
+  // Called after each layer's backward with its index, once that layer's parameter gradients are
+  // final: the gradient reducer starts bucket all-reduces from here, while backward goes on.
+  void set_backward_hook(std::function<void(size_t)> hook) { backward_hook_ = std::move(hook); }
   // Runs a forward pass on an input of `shape` under no-grad in eval mode (restoring the mode) and
   // reports the first layer whose input shape does not fit; returns the output shape.
   Shape check_shapes(const Shape& input);
 
  private:
   std::vector<Module*> layers_;
+  std::function<void(size_t)> backward_hook_;
 };
 
 }  // namespace lockstep
