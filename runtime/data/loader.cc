@@ -22,20 +22,28 @@ BatchLoader::BatchLoader(const Dataset& ds, int64_t batch_size, bool shuffle, ui
   set_epoch(0);
 }
 
+void shuffled_order(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64_t>& order) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  const Philox rng(RngState{seed, 0, RngStream::kShuffle, static_cast<uint64_t>(epoch)});
+  std::array<uint32_t, 4> words{};
+  uint64_t k = 0;
+  for (int64_t i = n - 1; i > 0; --i, ++k) {
+    if (k % 4 == 0) words = rng.draw(0, k / 4);
+    const auto j = static_cast<int64_t>((uint64_t{words[k % 4]} * static_cast<uint64_t>(i + 1)) >> 32);
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+}
+
 void BatchLoader::set_epoch(int64_t epoch) {
   LOCKSTEP_CHECK(epoch >= 0) << "epoch " << epoch;
   epoch_ = epoch;
+  if (shuffle_) {
+    shuffled_order(ds_.size(), seed_, epoch, order_);
+    return;
+  }
   order_.resize(static_cast<size_t>(ds_.size()));
   std::iota(order_.begin(), order_.end(), int64_t{0});
-  if (!shuffle_) return;
-  const Philox rng(RngState{seed_, 0, RngStream::kShuffle, static_cast<uint64_t>(epoch)});
-  std::array<uint32_t, 4> words{};
-  uint64_t k = 0;
-  for (int64_t i = ds_.size() - 1; i > 0; --i, ++k) {
-    if (k % 4 == 0) words = rng.draw(0, k / 4);
-    const auto j = static_cast<int64_t>((uint64_t{words[k % 4]} * static_cast<uint64_t>(i + 1)) >> 32);
-    std::swap(order_[static_cast<size_t>(i)], order_[static_cast<size_t>(j)]);
-  }
 }
 
 int64_t BatchLoader::num_batches() const {

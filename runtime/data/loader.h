@@ -11,6 +11,10 @@
 
 namespace lockstep {
 
+// order := the Philox Fisher-Yates permutation of [0, n) for (seed, epoch) (Note [shuffle draws]
+// in loader.cc); shared by BatchLoader and DistributedSampler so both shuffle identically.
+void shuffled_order(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64_t>& order);
+
 class BatchLoader {
  public:
   // Keeps a copy of ds (sharing its image storage). The order starts at epoch 0.
