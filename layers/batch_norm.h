@@ -29,10 +29,13 @@ class BatchNorm : public Module {
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   const BatchNormOptions& options() const { return o_; }
+  int spatial_dims() const { return spatial_dims_; }
 
  protected:
   // Per-channel statistics of the batch x viewed as (N, C, S): count, mean and biased variance.
-  // Plain BatchNorm uses this rank's batch alone.
+  // Plain BatchNorm uses this rank's batch alone. forward checks the returned count (> 1) and uses
+  // it for running_var's unbiased correction, so an override returns the count its statistics
+  // cover (SyncBatchNorm: the global batch, even where this rank holds no sample).
   virtual void batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
                            std::vector<double>& mean, std::vector<double>& var);
   // Backward reduction of per-channel sum(dy) and sum(dy * xhat) and the count they cover.

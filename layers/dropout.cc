@@ -1,4 +1,11 @@
 // Dropout forward/backward and model-wide seeding.
+//
+// Note [dropout keying]: a Philox draw is a pure function of (key, counter), so a mask element can
+// be drawn from its index alone. kPerRank keys on the rank and numbers elements from 0 on each
+// rank. kPerSample drops the rank from the key and numbers elements by their place in the global
+// batch; since a rank's shard is a run of consecutive rows, its elements are the consecutive
+// global indices from first_global_row * row_numel, so the shard's mask is a slice of the global
+// mask. Both keyings advance the step once per train-mode forward, identically on every rank.
 #include "layers/dropout.h"
 
 #include <sstream>
@@ -7,6 +14,24 @@
 #include "runtime/grad_mode.h"
 
 namespace lockstep {
+namespace {
+
+// out[k] = uniform draw of element offset + k for `layer` at rng's current step; for offset 0 it
+// equals Philox::uniform. Elements map to (block, lane) = (e / 4, e % 4).
+void uniform_from(const Philox& rng, uint32_t layer, int64_t offset, float* out, int64_t n) {
+  if (offset == 0) {
+    rng.uniform(layer, out, n);
+    return;
+  }
+  int64_t k = 0;
+  while (k < n) {
+    const int64_t e = offset + k;
+    const auto r = rng.draw(layer, static_cast<uint64_t>(e / 4));
+    for (int lane = static_cast<int>(e % 4); lane < 4 && k < n; ++lane) out[k++] = uniform01(r[lane]);
+  }
+}
+
+}  // namespace
 
 Dropout::Dropout(float p) : p_(p) {
   LOCKSTEP_FAIL_IF(!(p >= 0.f && p <= 1.f)) << "Dropout: p must be in [0, 1], got " << p;
@@ -20,7 +45,31 @@ std::string Dropout::describe() const {
 
 void Dropout::seed(uint64_t seed, uint32_t rank, uint32_t layer) {
   layer_ = layer;
+  rank_ = rank;
   rng_.set_state(RngState{seed, rank, RngStream::kDropout, 0});
+  rekey();
+}
+
+void Dropout::set_keying(DropoutKeying keying) {
+  keying_ = keying;
+  rekey();
+}
+
+void Dropout::set_first_global_row(int64_t row) {
+  LOCKSTEP_CHECK(row >= 0) << describe() << ": first global row " << row;
+  first_global_row_ = row;
+}
+
+void Dropout::set_rng_state(const RngState& s) {
+  if (keying_ == DropoutKeying::kPerRank) rank_ = s.rank;
+  rng_.set_state(s);
+  rekey();
+}
+
+void Dropout::rekey() {
+  RngState s = rng_.state();
+  s.rank = keying_ == DropoutKeying::kPerSample ? 0u : rank_;
+  rng_.set_state(s);
 }
 
 Tensor Dropout::forward(const Tensor& x) {
@@ -30,7 +79,10 @@ Tensor Dropout::forward(const Tensor& x) {
     return x;
   }
   Tensor mask = Tensor::empty(x.shape());
-  rng_.uniform(layer_, mask.data(), mask.numel());
+  int64_t offset = 0;
+  if (keying_ == DropoutKeying::kPerSample && x.ndim() > 0 && x.dim(0) > 0)
+    offset = first_global_row_ * (x.numel() / x.dim(0));
+  uniform_from(rng_, layer_, offset, mask.data(), mask.numel());
   rng_.advance();
   const float scale = p_ < 1.f ? 1.f / (1.f - p_) : 0.f;
   float* m = mask.data();
@@ -57,15 +109,23 @@ Tensor Dropout::backward(const Tensor& dy) {
 }
 
 namespace {
-void seed_rec(Module& m, uint64_t seed, uint32_t rank, uint32_t& layer) {
-  if (auto* d = dynamic_cast<Dropout*>(&m)) d->seed(seed, rank, layer++);
-  for (auto& [name, child] : m.children()) seed_rec(*child, seed, rank, layer);
+template <typename F>
+void for_each_dropout(Module& m, F&& f) {
+  if (auto* d = dynamic_cast<Dropout*>(&m)) f(*d);
+  for (auto& [name, child] : m.children()) for_each_dropout(*child, f);
 }
 }  // namespace
 
-void seed_dropout(Module& model, uint64_t seed, uint32_t rank) {
+void seed_dropout(Module& model, uint64_t seed, uint32_t rank, DropoutKeying keying) {
   uint32_t layer = 0;
-  seed_rec(model, seed, rank, layer);
+  for_each_dropout(model, [&](Dropout& d) {
+    d.set_keying(keying);
+    d.seed(seed, rank, layer++);
+  });
+}
+
+void set_dropout_first_global_row(Module& model, int64_t row) {
+  for_each_dropout(model, [row](Dropout& d) { d.set_first_global_row(row); });
 }
 
 }  // namespace lockstep

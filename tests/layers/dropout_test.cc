@@ -174,6 +174,53 @@ TEST(Dropout, SeedDropoutNumbersLayersInModelOrder) {
   EXPECT_GT(count_different(static_cast<Dropout&>((*m2)[0]).forward(x), y0), kN / 4);
 }
 
+TEST(Dropout, PerSampleShardsAreSlicesOfTheGlobalMask) {
+  // A (10, 7) global batch split 4/0/6 at rows 0, 4, 4: each shard's mask is the matching rows
+  // of the whole batch's mask, whatever rank the shard sits on; and per-sample keying at row 0
+  // equals per-rank keying of rank 0.
+  constexpr int64_t kRows = 10, kCols = 7;
+  Tensor x = input(kRows * kCols).reshape({kRows, kCols});
+  Dropout whole(0.5f);
+  whole.seed(77, 0, 1);
+  whole.set_keying(DropoutKeying::kPerSample);
+  Tensor y = whole.forward(x);
+  Dropout per_rank(0.5f);
+  per_rank.seed(77, 0, 1);
+  EXPECT_EQ(count_different(per_rank.forward(x), y), 0);
+  const int64_t starts[] = {0, 4, 4}, rows[] = {4, 0, 6};
+  for (uint32_t r = 0; r < 3; ++r) {
+    Dropout shard(0.5f);
+    seed_dropout(shard, 77, r, DropoutKeying::kPerSample);
+    shard.seed(77, r, 1);  // same layer slot as `whole`
+    set_dropout_first_global_row(shard, starts[r]);
+    Tensor xs = Tensor::empty({rows[r], kCols});
+    for (int64_t i = 0; i < xs.numel(); ++i) xs[i] = x[starts[r] * kCols + i];
+    Tensor ys = shard.forward(xs);
+    EXPECT_EQ(shard.rng_state().step, 1u) << "rank " << r;  // an empty shard advances too
+    for (int64_t i = 0; i < ys.numel(); ++i)
+      ASSERT_EQ(ys[i], y[starts[r] * kCols + i]) << "rank " << r << " index " << i;
+  }
+}
+
+TEST(Dropout, PerSampleOffsetsAreNotBlockAligned) {
+  // Rows of 3 elements start mid Philox block: every offset 0..8 must match the whole-batch mask.
+  Tensor x = input(12 * 3).reshape({12, 3});
+  Dropout whole(0.5f);
+  whole.seed(5, 0, 0);
+  whole.set_keying(DropoutKeying::kPerSample);
+  Tensor y = whole.forward(x);
+  for (int64_t start = 0; start < 9; ++start) {
+    Dropout shard(0.5f);
+    shard.set_keying(DropoutKeying::kPerSample);
+    shard.seed(5, 2, 0);
+    shard.set_first_global_row(start);
+    Tensor xs = Tensor::empty({3, 3});
+    for (int64_t i = 0; i < 9; ++i) xs[i] = x[start * 3 + i];
+    Tensor ys = shard.forward(xs);
+    for (int64_t i = 0; i < 9; ++i) ASSERT_EQ(ys[i], y[start * 3 + i]) << "start " << start;
+  }
+}
+
 TEST(Dropout, PZeroIsIdentity) {
   Dropout d(0.f);
   Tensor x = input(1000);
