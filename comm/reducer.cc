@@ -1,0 +1,148 @@
+// Bucket layout (Note [bucket order] in reducer.h), launch on readiness, finalize.
+#include "comm/reducer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
+Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups, ReducerOptions o)
+    : comm_(comm), o_(o), groups_(std::move(groups)) {
+  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0) << "reducer: bucket size must be positive, got " << o_.bucket_bytes;
+  struct Entry {
+    Parameter* p;
+    size_t layer, index;
+  };
+  std::vector<Entry> flat;
+  for (size_t l = 0; l < groups_.size(); ++l) {
+    param_index_base_.push_back(flat.size());
+    for (Parameter* p : groups_[l]) {
+      LOCKSTEP_CHECK(p && p->value.defined()) << "reducer: layer " << l << " has an undefined parameter";
+      flat.push_back({p, l, flat.size()});
+    }
+  }
+  // Note [bucket order]: reverse registration order, greedy packing up to bucket_bytes.
+  layer_buckets_.resize(groups_.size());
+  const auto cap = static_cast<size_t>(o_.bucket_bytes / static_cast<int64_t>(sizeof(float)));
+  size_t fill = 0;
+  for (auto it = flat.rbegin(); it != flat.rend(); ++it) {
+    const auto n = static_cast<size_t>(it->p->value.numel());
+    if (buckets_.empty() || (fill > 0 && fill + n > cap)) {
+      buckets_.emplace_back();
+      fill = 0;
+    }
+    buckets_.back().slots.push_back({it->p, fill, it->index});
+    fill += n;
+    layer_buckets_[it->layer].push_back(buckets_.size() - 1);
+  }
+  for (Bucket& b : buckets_) {
+    size_t total = 0;
+    for (const Slot& s : b.slots) total += static_cast<size_t>(s.param->value.numel());
+    b.buffer.assign(total, 0.f);
+  }
+  reset_pending();
+}
+
+void Reducer::reset_pending() {
+  for (Bucket& b : buckets_) {
+    b.pending = b.slots.size();
+    b.ready = false;
+  }
+  next_launch_ = 0;
+}
+
+void Reducer::layer_ready(size_t layer) {
+  if (!sync_) return;
+  LOCKSTEP_CHECK(layer < groups_.size()) << "reducer: layer " << layer << " of " << groups_.size();
+  bool any = false;
+  for (size_t b : layer_buckets_[layer]) {
+    Bucket& bk = buckets_[b];
+    LOCKSTEP_CHECK(bk.pending > 0) << "reducer: layer " << layer << " reported ready twice in one backward";
+    if (--bk.pending == 0) {
+      const auto t0 = Clock::now();
+      for (const Slot& s : bk.slots) {
+        const Tensor& g = s.param->grad;
+        LOCKSTEP_CHECK(g.defined() && g.numel() == s.param->value.numel())
+            << "reducer: parameter " << s.index << " has no gradient shaped like its value";
+        std::memcpy(bk.buffer.data() + s.offset, g.data(), static_cast<size_t>(g.numel()) * sizeof(float));
+      }
+      stats_.pack_seconds += since(t0);
+      bk.ready = true;
+      any = true;
+    }
+  }
+  if (any) launch_ready_in_order();
+}
+
+void Reducer::launch_ready_in_order() {
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
+    Bucket& bk = buckets_[next_launch_++];
+    bk.work = comm_.all_reduce(std::span<float>(bk.buffer), ReduceOp::kAverage);
+    ++stats_.allreduces;
+    stats_.bytes += static_cast<int64_t>(bk.buffer.size() * sizeof(float));
+  }
+}
+
+void Reducer::finalize() {
+  if (!sync_) return;
+  // Buckets whose layers never reported (no hook wired, or a layer without backward) go now.
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bk = buckets_[b];
+    if (bk.ready || b < next_launch_) continue;
+    for (const Slot& s : bk.slots) {
+      const Tensor& g = s.param->grad;
+      LOCKSTEP_CHECK(g.defined() && g.numel() == s.param->value.numel())
+          << "reducer: parameter " << s.index << " has no gradient shaped like its value";
+      std::memcpy(bk.buffer.data() + s.offset, g.data(), static_cast<size_t>(g.numel()) * sizeof(float));
+    }
+    bk.ready = true;
+  }
+  launch_ready_in_order();
+  for (Bucket& bk : buckets_) {
+    const auto t0 = Clock::now();
+    bk.work.wait();
+    stats_.finalize_wait_seconds += since(t0);
+    const auto t1 = Clock::now();
+    for (const Slot& s : bk.slots)
+      std::memcpy(s.param->grad.data(), bk.buffer.data() + s.offset,
+                  static_cast<size_t>(s.param->grad.numel()) * sizeof(float));
+    stats_.pack_seconds += since(t1);
+  }
+  ++stats_.syncs;
+  reset_pending();
+}
+
+std::vector<std::vector<size_t>> Reducer::bucket_layout() const {
+  std::vector<std::vector<size_t>> out;
+  for (const Bucket& b : buckets_) {
+    out.emplace_back();
+    for (const Slot& s : b.slots) out.back().push_back(s.index);
+  }
+  return out;
+}
+
+double Reducer::time_bare_allreduce(int reps) {
+  LOCKSTEP_CHECK(reps > 0) << "reps " << reps;
+  std::vector<double> times;
+  std::vector<std::vector<float>> scratch;
+  for (const Bucket& b : buckets_) scratch.push_back(b.buffer);
+  comm_.barrier().wait();
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    std::vector<Work> works;
+    for (auto& s : scratch) works.push_back(comm_.all_reduce(std::span<float>(s), ReduceOp::kAverage));
+    for (Work& w : works) w.wait();
+    times.push_back(since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+}  // namespace lockstep

@@ -1,0 +1,111 @@
+// Gradient bucketing reducer: packs gradients into ~25 MiB buckets in reverse registration order
+// and starts each bucket's all-reduce (average over ranks) as soon as its last gradient is final,
+// so communication overlaps the rest of backward. finalize(), before the optimizer step, waits for
+// every bucket and writes the averaged gradients back.
+//
+// comm/ sits below layers/, so the reducer sees parameters grouped by layer, not modules: group i
+// holds layer i's parameters, and the trainer wires Sequential's backward hook to layer_ready(i).
+//
+// Note [bucket order]: parameters are taken in reverse registration order (the order backward
+// finishes them, as PyTorch's DDP) and packed greedily: a bucket closes when adding the next
+// parameter would pass bucket_bytes (a parameter is never split; a bucket holds at least one).
+// The layout is a pure function of the parameter shapes and bucket_bytes, hence identical on
+// every rank, and buckets are launched strictly in index order (a bucket that is ready early waits
+// for its predecessors), so every rank issues the same all-reduces in the same order.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "runtime/parameter.h"
+
+namespace lockstep {
+
+struct ReducerOptions {
+  int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
+};
+
+// Accumulated over finalize() calls until reset_stats().
+struct ReducerStats {
+  int64_t syncs = 0;                // finalize() calls that reduced (not under no_sync)
+  int64_t allreduces = 0;           // bucket all-reduces issued
+  int64_t bytes = 0;                // bytes all-reduced
+  double finalize_wait_seconds = 0; // blocked in finalize waiting for buckets: exposed communication
+  double pack_seconds = 0;          // copying grads into and out of bucket buffers
+};
+
+class Reducer {
+ public:
+  // groups[i]: the parameters of layer i, in registration order (layers without any are fine).
+  // Every parameter's grad must be defined and shaped like its value at finalize time.
+  Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups, ReducerOptions o = {});
+
+  // Layer i's parameter gradients are final for this backward: buckets whose last gradient this
+  // was are packed and launched (in bucket order). A no-op under no_sync.
+  void layer_ready(size_t layer);
+  // Launches any bucket not started yet (in order), waits for all of them and copies the averaged
+  // gradients back into the parameters. A no-op under no_sync: gradients stay local and keep
+  // accumulating until the step whose finalize syncs them.
+  void finalize();
+
+  // Gradient accumulation: while sync is off, neither layer_ready nor finalize communicates.
+  void set_sync(bool on) { sync_ = on; }
+  bool sync() const { return sync_; }
+  // RAII form: `{ auto guard = reducer.no_sync(); forward; backward; }` for all micro-batches but
+  // the last.
+  class NoSyncGuard {
+   public:
+    explicit NoSyncGuard(Reducer& r) : r_(r), prev_(r.sync()) { r_.set_sync(false); }
+    ~NoSyncGuard() { r_.set_sync(prev_); }
+    NoSyncGuard(const NoSyncGuard&) = delete;
+    NoSyncGuard& operator=(const NoSyncGuard&) = delete;
+
+   private:
+    Reducer& r_;
+    bool prev_;
+  };
+  NoSyncGuard no_sync() { return NoSyncGuard(*this); }
+
+  // Bucket b's parameters, as indices into the flattened registration order of `groups`.
+  std::vector<std::vector<size_t>> bucket_layout() const;
+  size_t num_buckets() const { return buckets_.size(); }
+  const ReducerStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
+
+  // Collective (every rank must call it): seconds for all-reducing every bucket back to back with
+  // nothing else running, the median of `reps` rounds. 1 - finalize wait / this = the share of
+  // communication hidden behind backward. Gradients are left untouched.
+  double time_bare_allreduce(int reps = 5);
+
+ private:
+  struct Slot {
+    Parameter* param;
+    size_t offset;  // in floats, within its bucket's buffer
+    size_t index;   // flattened registration index
+  };
+  struct Bucket {
+    std::vector<Slot> slots;
+    std::vector<float> buffer;
+    size_t pending = 0;  // gradients not final yet in this backward
+    bool ready = false;  // packed, waiting for its turn to launch
+    Work work;
+  };
+  void launch_ready_in_order();
+  void reset_pending();
+
+  Communicator& comm_;
+  ReducerOptions o_;
+  std::vector<std::vector<Parameter*>> groups_;
+  std::vector<size_t> param_index_base_;  // groups_[i]'s first flattened index
+  std::vector<Bucket> buckets_;
+  // For each layer, the buckets holding its parameters (each listed once per parameter).
+  std::vector<std::vector<size_t>> layer_buckets_;
+  size_t next_launch_ = 0;
+  bool sync_ = true;
+  ReducerStats stats_;
+};
+
+}  // namespace lockstep
