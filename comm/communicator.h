@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string>
@@ -60,6 +61,10 @@ class Communicator {
   // out holds size() * in.size() floats: rank r's block at r * in.size().
   virtual Work all_gather(std::span<const float> in, std::span<float> out) = 0;
   virtual Work barrier() = 0;
+
+  // Ends every rank of the job at once after a fatal error (MPI_Abort for MPI-based backends), so
+  // no peer hangs in its next collective. For main() only: library code throws Error instead.
+  [[noreturn]] virtual void abort(int code) { std::_Exit(code); }
 
   // Declared in the fingerprint of every following collective.
   void set_phase(uint32_t phase, CommMode mode) {
