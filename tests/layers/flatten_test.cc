@@ -23,5 +23,13 @@ TEST(Flatten, BatchOneKeepsBatchDimension) {
   EXPECT_EQ(m.backward(Tensor::zeros({1, 3})).shape(), (Shape{1, 3, 1, 1}));
 }
 
+TEST(Flatten, EmptyBatchKeepsFeatureCount) {
+  // A data-parallel rank may hold no sample of a global batch: (0, 64, 7, 7) -> (0, 3136).
+  Flatten m;
+  Tensor y = m.forward(Tensor::zeros({0, 64, 7, 7}));
+  EXPECT_EQ(y.shape(), (Shape{0, 3136}));
+  EXPECT_EQ(m.backward(Tensor::zeros({0, 3136})).shape(), (Shape{0, 64, 7, 7}));
+}
+
 }  // namespace
 }  // namespace lockstep
