@@ -4,7 +4,9 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
+#include <thread>
 #include <type_traits>
 
 #include "comm/comm_thread.h"
@@ -39,6 +41,22 @@ MPI_Op mpi_op(ReduceOp op) {
 // MPI counts are int: large buffers move in chunks of at most kChunk elements.
 constexpr size_t kChunk = size_t(1) << 30;
 
+// Creating a communicator is collective: a nonblocking dup polled against the timeout, so a rank
+// whose peers never create theirs fails instead of hanging.
+void dup_world(MPI_Comm* out, std::chrono::milliseconds timeout) {
+  MPI_Request req;
+  LOCKSTEP_CHECK(MPI_Comm_idup(MPI_COMM_WORLD, out, &req) == MPI_SUCCESS);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (int done = 0;;) {
+    LOCKSTEP_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS);
+    if (done) return;
+    LOCKSTEP_FAIL_IF(std::chrono::steady_clock::now() > deadline)
+        << "creating the MPI communicator: not every rank created one within " << timeout.count()
+        << " ms (communicators must be created on all ranks)";
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 }  // namespace
 
 struct MpiCommunicator::Impl {
@@ -62,8 +80,13 @@ MpiCommunicator::MpiCommunicator(CommOptions options)
     LOCKSTEP_FAIL_IF(true) << "a second MPI communicator needs MPI_THREAD_MULTIPLE, which this MPI "
                               "does not offer";
   }
-  MPI_Comm_dup(MPI_COMM_WORLD, &impl_->data);
-  MPI_Comm_dup(MPI_COMM_WORLD, &impl_->fingerprints);
+  try {
+    dup_world(&impl_->data, options_.timeout);
+    dup_world(&impl_->fingerprints, options_.timeout);
+  } catch (...) {
+    g_live_communicators.fetch_sub(1);
+    throw;
+  }
   MPI_Comm_set_errhandler(impl_->data, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(impl_->fingerprints, MPI_ERRORS_RETURN);
   MPI_Comm_rank(impl_->data, &rank_);
