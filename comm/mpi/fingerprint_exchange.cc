@@ -10,6 +10,7 @@ namespace {
 constexpr int kTag = 7031;
 // After a mismatch, wait this long for the other ranks' fingerprints so the message is complete.
 constexpr std::chrono::milliseconds kMismatchGrace{1000};
+constexpr std::chrono::milliseconds kSpin{10};
 }  // namespace
 
 FingerprintExchange::FingerprintExchange(MPI_Comm comm, int rank, int size)
@@ -42,7 +43,7 @@ void FingerprintExchange::check(const Fingerprint& mine, std::chrono::millisecon
   int arrived = 1;
   bool mismatch = false;
   std::vector<int> done(size_);
-  for (long polls = 0;; ++polls) {
+  for (;;) {
     int ndone = 0;
     LOCKSTEP_CHECK(MPI_Testsome(size_, recvs.data(), &ndone, done.data(), MPI_STATUSES_IGNORE) ==
                    MPI_SUCCESS);
@@ -58,10 +59,13 @@ void FingerprintExchange::check(const Fingerprint& mine, std::chrono::millisecon
     }
     if (arrived == size_) break;
     if (clock::now() > deadline) break;
-    // Spin briefly (latency), then back off so idle polling does not starve the ranks sharing
-    // this core (oversubscribed runs).
-    if (polls > 2000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 500 : 50));
-    else if (polls > 200) std::this_thread::yield();
+    // Poll, yielding the core, for the first kSpin (peers a little late: sleeping would cost a
+    // whole scheduler slice on a busy machine), then sleep between polls so a long wait for a
+    // late rank does not starve the ranks sharing this core (oversubscribed runs).
+    const auto waited = clock::now() - start;
+    if (waited < kSpin) std::this_thread::yield();
+    else std::this_thread::sleep_for(waited < 100 * kSpin ? std::chrono::microseconds(50)
+                                                          : std::chrono::microseconds(500));
   }
 
   if (arrived == size_ && !mismatch) {
