@@ -105,7 +105,9 @@ MpiCommunicator::~MpiCommunicator() {
     impl_->exchange.reset();
     impl_->runtime.reset();
   } else {
-    impl_->runtime.release();  // never finalize under a thread stuck in MPI
+    // The detached thread still uses impl_ and MPI: leak both rather than finalize under it.
+    impl_->runtime.release();
+    impl_.release();
   }
   g_live_communicators.fetch_sub(1);
 }

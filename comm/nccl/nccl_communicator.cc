@@ -137,7 +137,9 @@ NcclCommunicator::~NcclCommunicator() {
   const bool stuck = impl_->thread->stuck();
   impl_->thread.reset();
   if (stuck) {
-    impl_->runtime.release();  // never finalize under a thread stuck in MPI or NCCL
+    // The detached thread still uses impl_, MPI and NCCL: leak them rather than finalize under it.
+    impl_->runtime.release();
+    impl_.release();
     return;
   }
   if (impl_->nccl) {
