@@ -100,3 +100,23 @@ TEST(Overlap, CollectiveProgressesWhileCallerIsBusy) {
 
 }  // namespace
 }  // namespace lockstep
+
+namespace lockstep {
+namespace {
+
+// With fingerprint checks off (trusted jobs), collectives still move the right data.
+TEST(Unchecked, CollectivesWithoutFingerprints) {
+  CommSpec spec;
+  spec.backend = "mpi";
+  spec.options.check_fingerprints = false;
+  auto comm = make_communicator(spec);
+  const int n = comm->size();
+  std::vector<float> x(100, float(comm->rank()));
+  comm->all_reduce(std::span<float>(x), ReduceOp::kSum).wait();
+  for (float v : x) ASSERT_EQ(v, n * (n - 1) / 2.0f);
+  comm->barrier().wait();
+  EXPECT_EQ(comm->collectives_issued(), 2u);
+}
+
+}  // namespace
+}  // namespace lockstep
