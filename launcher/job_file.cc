@@ -87,6 +87,12 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   if (s.has_step() && s.step().step_size() <= 0) fail("schedule.step.step_size", "must be positive");
   if (s.has_cosine() && s.cosine().t_max() <= 0) fail("schedule.cosine.t_max", "must be positive");
   if (s.warmup_epochs() < 0) fail("schedule.warmup_epochs", "must not be negative");
+  const auto& d = job.distributed();
+  if (!d.backend().empty() && d.backend() != "mpi" && d.backend() != "self")
+    fail("distributed.backend", "unknown backend \"" + d.backend() + "\" (known: mpi, self)");
+  if (d.has_bucket_mb() && !(d.bucket_mb() > 0.f)) fail("distributed.bucket_mb", "must be positive");
+  if (d.has_collective_timeout_s() && !(d.collective_timeout_s() > 0.f))
+    fail("distributed.collective_timeout_s", "must be positive");
 }
 
 }  // namespace lockstep

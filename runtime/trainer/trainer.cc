@@ -1,17 +1,38 @@
-// The train/eval loop.
+// The train/eval loop, single-process or one data-parallel replica.
 #include "runtime/trainer/trainer.h"
 
 #include <algorithm>
 #include <chrono>
 
+#include "layers/dropout.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
 
 namespace lockstep {
 
 Trainer::Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule,
-                 TrainerOptions o)
-    : model_(model), opt_(opt), loss_(loss), schedule_(schedule), o_(std::move(o)) {}
+                 TrainerOptions o, DistributedOptions d)
+    : model_(model), opt_(opt), loss_(loss), schedule_(schedule), o_(std::move(o)), d_(d) {
+  if (!d_.comm) return;
+  Communicator& comm = *d_.comm;
+  comm.set_phase(phase_, CommMode::kNone);
+  // All replicas start identical: rank 0's parameters and buffers, in state_dict order.
+  std::vector<Tensor*> state;
+  for (auto& [name, t] : model_.state_dict()) state.push_back(t);
+  broadcast_tensors(comm, state, 0);
+  std::vector<std::vector<Parameter*>> groups;
+  for (size_t i = 0; i < model_.size(); ++i) groups.push_back(model_[i].parameters());
+  reducer_ = std::make_unique<Reducer>(comm, std::move(groups), d_.reducer);
+  model_.set_backward_hook([r = reducer_.get()](size_t layer) { r->layer_ready(layer); });
+}
+
+Trainer::~Trainer() {
+  if (reducer_) model_.set_backward_hook({});
+}
+
+void Trainer::begin_phase(CommMode mode) {
+  if (d_.comm) d_.comm->set_phase(++phase_, mode);
+}
 
 Tensor Trainer::as_input(const Tensor& x) const {
   Shape s{x.dim(0)};
@@ -19,14 +40,32 @@ Tensor Trainer::as_input(const Tensor& x) const {
   return x.reshape(s);
 }
 
-double Trainer::train_step(const Tensor& x, const Tensor& y) {
+double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_global_row) {
   model_.train();
+  if (d_.per_sample_dropout) set_dropout_first_global_row(model_, first_global_row);
   Tensor logits = model_.forward(as_input(x));
   const double loss = loss_.forward(logits, y);
   opt_.zero_grad();
-  model_.backward(loss_.backward());
+  model_.backward(loss_.backward());  // the reducer's buckets start all-reducing from its hook
+  if (reducer_) reducer_->finalize();  // averaged gradients back in place
   opt_.step();
   return loss;
+}
+
+double Trainer::train_epoch(const DistributedSampler& sampler, const Dataset& data) {
+  LOCKSTEP_CHECK(d_.comm) << "train_epoch(sampler) needs a communicator";
+  begin_phase(CommMode::kTrain);
+  Tensor x, y;
+  // sums[0]: loss summed over this rank's samples; sums[1]: their count.
+  std::vector<double> sums(2, 0.0);
+  for (int64_t s = 0; s < sampler.num_steps(); ++s) {
+    const std::vector<int64_t> idx = sampler.shard(s);
+    DistributedSampler::gather(data, idx, x, y);
+    sums[0] += train_step(x, y, sampler.first_global_row()) * static_cast<double>(y.numel());
+    sums[1] += static_cast<double>(y.numel());
+  }
+  d_.comm->all_reduce(std::span<double>(sums), ReduceOp::kSum).wait();
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
 double Trainer::train_epoch(const BatchLoader& loader) {
@@ -42,13 +81,35 @@ double Trainer::train_epoch(const BatchLoader& loader) {
 }
 
 EvalResult Trainer::evaluate(const Dataset& data) {
+  if (!d_.comm) return evaluate_range(data, 0, data.size());
+  Communicator& comm = *d_.comm;
+  begin_phase(CommMode::kEval);
+  // Every rank evaluates the same model: rank 0's (or the averaged) BN running statistics.
+  std::vector<Tensor*> buffers;
+  for (auto& [name, t] : model_.named_buffers()) buffers.push_back(t);
+  if (!buffers.empty()) sync_buffers(comm, buffers, d_.eval_buffers);
+  const EvalSlice slice = eval_slice(data.size(), comm.rank(), comm.size());
+  const EvalResult local = evaluate_range(data, slice.begin, slice.end);
+  // Doubles hold the integer counts exactly (below 2^53), so the global accuracy is exact.
+  std::vector<double> sums{local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.count)};
+  comm.all_reduce(std::span<double>(sums), ReduceOp::kSum).wait();
+  EvalResult r;
+  r.loss_sum = sums[0];
+  r.correct = static_cast<int64_t>(sums[1]);
+  r.count = static_cast<int64_t>(sums[2]);
+  LOCKSTEP_CHECK(r.count == data.size()) << "distributed eval covered " << r.count << " of " << data.size()
+                                         << " samples";
+  return r;
+}
+
+EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t end) {
   const Mode saved = model_.mode();
   model_.eval();
   NoGradGuard no_grad;
   CrossEntropyLoss sum_loss(Reduction::kSum);
   EvalResult r;
-  const int64_t n = data.size();
-  for (int64_t start = 0; start < n; start += o_.eval_batch_size) {
+  const int64_t n = end;
+  for (int64_t start = begin; start < n; start += o_.eval_batch_size) {
     const int64_t b = std::min(o_.eval_batch_size, n - start);
     Tensor x = data.images(start, b);
     Tensor y = Tensor::empty({b});
@@ -77,6 +138,32 @@ std::vector<EpochMetrics> Trainer::fit(BatchLoader& train, const Dataset& test,
     const int64_t samples = std::min<int64_t>(train.num_batches() * train.batch_size(),
                                               static_cast<int64_t>(train.order().size()));
     m.train_samples_per_sec = secs > 0 ? static_cast<double>(samples) / secs : 0.0;
+    EvalResult r = evaluate(test);
+    m.test_loss = r.loss();
+    m.test_accuracy = r.accuracy();
+    out.push_back(m);
+    if (on_epoch) on_epoch(m);
+  }
+  return out;
+}
+
+std::vector<EpochMetrics> Trainer::fit(DistributedSampler& train, const Dataset& train_data,
+                                       const Dataset& test,
+                                       const std::function<void(const EpochMetrics&)>& on_epoch) {
+  LOCKSTEP_CHECK(d_.comm) << "fit(sampler) needs a communicator";
+  std::vector<EpochMetrics> out;
+  for (int64_t e = 0; e < o_.epochs; ++e) {
+    if (schedule_) opt_.set_lr(schedule_->lr_at(e));
+    train.set_epoch(e);
+    EpochMetrics m;
+    m.epoch = e + 1;
+    m.lr = opt_.lr();
+    const auto t0 = std::chrono::steady_clock::now();
+    m.train_loss = train_epoch(train, train_data);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Global throughput: every rank trained shard_size samples per step in the same wall time.
+    const double samples = static_cast<double>(train.num_steps() * train.shard_size() * d_.comm->size());
+    m.train_samples_per_sec = secs > 0 ? samples / secs : 0.0;
     EvalResult r = evaluate(test);
     m.test_loss = r.loss();
     m.test_accuracy = r.accuracy();

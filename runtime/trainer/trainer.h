@@ -1,6 +1,14 @@
-// Single-process trainer: train epochs in train mode, evaluate in eval mode under no-grad, and
-// report per-epoch loss, accuracy and throughput. The step reads top to bottom:
-// forward, loss, zero_grad, backward, optimizer step.
+// Trainer: train epochs in train mode, evaluate in eval mode under no-grad, and report per-epoch
+// loss, accuracy and throughput. The step reads top to bottom: forward, loss, zero_grad, backward,
+// (gradient all-reduce,) optimizer step.
+//
+// Without a communicator it is the single-process trainer. With one (DistributedOptions::comm) it
+// is one data-parallel replica: parameters and buffers are broadcast from rank 0 at construction;
+// each epoch trains on this rank's shard of every global batch (DistributedSampler); gradients are
+// averaged by the bucketing Reducer while backward runs and finalized before the optimizer step;
+// an eval phase first broadcasts (or averages) the BN buffers, then evaluates this rank's slice of
+// the test set and all-reduces the sums once, so the metrics are exact and global. Phase and mode
+// are declared on the communicator at every boundary, so ranks that disagree fail fast.
 #pragma once
 
 #include <functional>
@@ -8,9 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
+#include "comm/model_sync.h"
+#include "comm/reducer.h"
 #include "layers/loss.h"
 #include "layers/sequential.h"
 #include "runtime/data/dataset.h"
+#include "runtime/data/distributed_sampler.h"
 #include "runtime/data/loader.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
@@ -40,29 +52,61 @@ struct TrainerOptions {
   Shape sample_shape;  // one model input sample, e.g. (784) or (1, 28, 28)
 };
 
+struct DistributedOptions {
+  Communicator* comm = nullptr;  // null: single process; must outlive the trainer
+  ReducerOptions reducer;
+  BufferSync eval_buffers = BufferSync::kBroadcast;
+  // Per-sample dropout keying: before every forward, each Dropout learns the global row of this
+  // rank's first sample (the model must be seeded with DropoutKeying::kPerSample).
+  bool per_sample_dropout = false;
+};
+
 class Trainer {
  public:
   // schedule may be null (constant lr); it is stepped once per epoch, as PyTorch's epoch schedulers.
-  Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule, TrainerOptions o);
+  // With d.comm set this is collective: every rank constructs its trainer (rank 0's parameters and
+  // buffers win).
+  Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule, TrainerOptions o,
+          DistributedOptions d = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
 
-  // One optimisation step on (x, y); returns the mean loss of the batch.
-  double train_step(const Tensor& x, const Tensor& y);
+  // One optimisation step on (x, y); returns the mean loss of the batch (this rank's shard when
+  // distributed; first_global_row is the shard's row in the global batch, for per-sample dropout).
+  double train_step(const Tensor& x, const Tensor& y, int64_t first_global_row = 0);
+  // Distributed: one pass over the sampler's current epoch; returns the global mean sample loss.
+  double train_epoch(const DistributedSampler& sampler, const Dataset& data);
+  // Distributed fit: epochs x (train_epoch, evaluate) over the sampler; every rank gets the same
+  // global metrics (only rank 0 needs to print them).
+  std::vector<EpochMetrics> fit(DistributedSampler& train, const Dataset& train_data, const Dataset& test,
+                                const std::function<void(const EpochMetrics&)>& on_epoch = {});
   // One pass over the loader's current epoch in train mode; returns the mean sample loss.
   double train_epoch(const BatchLoader& loader);
   // Eval mode and no-grad over the whole data set; the model's mode is restored afterwards.
+  // Distributed (collective): BN buffers synced from rank 0 first, this rank evaluates its
+  // eval_slice, and the sums are all-reduced once; every rank returns the exact global result.
   EvalResult evaluate(const Dataset& data);
+  // The reducer (distributed only, else null): its stats give the exposed communication time.
+  Reducer* reducer() { return reducer_.get(); }
+  bool distributed() const { return d_.comm != nullptr; }
   // epochs x (train_epoch, evaluate); calls on_epoch after each.
   std::vector<EpochMetrics> fit(BatchLoader& train, const Dataset& test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
 
  private:
   Tensor as_input(const Tensor& x) const;
+  void begin_phase(CommMode mode);
+  EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end);
 
   Sequential& model_;
   Optimizer& opt_;
   Loss& loss_;
   const LrSchedule* schedule_;
   TrainerOptions o_;
+  DistributedOptions d_;
+  std::unique_ptr<Reducer> reducer_;
+  uint32_t phase_ = 0;  // incremented at every train/eval boundary, the same on every rank
 };
 
 }  // namespace lockstep
