@@ -15,7 +15,8 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups, ReducerOptions o)
     : comm_(comm), o_(o), groups_(std::move(groups)) {
-  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0) << "reducer: bucket size must be positive, got " << o_.bucket_bytes;
+  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0)
+      << "reducer: bucket sizes must be positive, got " << o_.bucket_bytes << " and " << o_.first_bucket_bytes;
   struct Entry {
     Parameter* p;
     size_t layer, index;
@@ -30,11 +31,12 @@ Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups
   }
   // Note [bucket order]: reverse registration order, greedy packing up to bucket_bytes.
   layer_buckets_.resize(groups_.size());
-  const auto cap = static_cast<size_t>(o_.bucket_bytes / static_cast<int64_t>(sizeof(float)));
+  const auto floats = [](int64_t bytes) { return static_cast<size_t>(bytes / static_cast<int64_t>(sizeof(float))); };
+  const size_t cap = floats(o_.bucket_bytes), first_cap = floats(std::min(o_.first_bucket_bytes, o_.bucket_bytes));
   size_t fill = 0;
   for (auto it = flat.rbegin(); it != flat.rend(); ++it) {
     const auto n = static_cast<size_t>(it->p->value.numel());
-    if (buckets_.empty() || (fill > 0 && fill + n > cap)) {
+    if (buckets_.empty() || (fill > 0 && fill + n > (buckets_.size() == 1 ? first_cap : cap))) {
       buckets_.emplace_back();
       fill = 0;
     }

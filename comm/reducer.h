@@ -8,7 +8,9 @@
 //
 // Note [bucket order]: parameters are taken in reverse registration order (the order backward
 // finishes them, as PyTorch's DDP) and packed greedily: a bucket closes when adding the next
-// parameter would pass bucket_bytes (a parameter is never split; a bucket holds at least one).
+// parameter would pass bucket_bytes (first_bucket_bytes for bucket 0, 1 MiB as PyTorch, so the
+// first all-reduce starts early even when the whole model fits one bucket); a parameter is never
+// split and a bucket holds at least one.
 // The layout is a pure function of the parameter shapes and bucket_bytes, hence identical on
 // every rank, and buckets are launched strictly in index order (a bucket that is ready early waits
 // for its predecessors), so every rank issues the same all-reduces in the same order.
@@ -26,6 +28,7 @@ namespace lockstep {
 
 struct ReducerOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
+  int64_t first_bucket_bytes = int64_t{1} << 20;  // PyTorch's 1 MiB first bucket; capped by bucket_bytes
 };
 
 // Accumulated over finalize() calls until reset_stats().

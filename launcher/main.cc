@@ -67,7 +67,8 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   lockstep::set_kernel_threads(job.threads() > 0 ? job.threads() : 1);
 
   const auto& dist = job.distributed();
-  lockstep::CommSpec spec{.backend = backend_of(job)};
+  lockstep::CommSpec spec;
+  spec.backend = backend_of(job);
   if (dist.has_collective_timeout_s())
     spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
   comm = lockstep::make_communicator(spec);

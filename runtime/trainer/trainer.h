@@ -54,7 +54,7 @@ struct TrainerOptions {
 
 struct DistributedOptions {
   Communicator* comm = nullptr;  // null: single process; must outlive the trainer
-  ReducerOptions reducer;
+  ReducerOptions reducer{};
   BufferSync eval_buffers = BufferSync::kBroadcast;
   // Per-sample dropout keying: before every forward, each Dropout learns the global row of this
   // rank's first sample (the model must be seeded with DropoutKeying::kPerSample).

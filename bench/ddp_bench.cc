@@ -1,0 +1,101 @@
+// Data-parallel throughput for bench/scaling.sh: trains a reference model on Fashion-MNIST with a
+// fixed per-rank batch (weak scaling, as DDP benchmarks do) and prints one JSON line from rank 0:
+// global train samples/s (median of repeats), and on several ranks the reducer's exposed wait in
+// finalize per step beside a bare all-reduce of the same buckets, so
+//   hidden share = 1 - exposed wait / bare all-reduce time
+// is the part of gradient communication that backward covered.
+// usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR]
+// One rank (no mpirun): the single-process Trainer, no communicator at all.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/factory.h"
+#include "layers/dropout.h"
+#include "layers/init.h"
+#include "layers/loss.h"
+#include "layers/reference_models.h"
+#include "runtime/data/dataset.h"
+#include "runtime/data/distributed_sampler.h"
+#include "runtime/gemm.h"
+#include "runtime/optim/sgd.h"
+#include "runtime/trainer/trainer.h"
+
+using namespace lockstep;
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "fmnist-cnn";
+  const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 40;
+  const int64_t per_rank = argc > 3 ? std::atoll(argv[3]) : 128;
+  const int repeats = argc > 4 ? std::atoi(argv[4]) : 3;
+  const double bucket_mb = argc > 5 ? std::atof(argv[5]) : 25.0;
+  const std::string dir = argc > 6 ? argv[6] : "/usr/share/datasets/fashion-mnist";
+  try {
+    set_kernel_threads(1);
+    std::unique_ptr<Communicator> comm;
+    if (std::getenv("OMPI_COMM_WORLD_SIZE")) {
+      CommSpec spec;
+      spec.backend = "mpi";
+      comm = make_communicator(spec);
+    }
+    const int world = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
+    const Dataset data = load_fashion_mnist(dir, true);
+    auto model = make_reference_model(name);
+    init_parameters(*model, 1);
+    seed_dropout(*model, 1, static_cast<uint32_t>(rank));
+    Sgd opt(model->parameters(), SgdOptions{.lr = 0.05f, .momentum = 0.9f});
+    CrossEntropyLoss loss;
+    DistributedOptions d{.comm = world > 1 ? comm.get() : nullptr};
+    d.reducer.bucket_bytes = static_cast<int64_t>(bucket_mb * (1 << 20));
+    Trainer trainer(*model, opt, loss, nullptr, TrainerOptions{.sample_shape = reference_model_input(name)}, d);
+    DistributedSampler sampler(data.size(), {.global_batch = per_rank * world, .rank = rank, .world = world,
+                                             .seed = 1});
+    Tensor x, y;
+    int64_t step = 0;
+    auto run = [&](int64_t n) {
+      for (int64_t i = 0; i < n; ++i, ++step) {
+        DistributedSampler::gather(data, sampler.shard(step % sampler.num_steps()), x, y);
+        trainer.train_step(x, y, sampler.first_global_row());
+      }
+    };
+    if (d.comm) d.comm->set_phase(1, CommMode::kTrain);
+    run(3);  // warm-up: caches, allocator, first collectives
+    std::vector<double> rates;
+    double wait = 0;
+    for (int r = 0; r < repeats; ++r) {
+      if (trainer.reducer()) {
+        d.comm->barrier().wait();
+        trainer.reducer()->reset_stats();
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      run(steps);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      rates.push_back(static_cast<double>(steps * per_rank * world) / secs);
+      if (trainer.reducer()) wait += trainer.reducer()->stats().finalize_wait_seconds / static_cast<double>(steps);
+    }
+    std::sort(rates.begin(), rates.end());
+    double bare = 0;
+    size_t buckets = 0;
+    if (trainer.reducer()) {
+      bare = trainer.reducer()->time_bare_allreduce(10);
+      buckets = trainer.reducer()->num_buckets();
+      wait /= repeats;
+    }
+    if (rank == 0) {
+      std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"ranks\":%d,\"per_rank_batch\":%lld,"
+                  "\"train_samples_per_sec\":%.1f,\"buckets\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
+                  "\"bare_allreduce_ms_per_step\":%.3f,\"hidden_share\":%.3f}\n",
+                  name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], buckets,
+                  wait * 1e3, bare * 1e3, bare > 0 ? std::max(0.0, 1.0 - wait / bare) : 0.0);
+    }
+    if (comm) comm->barrier().wait();
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddp_bench: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Data-parallel scaling on one machine: train samples/s of 1 rank and of 2 ranks (one thread per
+# process, OMP_NUM_THREADS=1, fixed per-rank batch 128: weak scaling) for fmnist-cnn and fmnist-mlp,
+# scaling efficiency = rate_2 / (2 * rate_1), lockstep (bench/ddp_bench.cc, MPI backend) beside
+# PyTorch DDP over gloo (bench/torch_ddp_peer.py) measured in the same run, and the reducer's share
+# of gradient communication hidden behind backward (1 - exposed finalize wait / bare all-reduce).
+# usage: bench/scaling.sh [STEPS=40] [REPEATS=3]   (after building: cmake --build build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-40}
+repeats=${2:-3}
+bench=build/bench/ddp_bench
+python=${PYTHON:-/usr/bin/python3}
+export OMP_NUM_THREADS=1
+mpirun_2=(timeout 600 mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,vader,tcp
+          -x OMP_NUM_THREADS -np 2)
+# A free local port for gloo's TCP rendezvous, chosen by the kernel, never hard-coded.
+port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
+
+printf "%-11s %-17s %10s %10s %10s %12s\n" model impl "1 rank/s" "2 ranks/s" efficiency "hidden comm"
+for model in fmnist-cnn fmnist-mlp; do
+  l1=$(timeout 600 "$bench" "$model" "$steps" 128 "$repeats")
+  l2=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats")
+  t1=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 1 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
+  t2=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 2 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
+  for impl in lockstep pytorch-ddp-gloo; do
+    if [ "$impl" = lockstep ]; then a=$l1; b=$l2; else a=$t1; b=$t2; fi
+    r1=$(echo "$a" | field train_samples_per_sec)
+    r2=$(echo "$b" | field train_samples_per_sec)
+    eff=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.2f", b / (2 * a) }')
+    hidden="-"
+    if [ "$impl" = lockstep ]; then
+      hidden=$(echo "$b" | field hidden_share)
+      hidden="$hidden ($(echo "$b" | field exposed_wait_ms_per_step)/$(echo "$b" | field bare_allreduce_ms_per_step) ms)"
+    fi
+    printf "%-11s %-17s %10.0f %10.0f %10s %12s\n" "$model" "$impl" "$r1" "$r2" "$eff" "$hidden"
+  done
+done
+echo "hidden comm: 1 - exposed wait in finalize / bare all-reduce of the same buckets (exposed/bare ms per step);"
+echo "the exposed wait also holds the time waiting for a slower peer, so on a busy machine it is a lower bound."
