@@ -185,7 +185,11 @@ int main(int argc, char** argv) {
   // collective until the timeout.
   auto fail = [&](const char* what) {
     if (comm && comm->size() > 1) {
-      std::cerr << "lockstep: error on rank " << comm->rank() << " of " << comm->size() << ": " << what << std::endl;
+      // One write, so ranks' messages do not interleave mid-line.
+      const std::string line = "lockstep: error on rank " + std::to_string(comm->rank()) + " of " +
+                               std::to_string(comm->size()) + ": " + what + "\n";
+      std::fwrite(line.data(), 1, line.size(), stderr);
+      std::fflush(stderr);
       comm->abort(1);
     }
     std::cerr << "lockstep: error: " << what << "\n";
