@@ -2,8 +2,9 @@
 # Data-parallel scaling on one machine: train samples/s of 1 rank and of 2 ranks (one thread per
 # process, OMP_NUM_THREADS=1, fixed per-rank batch 128: weak scaling) for fmnist-cnn and fmnist-mlp,
 # scaling efficiency = rate_2 / (2 * rate_1), lockstep (bench/ddp_bench.cc, MPI backend) beside
-# PyTorch DDP over gloo (bench/torch_ddp_peer.py) measured in the same run, and the reducer's share
-# of gradient communication hidden behind backward (1 - exposed finalize wait / bare all-reduce).
+# PyTorch DDP over gloo (bench/torch_ddp_peer.py) measured in the same run, and the share of
+# gradient communication hidden behind backward (bench/ddp_bench.cc: step time without overlap
+# minus with overlap, over a bare all-reduce of the same buckets).
 # usage: bench/scaling.sh [STEPS=40] [REPEATS=3]   (after building: cmake --build build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ mpirun_2=(timeout 600 mpirun --oversubscribe --allow-run-as-root --bind-to none 
 port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
 
-printf "%-11s %-17s %10s %10s %10s %12s\n" model impl "1 rank/s" "2 ranks/s" efficiency "hidden comm"
+printf "%-11s %-17s %10s %10s %10s  %s\n" model impl "1 rank/s" "2 ranks/s" efficiency "hidden comm"
 for model in fmnist-cnn fmnist-mlp; do
   l1=$(timeout 600 "$bench" "$model" "$steps" 128 "$repeats")
   l2=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats")
@@ -32,10 +33,10 @@ for model in fmnist-cnn fmnist-mlp; do
     hidden="-"
     if [ "$impl" = lockstep ]; then
       hidden=$(echo "$b" | field hidden_share)
-      hidden="$hidden ($(echo "$b" | field exposed_wait_ms_per_step)/$(echo "$b" | field bare_allreduce_ms_per_step) ms)"
+      hidden="$hidden (gain $(echo "$b" | field overlap_gain_ms_per_step) of $(echo "$b" | field bare_allreduce_ms_per_step) ms; finalize wait $(echo "$b" | field exposed_wait_ms_per_step) ms)"
     fi
-    printf "%-11s %-17s %10.0f %10.0f %10s %12s\n" "$model" "$impl" "$r1" "$r2" "$eff" "$hidden"
+    printf "%-11s %-17s %10.0f %10.0f %10s  %s\n" "$model" "$impl" "$r1" "$r2" "$eff" "$hidden"
   done
 done
-echo "hidden comm: 1 - exposed wait in finalize / bare all-reduce of the same buckets (exposed/bare ms per step);"
-echo "the exposed wait also holds the time waiting for a slower peer, so on a busy machine it is a lower bound."
+echo "hidden comm: (step time with all-reduces after backward - step time overlapped) / bare all-reduce time"
+echo "of the same buckets, per step, clamped to [0, 1]; the finalize wait also holds waiting for a slower peer."

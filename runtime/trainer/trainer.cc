@@ -23,7 +23,7 @@ Trainer::Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule
   std::vector<std::vector<Parameter*>> groups;
   for (size_t i = 0; i < model_.size(); ++i) groups.push_back(model_[i].parameters());
   reducer_ = std::make_unique<Reducer>(comm, std::move(groups), d_.reducer);
-  model_.set_backward_hook([r = reducer_.get()](size_t layer) { r->layer_ready(layer); });
+  if (d_.overlap) model_.set_backward_hook([r = reducer_.get()](size_t layer) { r->layer_ready(layer); });
 }
 
 Trainer::~Trainer() {

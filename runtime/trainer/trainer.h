@@ -59,6 +59,9 @@ struct DistributedOptions {
   // Per-sample dropout keying: before every forward, each Dropout learns the global row of this
   // rank's first sample (the model must be seeded with DropoutKeying::kPerSample).
   bool per_sample_dropout = false;
+  // Start each bucket's all-reduce from the backward hook as soon as it is full (true), or all of
+  // them in finalize after backward (false: no overlap; for measuring what the overlap buys).
+  bool overlap = true;
 };
 
 class Trainer {
