@@ -17,7 +17,7 @@ mpirun_2=(timeout 600 mpirun --oversubscribe --allow-run-as-root --bind-to none 
           -x OMP_NUM_THREADS -np 2)
 # A free local port for gloo's TCP rendezvous, chosen by the kernel, never hard-coded.
 port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-field() { sed -n "s/.*\"$1\": *\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/.*\"$1\": *\(-\?[0-9.]*\).*/\1/p"; }
 
 printf "%-11s %-17s %10s %10s %10s  %s\n" model impl "1 rank/s" "2 ranks/s" efficiency "hidden comm"
 for model in fmnist-cnn fmnist-mlp; do
