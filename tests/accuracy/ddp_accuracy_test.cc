@@ -1,0 +1,51 @@
+// The main job on several ranks: `mpirun -np 2 lockstep train fmnist-cnn-ddp` (SyncBatchNorm,
+// global batch 128 = 2 x 64, the single-process recipe) reaches at least 0.90 test accuracy in 3
+// epochs, as the issue asks (measured: 0.912 with seed 1). Only rank 0 writes the metrics file.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+TEST(DdpAccuracy, FmnistCnnOnTwoRanksReachesTheBarInThreeEpochs) {
+  if (!fs::exists(std::string(LOCKSTEP_DATA_DIR) + "/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "no data set";
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const std::string metrics = (fs::temp_directory_path() / "lockstep_ddp_acc.jsonl").string();
+  const std::string cmd = "OMP_NUM_THREADS=1 timeout -k 5 1200 mpirun --oversubscribe --allow-run-as-root "
+                          "--bind-to none --mca btl self,vader,tcp -x OMP_NUM_THREADS -np 2 " +
+                          std::string(LOCKSTEP_BINARY_DIR) + "/launcher/lockstep train " +
+                          std::string(LOCKSTEP_SOURCE_DIR) + "/launcher/jobs/fmnist-cnn-ddp.textproto --metrics " +
+                          metrics + " 2>&1";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
+  const int st = pclose(p);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  std::ifstream in(metrics);
+  std::string line, last;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    last = line;
+    ++lines;
+  }
+  ASSERT_EQ(lines, 3) << "one metrics line per epoch, rank 0 only\n" << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(last, m, std::regex("\"test_accuracy\":([0-9.]+)"))) << last;
+  const double acc = std::stod(m[1]);
+  std::printf("fmnist-cnn-ddp on 2 ranks: test accuracy %.4f after 3 epochs\n", acc);
+  EXPECT_GE(acc, 0.90) << out;
+  fs::remove(metrics);
+}
+
+}  // namespace
