@@ -45,11 +45,38 @@ Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups
     layer_buckets_[it->layer].push_back(buckets_.size() - 1);
   }
   for (Bucket& b : buckets_) {
-    size_t total = 0;
-    for (const Slot& s : b.slots) total += static_cast<size_t>(s.param->value.numel());
-    b.buffer.assign(total, 0.f);
+    int64_t total = 0;
+    for (const Slot& s : b.slots) total += s.param->value.numel();
+    b.buffer = Tensor::zeros({total});
   }
+  bind_gradients();
   reset_pending();
+}
+
+void Reducer::bind_gradients() {
+  for (Bucket& b : buckets_)
+    for (const Slot& s : b.slots) s.param->grad = Tensor();  // force the copy-in below
+  for (Bucket& b : buckets_) bind(b);
+}
+
+void Reducer::bind(Bucket& b) {
+  for (const Slot& s : b.slots) {
+    float* home = b.buffer.data() + s.offset;
+    Tensor& g = s.param->grad;
+    if (g.defined() && g.data() == home) continue;
+    const auto t0 = Clock::now();
+    const auto n = static_cast<size_t>(s.param->value.numel());
+    if (g.defined()) {
+      LOCKSTEP_CHECK(g.numel() == s.param->value.numel())
+          << "reducer: parameter " << s.index << " has a gradient of " << g.numel() << " elements for "
+          << s.param->value.numel() << " values";
+      std::memcpy(home, g.data(), n * sizeof(float));
+    } else {
+      std::memset(home, 0, n * sizeof(float));
+    }
+    g = Tensor::view(b.buffer, static_cast<int64_t>(s.offset), s.param->value.shape());
+    stats_.pack_seconds += since(t0);
+  }
 }
 
 void Reducer::reset_pending() {
@@ -68,14 +95,7 @@ void Reducer::layer_ready(size_t layer) {
     Bucket& bk = buckets_[b];
     LOCKSTEP_CHECK(bk.pending > 0) << "reducer: layer " << layer << " reported ready twice in one backward";
     if (--bk.pending == 0) {
-      const auto t0 = Clock::now();
-      for (const Slot& s : bk.slots) {
-        const Tensor& g = s.param->grad;
-        LOCKSTEP_CHECK(g.defined() && g.numel() == s.param->value.numel())
-            << "reducer: parameter " << s.index << " has no gradient shaped like its value";
-        std::memcpy(bk.buffer.data() + s.offset, g.data(), static_cast<size_t>(g.numel()) * sizeof(float));
-      }
-      stats_.pack_seconds += since(t0);
+      bind(bk);
       bk.ready = true;
       any = true;
     }
@@ -86,9 +106,9 @@ void Reducer::layer_ready(size_t layer) {
 void Reducer::launch_ready_in_order() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
     Bucket& bk = buckets_[next_launch_++];
-    bk.work = comm_.all_reduce(std::span<float>(bk.buffer), ReduceOp::kAverage);
+    bk.work = comm_.all_reduce(bk.buffer.span(), ReduceOp::kAverage);
     ++stats_.allreduces;
-    stats_.bytes += static_cast<int64_t>(bk.buffer.size() * sizeof(float));
+    stats_.bytes += bk.buffer.numel() * static_cast<int64_t>(sizeof(float));
   }
 }
 
@@ -98,12 +118,7 @@ void Reducer::finalize() {
   for (size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bk = buckets_[b];
     if (bk.ready || b < next_launch_) continue;
-    for (const Slot& s : bk.slots) {
-      const Tensor& g = s.param->grad;
-      LOCKSTEP_CHECK(g.defined() && g.numel() == s.param->value.numel())
-          << "reducer: parameter " << s.index << " has no gradient shaped like its value";
-      std::memcpy(bk.buffer.data() + s.offset, g.data(), static_cast<size_t>(g.numel()) * sizeof(float));
-    }
+    bind(bk);
     bk.ready = true;
   }
   launch_ready_in_order();
@@ -111,11 +126,6 @@ void Reducer::finalize() {
     const auto t0 = Clock::now();
     bk.work.wait();
     stats_.finalize_wait_seconds += since(t0);
-    const auto t1 = Clock::now();
-    for (const Slot& s : bk.slots)
-      std::memcpy(s.param->grad.data(), bk.buffer.data() + s.offset,
-                  static_cast<size_t>(s.param->grad.numel()) * sizeof(float));
-    stats_.pack_seconds += since(t1);
   }
   ++stats_.syncs;
   reset_pending();
@@ -134,7 +144,7 @@ double Reducer::time_bare_allreduce(int reps) {
   LOCKSTEP_CHECK(reps > 0) << "reps " << reps;
   std::vector<double> times;
   std::vector<std::vector<float>> scratch;
-  for (const Bucket& b : buckets_) scratch.push_back(b.buffer);
+  for (const Bucket& b : buckets_) scratch.emplace_back(b.buffer.span().begin(), b.buffer.span().end());
   comm_.barrier().wait();
   for (int r = 0; r < reps; ++r) {
     const auto t0 = Clock::now();

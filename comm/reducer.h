@@ -1,7 +1,10 @@
 // Gradient bucketing reducer: packs gradients into ~25 MiB buckets in reverse registration order
 // and starts each bucket's all-reduce (average over ranks) as soon as its last gradient is final,
 // so communication overlaps the rest of backward. finalize(), before the optimizer step, waits for
-// every bucket and writes the averaged gradients back.
+// every bucket. Gradients are views of the bucket buffers (PyTorch's gradient_as_bucket_view):
+// the constructor re-points every parameter's grad into its bucket, so the all-reduce averages
+// them in place, with no copy in or out. A grad replaced behind the reducer's back is copied in
+// and re-pointed when its bucket is launched.
 //
 // comm/ sits below layers/, so the reducer sees parameters grouped by layer, not modules: group i
 // holds layer i's parameters, and the trainer wires Sequential's backward hook to layer_ready(i).
@@ -37,7 +40,7 @@ struct ReducerStats {
   int64_t allreduces = 0;           // bucket all-reduces issued
   int64_t bytes = 0;                // bytes all-reduced
   double finalize_wait_seconds = 0; // blocked in finalize waiting for buckets: exposed communication
-  double pack_seconds = 0;          // copying grads into and out of bucket buffers
+  double pack_seconds = 0;          // copying grads that were not bucket views into buckets
 };
 
 class Reducer {
@@ -49,8 +52,8 @@ class Reducer {
   // Layer i's parameter gradients are final for this backward: buckets whose last gradient this
   // was are packed and launched (in bucket order). A no-op under no_sync.
   void layer_ready(size_t layer);
-  // Launches any bucket not started yet (in order), waits for all of them and copies the averaged
-  // gradients back into the parameters. A no-op under no_sync: gradients stay local and keep
+  // Launches any bucket not started yet (in order) and waits for all of them: the parameters'
+  // gradients are then the averages. A no-op under no_sync: gradients stay local and keep
   // accumulating until the step whose finalize syncs them.
   void finalize();
 
@@ -72,6 +75,10 @@ class Reducer {
   };
   NoSyncGuard no_sync() { return NoSyncGuard(*this); }
 
+  // Re-points every parameter's grad into this reducer's buckets, keeping its values (another
+  // reducer over the same parameters may have taken them over).
+  void bind_gradients();
+
   // Bucket b's parameters, as indices into the flattened registration order of `groups`.
   std::vector<std::vector<size_t>> bucket_layout() const;
   size_t num_buckets() const { return buckets_.size(); }
@@ -91,12 +98,13 @@ class Reducer {
   };
   struct Bucket {
     std::vector<Slot> slots;
-    std::vector<float> buffer;
+    Tensor buffer;  // the gradients of its slots, as views
     size_t pending = 0;  // gradients not final yet in this backward
     bool ready = false;  // packed, waiting for its turn to launch
     Work work;
   };
   void launch_ready_in_order();
+  void bind(Bucket& b);  // slots whose grad is not their view: copy in and re-point
   void reset_pending();
 
   Communicator& comm_;

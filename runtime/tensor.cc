@@ -119,6 +119,18 @@ int64_t Tensor::dim(int i) const {
   return shape_[j];
 }
 
+Tensor Tensor::view(const Tensor& base, int64_t offset, Shape shape) {
+  const int64_t n = shape_numel(shape);
+  LOCKSTEP_CHECK(base.defined() && offset >= 0 && offset + n <= base.numel_)
+      << "view of " << n << " elements at " << offset << " in a tensor of " << base.numel_;
+  Tensor t;
+  t.storage_ = std::shared_ptr<float[]>(base.storage_, base.storage_.get() + offset);  // aliasing
+  t.shape_ = std::move(shape);
+  t.numel_ = n;
+  t.device_ = base.device_;
+  return t;
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   int64_t known = 1;
   int infer = -1;

@@ -44,6 +44,10 @@ class Tensor {
   float operator[](int64_t i) const { return data()[i]; }
 
   Tensor reshape(Shape shape) const;  // shares storage; one dim may be -1
+  // numel(shape) elements of base's storage from `offset` on, shared (keeps base alive): the
+  // gradient reducer makes parameter gradients such views of its bucket buffers, so all-reducing
+  // a bucket reduces the gradients in place, with no copy in or out.
+  static Tensor view(const Tensor& base, int64_t offset, Shape shape);
   Tensor to(Device device) const;     // a copy on `device` (this tensor itself if already there)
   Tensor clone() const;
   void fill(float value);
