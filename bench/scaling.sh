@@ -3,7 +3,7 @@
 # process, OMP_NUM_THREADS=1, fixed per-rank batch 128: weak scaling) for fmnist-cnn and fmnist-mlp,
 # scaling efficiency = rate_2 / (2 * rate_1), lockstep (bench/ddp_bench.cc, MPI backend) beside
 # PyTorch DDP over gloo (bench/torch_ddp_peer.py) measured in the same run, and the share of
-# gradient communication hidden behind backward (bench/ddp_bench.cc: step time without overlap
+# gradient communication hidden behind backward (bench/ddp_bench.cc: finalize wait without overlap
 # minus with overlap, over a bare all-reduce of the same buckets).
 # usage: bench/scaling.sh [STEPS=40] [REPEATS=3]   (after building: cmake --build build)
 set -euo pipefail
@@ -33,10 +33,10 @@ for model in fmnist-cnn fmnist-mlp; do
     hidden="-"
     if [ "$impl" = lockstep ]; then
       hidden=$(echo "$b" | field hidden_share)
-      hidden="$hidden (gain $(echo "$b" | field overlap_gain_ms_per_step) of $(echo "$b" | field bare_allreduce_ms_per_step) ms; finalize wait $(echo "$b" | field exposed_wait_ms_per_step) ms)"
+      hidden="$hidden (finalize wait $(echo "$b" | field serial_wait_ms_per_step) -> $(echo "$b" | field exposed_wait_ms_per_step) ms with overlap; bare all-reduce $(echo "$b" | field bare_allreduce_ms_per_step) ms)"
     fi
     printf "%-11s %-17s %10.0f %10.0f %10s  %s\n" "$model" "$impl" "$r1" "$r2" "$eff" "$hidden"
   done
 done
-echo "hidden comm: (step time with all-reduces after backward - step time overlapped) / bare all-reduce time"
-echo "of the same buckets, per step, clamped to [0, 1]; the finalize wait also holds waiting for a slower peer."
+echo "hidden comm: (finalize wait with all-reduces after backward - finalize wait overlapped) / bare all-reduce"
+echo "of the same buckets, per step, clamped to [0, 1]; a slower peer's lag sits in both waits and cancels."
