@@ -11,6 +11,9 @@
 #include <memory>
 #include <string>
 
+#if LOCKSTEP_HAVE_CONTROL
+#include "launcher/commands/commands.h"
+#endif
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
 #include "launcher/metrics_log.h"
@@ -32,6 +35,14 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
 
 constexpr const char* kUsage =
     "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR]\n";
+
+std::string usage() {
+  std::string u = kUsage;
+#if LOCKSTEP_HAVE_CONTROL
+  for (const auto& [name, c] : lockstep::commands::all()) u += "       " + c.usage + "\n";
+#endif
+  return u;
+}
 
 // The job's backend: distributed.backend, else "mpi" when mpirun started us, else "self".
 std::string backend_of(const lockstep::proto::JobSpec& job) {
@@ -177,7 +188,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   std::unique_ptr<lockstep::Communicator> comm;
@@ -198,7 +209,11 @@ int main(int argc, char** argv) {
   try {
     std::string cmd = argv[1];
     if (cmd == "train") return train(argc - 2, argv + 2, comm);
-    std::cerr << "lockstep: unknown command \"" << cmd << "\"\n" << kUsage;
+#if LOCKSTEP_HAVE_CONTROL
+    const auto& table = lockstep::commands::all();
+    if (auto it = table.find(cmd); it != table.end()) return it->second.run(argc - 2, argv + 2);
+#endif
+    std::cerr << "lockstep: unknown command \"" << cmd << "\"\n" << usage();
     return 2;
   } catch (const lockstep::Error& e) {
     return fail(e.what());
