@@ -33,6 +33,8 @@ struct Checkpoint {
 // On failure the temporary directory is removed, existing checkpoints are untouched, and Error
 // names the checkpoint, the file and the OS error:
 //   "checkpoint runs/x/checkpoints/ckpt-000000468: writing model.pb: No space left on device".
+// One writer per run directory (rank 0), one write at a time: temporary directories whose pid is
+// not alive on this host, or are this process's own, are taken for a crashed writer's and removed.
 std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, int keep);
 
 // Verifies MANIFEST's CRC, then every listed file's size and CRC-32, then parses. Error names the
