@@ -1,24 +1,36 @@
-// Job file parsing (google::protobuf::TextFormat) and validation.
+// Job file parsing (google::protobuf::TextFormat) and validation. Every message is one line
+// "PATH: field.path: why"; strings from the file are escaped before they are quoted in it.
 #include "launcher/job_file.h"
 
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <type_traits>
 
+#include "launcher/job_builder.h"
 #include "layers/reference_models.h"
 #include "runtime/check.h"
 
 namespace lockstep {
 namespace {
 
+// Line breaks in a message from a library become spaces: an error is one line.
+std::string one_line(std::string s) {
+  std::replace_if(s.begin(), s.end(), [](char ch) { return ch == '\n' || ch == '\r'; }, ' ');
+  return s;
+}
+
 class Collector : public google::protobuf::io::ErrorCollector {
  public:
   explicit Collector(std::string path) : path_(std::move(path)) {}
   void AddError(int line, int column, const std::string& message) override {
     if (first_.empty())
-      first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+      first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + one_line(message);
   }
   void AddWarning(int, int, const std::string&) override {}
   const std::string& first() const { return first_; }
@@ -27,6 +39,198 @@ class Collector : public google::protobuf::io::ErrorCollector {
   std::string path_;
   std::string first_;
 };
+
+// "text" with quotes, backslashes and non-printable bytes escaped, so the message stays one line.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out + "\"";
+}
+
+template <typename T>
+std::string str(T v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+template <typename T>
+bool finite(T v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isfinite(v);
+  return true;
+}
+
+// Throws "PATH: field: why". Range helpers reject NaN and infinities for float fields.
+class Checker {
+ public:
+  explicit Checker(const std::string& path) : path_(path) {}
+  [[noreturn]] void fail(const std::string& field, const std::string& why) const {
+    throw Error(path_ + ": " + field + ": " + why);
+  }
+  template <typename T>
+  void is_finite(const std::string& field, T v) const {
+    if (!finite(v)) fail(field, "must be finite, got " + str(v));
+  }
+  template <typename T>
+  void positive(const std::string& field, T v) const {
+    is_finite(field, v);
+    if (!(v > 0)) fail(field, "must be positive, got " + str(v));
+  }
+  template <typename T>
+  void non_negative(const std::string& field, T v) const {
+    is_finite(field, v);
+    if (!(v >= 0)) fail(field, "must not be negative, got " + str(v));
+  }
+  template <typename T>
+  void at_least_one(const std::string& field, T v) const {
+    if (v < 1) fail(field, "must be at least 1, got " + str(v));
+  }
+  // [0, 1] when closed_top, else [0, 1).
+  void unit(const std::string& field, float v, bool closed_top) const {
+    if (!(v >= 0.f && (closed_top ? v <= 1.f : v < 1.f)))
+      fail(field, std::string("must be in [0, 1") + (closed_top ? "]" : ")") + ", got " + str(v));
+  }
+
+ private:
+  const std::string& path_;
+};
+
+void check_batch_norm(const Checker& c, const std::string& f, const proto::BatchNormLayer& b) {
+  c.positive(f + "num_features", b.num_features());
+  if (b.has_eps()) c.positive(f + "eps", b.eps());
+  if (b.has_momentum()) c.unit(f + "momentum", b.momentum(), /*closed_top=*/true);
+  if (b.has_momentum() && b.cumulative_average())
+    c.fail(f + "cumulative_average", "set either momentum or cumulative_average, not both");
+}
+
+// Each size of model.layers[i], named "model.layers[i].<kind>.<field>".
+void check_layer(const Checker& c, const proto::Layer& l, int i) {
+  const std::string at = "model.layers[" + std::to_string(i) + "]";
+  if (l.kind_case() == proto::Layer::KIND_NOT_SET) c.fail(at, "no layer kind set");
+  // The oneof case is the field number of the kind that is set.
+  const std::string f = at + "." + l.GetDescriptor()->FindFieldByNumber(l.kind_case())->name() + ".";
+  switch (l.kind_case()) {
+    case proto::Layer::kLinear:
+      c.positive(f + "in_features", l.linear().in_features());
+      c.positive(f + "out_features", l.linear().out_features());
+      break;
+    case proto::Layer::kConv2D: {
+      const auto& k = l.conv2d();
+      c.positive(f + "in_channels", k.in_channels());
+      c.positive(f + "out_channels", k.out_channels());
+      c.positive(f + "kernel_size", k.kernel_size());
+      if (k.has_stride()) c.positive(f + "stride", k.stride());
+      c.non_negative(f + "padding", k.padding());
+      break;
+    }
+    case proto::Layer::kMaxPool2D:
+      c.positive(f + "kernel_size", l.max_pool2d().kernel_size());
+      c.non_negative(f + "stride", l.max_pool2d().stride());  // 0: kernel_size
+      break;
+    case proto::Layer::kBatchNorm1D:
+      check_batch_norm(c, f, l.batch_norm1d());
+      break;
+    case proto::Layer::kBatchNorm2D:
+      check_batch_norm(c, f, l.batch_norm2d());
+      break;
+    case proto::Layer::kDropout:
+      c.unit(f + "p", l.dropout().p(), /*closed_top=*/false);
+      break;
+    case proto::Layer::kRelu:
+    case proto::Layer::kFlatten:
+    case proto::Layer::KIND_NOT_SET:
+      break;
+  }
+}
+
+void check_model(const Checker& c, const proto::ModelSpec& m) {
+  if (m.reference().empty() && m.layers_size() == 0) c.fail("model", "set model.reference or model.layers");
+  if (!m.reference().empty() && m.layers_size() > 0)
+    c.fail("model", "set either model.reference or model.layers, not both");
+  if (!m.reference().empty()) {
+    const auto names = reference_model_names();
+    if (std::find(names.begin(), names.end(), m.reference()) == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      c.fail("model.reference", "unknown model " + quoted(m.reference()) + " (known: " + known + ")");
+    }
+  }
+  if (m.layers_size() > 0 && m.input_shape_size() == 0) c.fail("model.input_shape", "required with model.layers");
+  for (int i = 0; i < m.input_shape_size(); ++i)
+    c.positive("model.input_shape[" + std::to_string(i) + "]", m.input_shape(i));
+  for (int i = 0; i < m.layers_size(); ++i) check_layer(c, m.layers(i), i);
+}
+
+void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
+  c.positive("optimizer.lr", o.lr());
+  c.non_negative("optimizer.weight_decay", o.weight_decay());
+  if (o.rule_case() == proto::OptimizerSpec::RULE_NOT_SET) c.fail("optimizer", "set sgd or adamw");
+  if (o.has_sgd()) {
+    c.non_negative("optimizer.sgd.momentum", o.sgd().momentum());
+    c.unit("optimizer.sgd.dampening", o.sgd().dampening(), /*closed_top=*/true);
+    if (o.sgd().nesterov() && (o.sgd().momentum() <= 0.f || o.sgd().dampening() != 0.f))
+      c.fail("optimizer.sgd.nesterov", "needs momentum > 0 and dampening 0");
+  }
+  if (o.has_adamw()) {
+    const auto& a = o.adamw();
+    if (a.has_beta1()) c.unit("optimizer.adamw.beta1", a.beta1(), /*closed_top=*/false);
+    if (a.has_beta2()) c.unit("optimizer.adamw.beta2", a.beta2(), /*closed_top=*/false);
+    if (a.has_eps()) c.positive("optimizer.adamw.eps", a.eps());
+  }
+}
+
+void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
+  if (s.has_step()) {
+    c.positive("schedule.step.step_size", s.step().step_size());
+    c.positive("schedule.step.gamma", s.step().gamma());
+  }
+  if (s.has_cosine()) {
+    c.positive("schedule.cosine.t_max", s.cosine().t_max());
+    c.non_negative("schedule.cosine.eta_min", s.cosine().eta_min());
+  }
+  c.non_negative("schedule.warmup_epochs", s.warmup_epochs());
+  // torch LinearLR: start_factor in (0, 1].
+  if (s.has_warmup_start_factor() && !(s.warmup_start_factor() > 0.f && s.warmup_start_factor() <= 1.f))
+    c.fail("schedule.warmup_start_factor", "must be in (0, 1], got " + str(s.warmup_start_factor()));
+}
+
+void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
+  if (!d.backend().empty() && d.backend() != "mpi" && d.backend() != "self")
+    c.fail("distributed.backend", "unknown backend " + quoted(d.backend()) + " (known: mpi, self)");
+  if (!proto::DistributedSpec::DropoutKeying_IsValid(d.dropout_keying()))
+    c.fail("distributed.dropout_keying", "unknown value " + str(d.dropout_keying()));
+  if (!proto::DistributedSpec::Remainder_IsValid(d.remainder()))
+    c.fail("distributed.remainder", "unknown value " + str(d.remainder()));
+  if (!proto::DistributedSpec::EvalBuffers_IsValid(d.eval_buffers()))
+    c.fail("distributed.eval_buffers", "unknown value " + str(d.eval_buffers()));
+  if (d.has_bucket_mb()) c.positive("distributed.bucket_mb", d.bucket_mb());
+  if (d.has_collective_timeout_s()) c.positive("distributed.collective_timeout_s", d.collective_timeout_s());
+}
+
+void check_phases(const Checker& c, const proto::PhasePlan& p) {
+  if (p.has_eval_every()) c.at_least_one("phases.eval_every", p.eval_every());
+  if (p.has_checkpoint_every()) c.non_negative("phases.checkpoint_every", p.checkpoint_every());
+  if (p.has_keep_checkpoints()) c.at_least_one("phases.keep_checkpoints", p.keep_checkpoints());
+}
+
+// Unset (empty) means the default runs/<name>; a set value must name a directory.
+void check_run_dir(const Checker& c, const std::string& dir) {
+  if (dir.empty()) return;
+  if (dir.find('\0') != std::string::npos) c.fail("run_dir", "contains a NUL byte: " + quoted(dir));
+  if (dir.find_first_not_of(" \t\r\n\v\f") == std::string::npos)
+    c.fail("run_dir", "is blank (" + quoted(dir) + "); leave it unset for the default runs/<name>");
+}
 
 }  // namespace
 
@@ -46,53 +250,42 @@ proto::JobSpec load_job(const std::string& path) {
 }
 
 void validate_job(const proto::JobSpec& job, const std::string& path) {
-  auto fail = [&](const std::string& field, const std::string& why) {
-    LOCKSTEP_FAIL_IF(true) << path << ": " << field << ": " << why;
-  };
-  const auto& m = job.model();
-  if (m.reference().empty() && m.layers_size() == 0) fail("model", "set model.reference or model.layers");
-  if (!m.reference().empty() && m.layers_size() > 0)
-    fail("model", "set either model.reference or model.layers, not both");
-  if (!m.reference().empty()) {
-    const auto names = reference_model_names();
-    if (std::find(names.begin(), names.end(), m.reference()) == names.end()) {
-      std::string known;
-      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-      fail("model.reference", "unknown model \"" + m.reference() + "\" (known: " + known + ")");
-    }
+  const Checker c(path);
+  check_model(c, job.model());
+  const auto& d = job.data();
+  if (d.dir().empty()) c.fail("data.dir", "required");
+  if (d.has_mean()) c.is_finite("data.mean", d.mean());
+  if (d.has_std()) c.positive("data.std", d.std());
+  c.positive("epochs", job.epochs());
+  c.positive("batch_size", job.batch_size());
+  c.non_negative("eval_batch_size", job.eval_batch_size());
+  c.non_negative("threads", job.threads());
+  check_optimizer(c, job.optimizer());
+  check_schedule(c, job.schedule());
+  check_distributed(c, job.distributed());
+  check_phases(c, job.phases());
+  check_run_dir(c, job.run_dir());
+}
+
+void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size) {
+  LOCKSTEP_CHECK(world_size >= 1) << "world size " << world_size;
+  validate_job(job, path);
+  const Checker c(path);
+  const std::string n = std::to_string(job.batch_size()), w = std::to_string(world_size);
+  // batch_size is the global batch, split evenly: every rank needs the same, non-zero share.
+  if (job.batch_size() < world_size)
+    c.fail("batch_size", "global batch " + n + " is smaller than the world size " + w +
+                             " (each rank needs at least one sample)");
+  if (job.batch_size() % world_size != 0)
+    c.fail("batch_size", "global batch " + n + " is not a multiple of the world size " + w +
+                             " (it is split evenly across ranks)");
+  if (world_size > 1 && job.distributed().backend() == "self")
+    c.fail("distributed.backend", "\"self\" runs a single rank, but the world size is " + w);
+  try {
+    build_model(job);
+  } catch (const Error& e) {
+    throw Error(path + ": " + one_line(e.what()));
   }
-  if (m.layers_size() > 0 && m.input_shape_size() == 0)
-    fail("model.input_shape", "required with model.layers");
-  for (int i = 0; i < m.input_shape_size(); ++i)
-    if (m.input_shape(i) <= 0) fail("model.input_shape[" + std::to_string(i) + "]", "must be positive");
-  for (int i = 0; i < m.layers_size(); ++i)
-    if (m.layers(i).kind_case() == proto::Layer::KIND_NOT_SET)
-      fail("model.layers[" + std::to_string(i) + "]", "no layer kind set");
-  if (job.data().dir().empty()) fail("data.dir", "required");
-  if (job.data().has_std() && job.data().std() <= 0.f) fail("data.std", "must be positive");
-  if (job.epochs() <= 0) fail("epochs", "must be positive, got " + std::to_string(job.epochs()));
-  if (job.batch_size() <= 0) fail("batch_size", "must be positive, got " + std::to_string(job.batch_size()));
-  if (job.eval_batch_size() < 0) fail("eval_batch_size", "must not be negative");
-  if (job.threads() < 0) fail("threads", "must not be negative");
-  const auto& o = job.optimizer();
-  if (!(o.lr() > 0.f)) fail("optimizer.lr", "must be positive");
-  if (o.weight_decay() < 0.f) fail("optimizer.weight_decay", "must not be negative");
-  if (o.rule_case() == proto::OptimizerSpec::RULE_NOT_SET) fail("optimizer", "set sgd or adamw");
-  if (o.has_sgd()) {
-    if (o.sgd().momentum() < 0.f) fail("optimizer.sgd.momentum", "must not be negative");
-    if (o.sgd().nesterov() && (o.sgd().momentum() <= 0.f || o.sgd().dampening() != 0.f))
-      fail("optimizer.sgd.nesterov", "needs momentum > 0 and dampening 0");
-  }
-  const auto& s = job.schedule();
-  if (s.has_step() && s.step().step_size() <= 0) fail("schedule.step.step_size", "must be positive");
-  if (s.has_cosine() && s.cosine().t_max() <= 0) fail("schedule.cosine.t_max", "must be positive");
-  if (s.warmup_epochs() < 0) fail("schedule.warmup_epochs", "must not be negative");
-  const auto& d = job.distributed();
-  if (!d.backend().empty() && d.backend() != "mpi" && d.backend() != "self")
-    fail("distributed.backend", "unknown backend \"" + d.backend() + "\" (known: mpi, self)");
-  if (d.has_bucket_mb() && !(d.bucket_mb() > 0.f)) fail("distributed.bucket_mb", "must be positive");
-  if (d.has_collective_timeout_s() && !(d.collective_timeout_s() > 0.f))
-    fail("distributed.collective_timeout_s", "must be positive");
 }
 
 }  // namespace lockstep
