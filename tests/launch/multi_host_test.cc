@@ -7,7 +7,12 @@
 #include <gtest/gtest.h>
 #include <google/protobuf/text_format.h>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -76,7 +81,12 @@ std::string final_weights(const fs::path& run_dir) {
 
 class MultiHost : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { hosts_ = new NetnsPair; }
+  static void SetUpTestSuite() {
+    hosts_ = new NetnsPair;
+    if (hosts_->ok())
+      std::printf("hosts: %s in %s, %s in %s\n", hosts_->addr_a().c_str(), hosts_->a().c_str(),
+                  hosts_->addr_b().c_str(), hosts_->b().c_str());
+  }
   static void TearDownTestSuite() {
     delete hosts_;
     hosts_ = nullptr;
@@ -84,7 +94,14 @@ class MultiHost : public ::testing::Test {
   void SetUp() override {
     if (!hosts_->ok()) GTEST_SKIP() << "two hosts as network namespaces unavailable: " << hosts_->error();
     if (shell("command -v mpirun", 10).status != 0) GTEST_SKIP() << "no mpirun";
-    dir_ = fs::temp_directory_path() / ("lockstep_multi_host_" + std::to_string(::getpid()));
+    const std::string prefix = "lockstep_multi_host_";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::temp_directory_path(), ec)) {  // a killed run's
+      const std::string name = e.path().filename();
+      if (name.rfind(prefix, 0) == 0 && ::kill(std::atoi(name.c_str() + prefix.size()), 0) != 0 && errno == ESRCH)
+        fs::remove_all(e.path(), ec);
+    }
+    dir_ = fs::temp_directory_path() / (prefix + std::to_string(::getpid()));
     fs::create_directories(dir_ / "data");
     for (auto [split, n] : {std::pair{"train", kTrain}, std::pair{"t10k", kTest}}) {
       std::ofstream(dir_ / "data" / (std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
