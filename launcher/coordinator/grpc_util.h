@@ -1,0 +1,28 @@
+// Shared by the coordinator's server and client: the token's metadata key, keepalive timings,
+// status codes as names, PEM files read with errors that name them.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <string>
+
+namespace lockstep::grpc_util {
+
+inline constexpr const char* kTokenKey = "lockstep-token";
+inline constexpr const char* kAuthMessage = "missing or wrong lockstep-token";
+
+// HTTP/2 keepalive: a ping every 10 s on an idle connection, dead after 5 s without the ack. The
+// server accepts pings every 5 s or more (fewer than the client sends), so it never answers them
+// with GOAWAY "too_many_pings".
+inline constexpr int kKeepaliveTimeMs = 10000;
+inline constexpr int kKeepaliveTimeoutMs = 5000;
+inline constexpr int kMinPingIntervalMs = 5000;
+
+// "UNAUTHENTICATED", "UNAVAILABLE", ...
+const char* code_name(grpc::StatusCode c);
+// "CODE: message"
+std::string status_text(const grpc::Status& s);
+// The file's contents; throws Error "cannot read WHAT PATH" when it cannot be read or is empty.
+std::string read_file(const std::string& path, const std::string& what);
+
+}  // namespace lockstep::grpc_util

@@ -1,0 +1,145 @@
+// The coordinator's job state: registrations, metrics, phases (see job_state.h).
+#include "launcher/coordinator/job_state.h"
+
+#include <sstream>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+
+JobState::JobState(proto::JobSpec job, int world_size, const ServerOptions& o)
+    : job_(std::move(job)), world_(world_size), opts_(o), resume_(o.resume),
+      machine_(job_.phases(), job_.epochs()) {
+  LOCKSTEP_FAIL_IF(world_ < 1) << "coordinator for job " << job_.name() << ": world size " << world_
+                               << " must be at least 1";
+}
+
+proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
+  LOCKSTEP_FAIL_IF(r.world_size() != world_)
+      << "Register: rank " << r.rank() << " says world_size " << r.world_size() << ", but job " << job_.name()
+      << " runs on " << world_ << " ranks";
+  LOCKSTEP_FAIL_IF(r.rank() < 0 || r.rank() >= world_)
+      << "Register: rank " << r.rank() << " is outside [0, " << world_ << ") (world_size " << r.world_size() << ")";
+  std::lock_guard<std::mutex> lock(mu_);
+  Rank& x = ranks_[r.rank()];
+  x.info.Clear();
+  x.info.set_rank(r.rank());
+  x.info.set_host(r.host());
+  x.info.set_pid(r.pid());
+  x.last_seen = Clock::now();
+  registered_cv_.notify_all();
+
+  proto::RegisterReply reply;
+  *reply.mutable_job() = job_;
+  reply.set_run_dir(opts_.run_dir);
+  reply.set_resume(resume_);
+  reply.set_heartbeat_interval_s(opts_.heartbeat_interval_s);
+  reply.set_coordinator_timeout_s(opts_.coordinator_timeout_s);
+  reply.set_attempt(attempt_);
+  return reply;
+}
+
+proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = ranks_.find(r.rank());
+  LOCKSTEP_FAIL_IF(it == ranks_.end())
+      << "Heartbeat from rank " << r.rank() << ", which has not registered in attempt " << attempt_;
+  *it->second.info.mutable_metrics() = r.metrics();
+  it->second.last_seen = Clock::now();
+  proto::HeartbeatReply reply;
+  for (const proto::Directive& d : machine_.pending()) *reply.add_pending() = d;
+  reply.set_paused(machine_.paused());
+  return reply;
+}
+
+proto::NextPhasesReply JobState::next_phases(const proto::NextPhasesRequest& r) {
+  LOCKSTEP_FAIL_IF(r.epoch() < 1) << "NextPhases: epoch " << r.epoch() << " from rank " << r.rank()
+                                  << " (epochs are 1-based)";
+  std::lock_guard<std::mutex> lock(mu_);
+  // Only rank 0 drives the phases; another rank asking learns the same plan without moving state.
+  const auto phases = r.rank() == 0 ? machine_.begin_epoch_end(r.epoch()) : machine_.next_phases(r.epoch());
+  proto::NextPhasesReply reply;
+  for (proto::PhaseKind k : phases) reply.add_phases(k);
+  return reply;
+}
+
+void JobState::report(const proto::PhaseReport& r) {
+  LOCKSTEP_FAIL_IF(r.rank() != 0) << "ReportPhase from rank " << r.rank() << " (phase " << r.phase_id()
+                                  << "): only rank 0 reports phases";
+  std::lock_guard<std::mutex> lock(mu_);
+  machine_.report(r);
+  if (r.kind() == proto::EVAL) {
+    last_test_loss_ = r.test_loss();
+    last_test_accuracy_ = r.test_accuracy();
+  }
+  if (!r.checkpoint().empty()) last_checkpoint_ = r.checkpoint();
+}
+
+proto::ControlReply JobState::control(proto::ControlRequest::Command c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  proto::ControlReply reply;
+  switch (c) {
+    case proto::ControlRequest::STATUS: break;
+    case proto::ControlRequest::RESUME: machine_.resume(); break;
+    case proto::ControlRequest::EVAL: reply.set_directive_id(machine_.enqueue(proto::EVAL)); break;
+    case proto::ControlRequest::CHECKPOINT: reply.set_directive_id(machine_.enqueue(proto::CHECKPOINT)); break;
+    case proto::ControlRequest::PAUSE: reply.set_directive_id(machine_.enqueue(proto::PAUSE)); break;
+    case proto::ControlRequest::STOP: reply.set_directive_id(machine_.enqueue(proto::STOP)); break;
+    default: LOCKSTEP_FAIL_IF(true) << "Control: unknown command " << static_cast<int>(c);
+  }
+  *reply.mutable_status() = status_locked();
+  return reply;
+}
+
+proto::JobStatus JobState::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_locked();
+}
+
+proto::JobStatus JobState::status_locked() const {
+  proto::JobStatus s;
+  s.set_job(job_.name());
+  s.set_phase(machine_.state());
+  s.set_phase_id(machine_.phase_id());
+  s.set_world_size(world_);
+  s.set_registered(static_cast<int32_t>(ranks_.size()));
+  const auto now = Clock::now();
+  for (const auto& [rank, x] : ranks_) {
+    proto::RankStatus& r = *s.add_ranks();
+    r = x.info;
+    r.set_since_heartbeat_s(std::chrono::duration<double>(now - x.last_seen).count());
+  }
+  s.set_epochs(job_.epochs());
+  s.set_last_test_loss(last_test_loss_);
+  s.set_last_test_accuracy(last_test_accuracy_);
+  s.set_last_checkpoint(last_checkpoint_);
+  for (const proto::PhaseReport& h : machine_.history()) *s.add_history() = h;
+  s.set_finished(machine_.finished());
+  s.set_attempt(attempt_);
+  for (const proto::Directive& d : machine_.pending()) *s.add_pending() = d;
+  s.set_paused(machine_.paused());
+  return s;
+}
+
+void JobState::new_attempt(bool resume) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ranks_.clear();
+  ++attempt_;
+  resume_ = resume;
+  machine_.reset_for_restart();
+}
+
+void JobState::wait_registered(int n, double timeout_s) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(timeout_s));
+  if (registered_cv_.wait_until(lock, deadline, [&] { return static_cast<int>(ranks_.size()) >= n; })) return;
+  std::ostringstream missing;
+  for (int r = 0; r < world_; ++r)
+    if (!ranks_.count(r)) missing << (missing.tellp() > 0 ? ", " : "") << r;
+  LOCKSTEP_FAIL_IF(true) << "job " << job_.name() << ": " << ranks_.size() << " of " << n
+                         << " ranks registered within " << timeout_s << " s (attempt " << attempt_
+                         << "); missing ranks: " << missing.str();
+}
+
+}  // namespace lockstep

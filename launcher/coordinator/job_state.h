@@ -1,0 +1,55 @@
+// What the coordinator knows about its job, shared by the RPC handlers and the in-process API
+// (CoordinatorServer): registrations and metrics per rank, the phase state machine, the last eval
+// and checkpoint. One mutex guards it all; every method takes it. Methods throw Error for a request
+// the job cannot honour; the service turns that into a gRPC status.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "launcher/coordinator/phase_machine.h"
+#include "launcher/coordinator/server.h"
+#include "proto/coordinator.pb.h"
+
+namespace lockstep {
+
+class JobState {
+ public:
+  JobState(proto::JobSpec job, int world_size, const ServerOptions& o);
+
+  int world_size() const { return world_; }
+  proto::RegisterReply register_rank(const proto::RegisterRequest& r);
+  proto::HeartbeatReply heartbeat(const proto::HeartbeatRequest& r);
+  proto::NextPhasesReply next_phases(const proto::NextPhasesRequest& r);
+  void report(const proto::PhaseReport& r);
+  proto::ControlReply control(proto::ControlRequest::Command c);
+  proto::JobStatus status() const;
+  void new_attempt(bool resume);
+  void wait_registered(int n, double timeout_s);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Rank {
+    proto::RankStatus info;  // since_heartbeat_s filled in by status()
+    Clock::time_point last_seen;
+  };
+  proto::JobStatus status_locked() const;
+
+  mutable std::mutex mu_;
+  std::condition_variable registered_cv_;
+  const proto::JobSpec job_;
+  const int world_;
+  const ServerOptions opts_;  // intervals and run_dir handed out at Register
+  bool resume_;
+  uint32_t attempt_ = 0;
+  PhaseMachine machine_;
+  std::map<int, Rank> ranks_;  // registered in this attempt, by rank
+  double last_test_loss_ = 0, last_test_accuracy_ = 0;
+  std::string last_checkpoint_;
+};
+
+}  // namespace lockstep

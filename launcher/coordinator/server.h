@@ -1,0 +1,52 @@
+// The coordinator: a gRPC server (service Coordinator in proto/coordinator.proto) holding a job's
+// registrations, per-rank metrics and phase state machine. Every RPC needs the job token as
+// metadata "lockstep-token" (checked in constant time; a missing or wrong one is UNAUTHENTICATED
+// and changes nothing). Optional TLS, optionally with client certificates.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proto/coordinator.pb.h"
+#include "proto/job.pb.h"
+
+namespace lockstep {
+
+struct ServerOptions {
+  std::string bind = "127.0.0.1";  // loopback only unless told otherwise
+  int port = 0;                    // 0: any free port (see port())
+  std::string token;               // required, non-empty
+  std::string tls_cert, tls_key;   // PEM file paths; both set: TLS
+  std::string tls_client_ca;       // set: client certificates required and verified against it
+  int max_message_bytes = 4 << 20; // send and receive caps
+  double heartbeat_interval_s = 0.5;    // told to workers at Register
+  double coordinator_timeout_s = 10.0;  // told to workers at Register
+  std::string run_dir;                  // absolute, told to workers
+  bool resume = false;
+};
+
+class CoordinatorServer {
+ public:
+  // Serving on return; throws Error naming bind:port when it cannot listen, or a bad option.
+  CoordinatorServer(proto::JobSpec job, int world_size, ServerOptions o);
+  ~CoordinatorServer();  // graceful shutdown: calls in flight get 1 s to finish
+  CoordinatorServer(const CoordinatorServer&) = delete;
+  CoordinatorServer& operator=(const CoordinatorServer&) = delete;
+
+  int port() const;
+  std::string address() const;  // "bind:port" ("[bind]:port" for an IPv6 bind)
+  proto::JobStatus status() const;  // as a ctl STATUS; thread-safe
+  // As a ctl call, in-process (the launcher turns SIGTERM into STOP this way): the directive id, 0
+  // for STATUS and RESUME. Throws Error when the directive cannot be queued (job finished).
+  uint64_t request(proto::ControlRequest::Command c);
+  // Before a restart: registrations cleared, attempt + 1, the resume flag Register hands out.
+  void new_attempt(bool resume);
+  // Waits until n ranks registered in this attempt; throws Error naming the missing ranks on timeout.
+  void wait_registered(int n, double timeout_s);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lockstep
