@@ -73,7 +73,7 @@ class NetnsPair {
           "ip -n " + a_ + " addr add " + addr_a_ + "/24 dev " + veth_a_,
           "ip -n " + b_ + " addr add " + addr_b_ + "/24 dev " + veth_b_, "ip -n " + a_ + " link set lo up",
           "ip -n " + b_ + " link set lo up", "ip -n " + a_ + " link set " + veth_a_ + " up",
-          "ip -n " + b_ + " link set " + veth_b_ + " up"}) {
+          "ip -n " + b_ + " link set " + veth_b_ + " up", in_a("true")}) {
       const ShellResult r = shell(cmd, 10);
       if (r.status != 0) {
         error_ = "`" + cmd + "` failed: " + r.output;
