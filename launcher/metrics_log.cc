@@ -7,17 +7,29 @@
 
 namespace lockstep {
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path), out_(path, std::ios::trunc) {
+MetricsLog::MetricsLog(const std::string& path, Open mode)
+    : path_(path), out_(path, mode == Open::kAppend ? std::ios::app : std::ios::trunc) {
   LOCKSTEP_FAIL_IF(!out_) << "cannot write metrics file " << path;
 }
 
 void MetricsLog::write(const EpochMetrics& m) {
   char line[256];
   std::snprintf(line, sizeof line,
-                "{\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
+                "{\"kind\":\"epoch\",\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
                 "\"train_samples_per_sec\":%.1f,\"lr\":%.6g}\n",
                 static_cast<long long>(m.epoch), m.train_loss, m.test_loss, m.test_accuracy,
                 m.train_samples_per_sec, m.lr);
+  put(line);
+}
+
+void MetricsLog::write(const StepRecord& s) {
+  char line[192];
+  std::snprintf(line, sizeof line, "{\"kind\":\"step\",\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"samples_per_sec\":%.1f}\n",
+                static_cast<long long>(s.epoch), static_cast<long long>(s.step), s.loss, s.samples_per_sec);
+  put(line);
+}
+
+void MetricsLog::put(const char* line) {
   out_ << line;
   out_.flush();
   LOCKSTEP_FAIL_IF(!out_) << "cannot write metrics file " << path_;

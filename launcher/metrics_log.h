@@ -1,5 +1,7 @@
-// Per-epoch metrics as JSON lines (one object per line), for plots and scripts:
-// {"epoch":1,"train_loss":0.51,"test_loss":0.39,"test_accuracy":0.861,"train_samples_per_sec":2400,"lr":0.05}
+// Metrics as JSON lines (one object per line), for plots and scripts. Per epoch:
+// {"kind":"epoch","epoch":1,"train_loss":0.51,"test_loss":0.39,"test_accuracy":0.861,"train_samples_per_sec":2400,"lr":0.05}
+// and, from `lockstep launch`/`worker`, per step (the loss exact to the last bit, for comparing runs):
+// {"kind":"step","epoch":1,"step":17,"loss":0.61234567890123456,"samples_per_sec":2380.5}
 #pragma once
 
 #include <fstream>
@@ -9,12 +11,23 @@
 
 namespace lockstep {
 
+struct StepRecord {
+  int64_t epoch = 0;  // 1-based
+  int64_t step = 0;   // optimizer steps since the job started, after this one
+  double loss = 0;    // global mean loss of the step
+  double samples_per_sec = 0;
+};
+
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path);  // truncates; throws naming the path
-  void write(const EpochMetrics& m);             // flushed at once, so a crash loses no epoch
+  enum class Open { kTruncate, kAppend };  // kAppend: a resumed run continues the file
+  explicit MetricsLog(const std::string& path, Open mode = Open::kTruncate);  // throws naming the path
+  void write(const EpochMetrics& m);  // flushed at once, so a crash loses no epoch
+  void write(const StepRecord& s);
 
  private:
+  void put(const char* line);
+
   std::string path_;
   std::ofstream out_;
 };

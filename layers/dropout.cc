@@ -124,6 +124,12 @@ void seed_dropout(Module& model, uint64_t seed, uint32_t rank, DropoutKeying key
   });
 }
 
+std::vector<Dropout*> dropout_layers(Module& model) {
+  std::vector<Dropout*> out;
+  for_each_dropout(model, [&](Dropout& d) { out.push_back(&d); });
+  return out;
+}
+
 void set_dropout_first_global_row(Module& model, int64_t row) {
   for_each_dropout(model, [row](Dropout& d) { d.set_first_global_row(row); });
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "layers/module.h"
 #include "runtime/philox.h"
@@ -54,6 +55,8 @@ class Dropout : public Module {
 // Seeds every Dropout in the model with (seed, rank) and the keying, numbering them in model order.
 void seed_dropout(Module& model, uint64_t seed, uint32_t rank,
                   DropoutKeying keying = DropoutKeying::kPerRank);
+// Every Dropout in the model, in model order (the order seed_dropout numbers them in).
+std::vector<Dropout*> dropout_layers(Module& model);
 // Sets every Dropout's first global row (kPerSample keying): the rank's shard offset in the batch.
 void set_dropout_first_global_row(Module& model, int64_t row);
 

@@ -93,13 +93,18 @@ class Trainer {
   // The reducer (distributed only, else null): its stats give the exposed communication time.
   Reducer* reducer() { return reducer_.get(); }
   bool distributed() const { return d_.comm != nullptr; }
+  // Starts the next phase (a new id, the same on every rank) and declares it and the mode on the
+  // communicator, so every following collective's fingerprint carries them. evaluate() and
+  // train_epoch(sampler) start their own; a driver with its own step loop (lockstep worker) calls it
+  // at each of its phase boundaries.
+  void begin_phase(CommMode mode);
+  uint32_t phase_id() const { return phase_; }
   // epochs x (train_epoch, evaluate); calls on_epoch after each.
   std::vector<EpochMetrics> fit(BatchLoader& train, const Dataset& test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
 
  private:
   Tensor as_input(const Tensor& x) const;
-  void begin_phase(CommMode mode);
   EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end);
 
   Sequential& model_;

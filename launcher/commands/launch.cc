@@ -1,0 +1,184 @@
+// `lockstep launch -n N JOB`: one command for a whole job. Checks the job before anything starts,
+// creates the run directory and a per-job token, serves the coordinator in-process, runs N
+// workers through mpirun (a hostfile spreads them over machines, started through `lockstep
+// agent`), supervises them (launch/supervisor.h) with a live progress line, restarts from the last
+// checkpoint up to --max-restarts times, and ends with a summary table.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "launcher/commands/commands.h"
+#include "launcher/coordinator/client.h"
+#include "launcher/coordinator/server.h"
+#include "launcher/job_file.h"
+#include "launcher/launch/progress.h"
+#include "launcher/launch/supervisor.h"
+#include "runtime/check.h"
+
+namespace lockstep::commands {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume] [--max-restarts K] "
+    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]...";
+
+struct LaunchArgs {
+  int ranks = 0;
+  std::string job_path, hostfile, run_dir, data, tls_cert, tls_key;
+  std::string bind = "127.0.0.1";
+  int port = 0;
+  bool resume = false;
+  int max_restarts = 0;
+  long long epochs = -1;
+  std::vector<std::string> mpirun_args;
+};
+
+LaunchArgs parse(int argc, char** argv) {
+  LaunchArgs a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&]() -> std::string {
+      LOCKSTEP_FAIL_IF(i + 1 >= argc) << s << " needs a value\nusage: " << kUsage;
+      return argv[++i];
+    };
+    auto number = [&](const std::string& v) {
+      char* end = nullptr;
+      const long long n = std::strtoll(v.c_str(), &end, 10);
+      LOCKSTEP_FAIL_IF(v.empty() || *end != '\0') << s << ": expected a whole number, got \"" << v << "\"";
+      return n;
+    };
+    if (s == "-n" || s == "--ranks") a.ranks = static_cast<int>(number(value()));
+    else if (s == "--hostfile") a.hostfile = value();
+    else if (s == "--bind") a.bind = value();
+    else if (s == "--port") a.port = static_cast<int>(number(value()));
+    else if (s == "--run-dir") a.run_dir = value();
+    else if (s == "--resume") a.resume = true;
+    else if (s == "--max-restarts") a.max_restarts = static_cast<int>(number(value()));
+    else if (s == "--epochs") a.epochs = number(value());
+    else if (s == "--data") a.data = value();
+    else if (s == "--tls-cert") a.tls_cert = value();
+    else if (s == "--tls-key") a.tls_key = value();
+    else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
+    else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "\nusage: " << kUsage;
+    else if (a.job_path.empty()) a.job_path = s;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "\nusage: " << kUsage;
+  }
+  LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n: the number of ranks must be at least 1\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(a.max_restarts < 0) << "--max-restarts must not be negative";
+  LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
+      << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
+      << "; give --bind ADDR, an address of this host they can reach";
+  LOCKSTEP_FAIL_IF(!a.hostfile.empty() && !fs::exists(a.hostfile)) << "--hostfile " << a.hostfile << ": no such file";
+  LOCKSTEP_FAIL_IF(a.tls_cert.empty() != a.tls_key.empty()) << "--tls-cert and --tls-key go together";
+  return a;
+}
+
+std::string self_exe() {
+  char buf[PATH_MAX] = {};
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  LOCKSTEP_FAIL_IF(n <= 0) << "cannot find the lockstep binary (/proc/self/exe)";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The token goes to RUN_DIR/token (mode 0600, for `lockstep ctl`) and to the workers' environment.
+std::string write_token(const std::string& run_dir) {
+  const std::string token = new_token();
+  const std::string path = run_dir + "/token", tmp = path + ".tmp";
+  {
+    const mode_t old = ::umask(077);
+    std::ofstream out(tmp, std::ios::trunc);
+    ::umask(old);
+    out << token << "\n";
+    out.close();
+    LOCKSTEP_FAIL_IF(!out) << "cannot write the job token to " << tmp;
+  }
+  ::chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path);
+  return token;
+}
+
+std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
+  const std::string exe = self_exe();
+  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_TOKEN"};
+  if (::geteuid() == 0) v.push_back("--allow-run-as-root");
+  if (a.hostfile.empty()) {
+    v.insert(v.end(), {"--oversubscribe", "--mca", "btl", "self,vader,tcp"});
+  } else {
+    v.insert(v.end(), {"--hostfile", a.hostfile, "--mca", "plm_rsh_agent", exe + " agent"});
+  }
+  v.insert(v.end(), a.mpirun_args.begin(), a.mpirun_args.end());
+  v.insert(v.end(), {exe, "worker", "--coordinator", address});
+  if (!a.tls_cert.empty()) v.insert(v.end(), {"--tls-ca", fs::absolute(a.tls_cert).string()});
+  return v;
+}
+
+int launch_main(int argc, char** argv) {
+  const LaunchArgs a = parse(argc, argv);
+  proto::JobSpec job = load_job(a.job_path);
+  if (a.epochs >= 0) job.set_epochs(a.epochs);
+  if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
+  check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
+
+  std::string run_dir = !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
+  run_dir = fs::absolute(run_dir).lexically_normal().string();
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  LOCKSTEP_FAIL_IF(ec) << "run directory " << run_dir << ": " << ec.message();
+  const std::string token = write_token(run_dir);
+  ::setenv("LOCKSTEP_TOKEN", token.c_str(), 1);
+
+  ServerOptions so;
+  so.bind = a.bind;
+  so.port = a.port;
+  so.token = token;
+  so.tls_cert = a.tls_cert;
+  so.tls_key = a.tls_key;
+  so.run_dir = run_dir;
+  so.resume = a.resume;
+  CoordinatorServer server(job, a.ranks, so);
+  std::fprintf(stderr, "lockstep launch: job %s on %d rank%s, coordinator %s, run directory %s (token in %s/token)\n",
+               job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
+               run_dir.c_str());
+  ProgressLine progress(::isatty(STDERR_FILENO));
+  Supervisor supervisor(server, SupervisorOptions{}, [&](const proto::JobStatus& st) { progress.update(st); });
+  const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.address());
+  std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
+  if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
+
+  for (int attempt = 0;; ++attempt) {
+    const AttemptResult r = supervisor.run(argv_mpirun);
+    progress.finish();
+    const proto::JobStatus st = server.status();
+    if (st.finished() && r.exit_code == 0) {
+      std::fputs(summary_table(metrics, st).c_str(), stdout);
+      return 0;
+    }
+    if (r.stop_requested && !r.killed && r.exit_code == 0) {
+      std::fputs(summary_table(metrics, st).c_str(), stdout);
+      std::fprintf(stderr, "lockstep launch: stopped on request; resume with --resume (checkpoint %s)\n",
+                   st.last_checkpoint().c_str());
+      return 0;
+    }
+    const std::string why = !r.failure.empty() ? r.failure : "mpirun exited with status " + std::to_string(r.exit_code);
+    std::fprintf(stderr, "lockstep launch: job %s failed: %s\n", job.name().c_str(), why.c_str());
+    if (r.stop_requested || attempt >= a.max_restarts) return r.exit_code != 0 ? r.exit_code : 1;
+    std::fprintf(stderr, "lockstep launch: restarting from the last checkpoint (restart %d of %d)\n", attempt + 1,
+                 a.max_restarts);
+    server.new_attempt(/*resume=*/true);
+  }
+}
+
+const Registrar reg("launch", kUsage, &launch_main);
+
+}  // namespace
+}  // namespace lockstep::commands

@@ -1,0 +1,120 @@
+// `lockstep worker --coordinator HOST:PORT`: one rank of a job, started by mpirun (from
+// `lockstep launch`, or by a cluster's own mpirun/Slurm beside `lockstep coordinator`). It
+// registers with the coordinator, receives the job spec and run directory from it, and trains
+// (worker/run.h). SIGTERM/SIGINT make the whole job checkpoint at an agreed step and stop cleanly.
+// An error ends every rank at once (Communicator::abort), with one line naming this rank.
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
+#include <boost/asio.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "comm/factory.h"
+#include "launcher/commands/commands.h"
+#include "launcher/coordinator/client.h"
+#include "launcher/worker/run.h"
+#include "runtime/check.h"
+
+namespace lockstep::commands {
+namespace {
+
+constexpr const char* kUsage =
+    "lockstep worker --coordinator HOST:PORT [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]";
+
+int env_int(const char* a, const char* b, int fallback) {
+  if (const char* v = std::getenv(a)) return std::atoi(v);
+  if (const char* v = std::getenv(b)) return std::atoi(v);
+  return fallback;
+}
+
+std::string hostname() {
+  char h[256] = {};
+  gethostname(h, sizeof h - 1);
+  return h;
+}
+
+// SIGTERM/SIGINT set the flag the step loop reads at every boundary (Boost.Asio, on its own thread).
+class SignalWatch {
+ public:
+  explicit SignalWatch(std::atomic<bool>& flag) : signals_(io_, SIGTERM, SIGINT) {
+    signals_.async_wait([&flag](const boost::system::error_code& ec, int) {
+      if (!ec) flag = true;
+    });
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~SignalWatch() {
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  std::thread thread_;
+};
+
+int worker_main(int argc, char** argv) {
+  ClientOptions copt;
+  std::string token_file;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value\nusage: " << kUsage;
+      return argv[++i];
+    };
+    if (a == "--coordinator") copt.address = value();
+    else if (a == "--token-file") token_file = value();
+    else if (a == "--tls-ca") copt.tls_ca = value();
+    else if (a == "--tls-cert") copt.tls_cert = value();
+    else if (a == "--tls-key") copt.tls_key = value();
+    else LOCKSTEP_FAIL_IF(true) << "unknown argument " << a << "\nusage: " << kUsage;
+  }
+  LOCKSTEP_FAIL_IF(copt.address.empty()) << "--coordinator HOST:PORT is required\nusage: " << kUsage;
+  // If mpirun (or orted) is killed, this rank must not outlive it.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  std::atomic<bool> terminate{false};
+  SignalWatch signals(terminate);
+
+  const int rank = env_int("OMPI_COMM_WORLD_RANK", "PMIX_RANK", 0);
+  const int world = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", 1);
+  copt.token = read_token(token_file);
+  CoordinatorClient client(copt);
+  proto::RegisterRequest req;
+  req.set_rank(rank);
+  req.set_world_size(world);
+  req.set_host(hostname());
+  req.set_pid(::getpid());
+  const proto::RegisterReply reg = client.register_worker(req);
+
+  const auto& dist = reg.job().distributed();
+  CommSpec spec;
+  spec.backend = !dist.backend().empty() ? dist.backend() : (std::getenv("OMPI_COMM_WORLD_SIZE") ? "mpi" : "self");
+  if (dist.has_collective_timeout_s())
+    spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
+  std::unique_ptr<Communicator> comm = make_communicator(spec);
+  LOCKSTEP_FAIL_IF(comm->size() != world || comm->rank() != rank)
+      << "the " << spec.backend << " communicator says rank " << comm->rank() << " of " << comm->size()
+      << ", the environment says " << rank << " of " << world;
+  try {
+    return run_worker(WorkerSetup{.reg = reg, .comm = comm.get(), .client = &client, .terminate = &terminate});
+  } catch (const std::exception& e) {
+    const std::string line = "lockstep worker: error on rank " + std::to_string(rank) + " of " +
+                             std::to_string(world) + ": " + e.what() + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+    if (comm->size() > 1) comm->abort(1);
+    return 1;
+  }
+}
+
+const Registrar reg("worker", kUsage, &worker_main);
+
+}  // namespace
+}  // namespace lockstep::commands

@@ -1,0 +1,109 @@
+// Progress line and summary table of a launched job.
+#include "launcher/launch/progress.h"
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+namespace lockstep {
+namespace {
+
+std::string clock_text(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const long t = static_cast<long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+double field(const std::string& line, const std::string& name, double fallback) {
+  std::smatch m;
+  if (std::regex_search(line, m, std::regex("\"" + name + "\":(-?[0-9.eE+-]+)"))) return std::stod(m[1]);
+  return fallback;
+}
+
+}  // namespace
+
+std::string progress_text(const proto::JobStatus& st) {
+  const proto::RankStatus* lead = nullptr;
+  for (const auto& r : st.ranks())
+    if (r.rank() == 0) lead = &r;
+  if (!lead || lead->metrics().steps_per_epoch() == 0 || lead->metrics().step() == 0) return "";
+  const proto::StepMetrics& m = lead->metrics();
+  const int64_t total = m.steps_per_epoch() * st.epochs();
+  const double sps = m.step_time_s() > 0 ? 1.0 / m.step_time_s() : 0.0;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "epoch %lld/%lld  step %lld/%lld  %.0f samples/s  loss %.4f  ETA %s",
+                static_cast<long long>(m.epoch()), static_cast<long long>(st.epochs()),
+                static_cast<long long>(m.step()), static_cast<long long>(total), m.samples_per_sec(), m.loss(),
+                clock_text(sps > 0 ? static_cast<double>(total - m.step()) / sps : -1).c_str());
+  return buf;
+}
+
+ProgressLine::ProgressLine(bool terminal) : terminal_(terminal) {}
+
+void ProgressLine::update(const proto::JobStatus& st) {
+  const std::string text = progress_text(st);
+  if (text.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
+  int64_t epoch = 0;
+  for (const auto& r : st.ranks())
+    if (r.rank() == 0) epoch = r.metrics().epoch();
+  if (terminal_) {
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
+    drawn_ = true;
+  } else if (epoch != last_epoch_ || now - last_print_ > std::chrono::seconds(10)) {
+    std::fprintf(stderr, "%s\n", text.c_str());
+    last_print_ = now;
+    last_epoch_ = epoch;
+  }
+  std::fflush(stderr);
+}
+
+void ProgressLine::finish() {
+  if (terminal_ && drawn_) std::fputs("\n", stderr);
+  drawn_ = false;
+}
+
+std::string summary_table(const std::string& metrics_path, const proto::JobStatus& st) {
+  std::map<int64_t, std::string> epochs;  // the newest line of each epoch
+  std::ifstream in(metrics_path);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"kind\":\"epoch\"") != std::string::npos) epochs[static_cast<int64_t>(field(line, "epoch", 0))] = line;
+  std::ostringstream out;
+  char row[256];
+  out << "job " << st.job() << ": " << st.world_size() << " ranks";
+  if (st.attempt() > 0) out << ", " << st.attempt() << " restart" << (st.attempt() > 1 ? "s" : "");
+  out << "\n";
+  std::snprintf(row, sizeof row, "%5s %11s %10s %9s %10s\n", "epoch", "train_loss", "test_loss", "test_acc", "samples/s");
+  out << row;
+  for (const auto& [e, line] : epochs) {
+    const double acc = field(line, "test_accuracy", -1), tl = field(line, "test_loss", -1);
+    char test[64];
+    if (acc >= 0) std::snprintf(test, sizeof test, "%10.4f %9.4f", tl, acc);
+    else std::snprintf(test, sizeof test, "%10s %9s", "-", "-");
+    std::snprintf(row, sizeof row, "%5lld %11.4f %s %10.0f\n", static_cast<long long>(e), field(line, "train_loss", 0),
+                  test, field(line, "train_samples_per_sec", 0));
+    out << row;
+  }
+  std::snprintf(row, sizeof row, "%5s %-16s %8s %8s %10s\n", "rank", "host", "pid", "steps", "step_ms");
+  out << row;
+  for (const auto& r : st.ranks()) {
+    std::snprintf(row, sizeof row, "%5d %-16s %8lld %8lld %10.1f\n", r.rank(), r.host().c_str(),
+                  static_cast<long long>(r.pid()), static_cast<long long>(r.metrics().step()),
+                  r.metrics().step_time_s() * 1000);
+    out << row;
+  }
+  if (st.last_test_accuracy() > 0) {
+    std::snprintf(row, sizeof row, "final test accuracy %.4f (test loss %.4f)\n", st.last_test_accuracy(),
+                  st.last_test_loss());
+    out << row;
+  }
+  if (!st.last_checkpoint().empty()) out << "checkpoint " << st.last_checkpoint() << "\n";
+  return out.str();
+}
+
+}  // namespace lockstep

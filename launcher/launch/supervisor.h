@@ -1,0 +1,48 @@
+// Supervision of one attempt of a launched job (Boost.Asio): starts mpirun in its own process
+// group (so a terminal's Ctrl-C reaches only the launcher, and mpirun dies with the launcher),
+// then watches, on one io_context:
+//   - SIGCHLD: mpirun's exit ends the attempt;
+//   - SIGINT/SIGTERM: the first asks the coordinator for STOP (checkpoint at an agreed step, clean
+//     exit); a second kills the job;
+//   - a timer: the progress callback, the registered workers' processes on this host (a vanished
+//     one is named: rank, pid, host), every rank's heartbeat deadline, and the registration
+//     deadline. A dead or silent rank ends the attempt within seconds; nothing of it is left behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "launcher/coordinator/server.h"
+
+namespace lockstep {
+
+struct AttemptResult {
+  int exit_code = 0;        // mpirun's exit status (128 + signal when killed)
+  bool stop_requested = false;  // a signal asked for STOP during this attempt
+  bool killed = false;      // a second signal killed the job
+  std::string failure;      // why the attempt failed, naming the rank when known; empty if none seen
+};
+
+struct SupervisorOptions {
+  double heartbeat_deadline_s = 10.0;  // a registered rank silent this long fails the attempt
+  double register_deadline_s = 120.0;  // every rank must register within this
+  double tick_s = 0.25;
+};
+
+class Supervisor {
+ public:
+  Supervisor(CoordinatorServer& server, SupervisorOptions o, std::function<void(const proto::JobStatus&)> on_tick);
+  // Runs argv (mpirun ...) to its end. The process group is killed afterwards, as is any
+  // registered worker process still alive on this host.
+  AttemptResult run(const std::vector<std::string>& argv);
+
+ private:
+  CoordinatorServer& server_;
+  SupervisorOptions o_;
+  std::function<void(const proto::JobStatus&)> on_tick_;
+};
+
+}  // namespace lockstep

@@ -1,0 +1,27 @@
+// One rank of a launched job: trains the coordinator's job on this rank's shard, running at each
+// step boundary and each epoch end the phases every rank agreed on (step_control.h): EVAL
+// (exact distributed eval), CHECKPOINT (rank 0 writes, atomically), PAUSE, STOP (checkpoint, then
+// a clean exit). Heartbeats carry the step, step time and loss to the coordinator; rank 0 writes
+// the per-step and per-epoch metrics to RUN_DIR/metrics.jsonl.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "comm/communicator.h"
+#include "launcher/coordinator/client.h"
+#include "proto/coordinator.pb.h"
+
+namespace lockstep {
+
+struct WorkerSetup {
+  proto::RegisterReply reg;        // the job, run_dir, resume flag, heartbeat settings
+  Communicator* comm = nullptr;
+  CoordinatorClient* client = nullptr;
+  std::atomic<bool>* terminate = nullptr;  // set by this rank's signal handler
+};
+
+// Returns 0 when the job finished or stopped cleanly; throws Error otherwise.
+int run_worker(const WorkerSetup& w);
+
+}  // namespace lockstep

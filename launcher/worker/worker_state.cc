@@ -1,0 +1,185 @@
+// Checkpoint save/restore for a data-parallel job: rank 0 does the I/O, the communicator carries
+// RNG states, position and tensors.
+#include "launcher/worker/worker_state.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "comm/model_sync.h"
+#include "layers/dropout.h"
+#include "runtime/check.h"
+#include "runtime/checkpoint/checkpoint.h"
+
+namespace lockstep {
+namespace {
+
+// Per RNG consumer: seed (2 x 32 bits), key rank, stream, step (2 x 32 bits); doubles hold them exactly.
+constexpr int kRngFields = 6;
+
+std::vector<double> pack_rng(const RngState& s) {
+  return {static_cast<double>(s.seed & 0xffffffffu), static_cast<double>(s.seed >> 32),
+          static_cast<double>(s.rank), static_cast<double>(static_cast<uint32_t>(s.stream)),
+          static_cast<double>(s.step & 0xffffffffu), static_cast<double>(s.step >> 32)};
+}
+
+uint64_t u64(double lo, double hi) { return static_cast<uint64_t>(lo) | (static_cast<uint64_t>(hi) << 32); }
+
+// Rank 0's verdict, broadcast: empty when it succeeded, else its error message.
+std::string broadcast_verdict(Communicator& comm, const std::string& error) {
+  std::vector<std::byte> buf(1024, std::byte{0});
+  if (comm.rank() == 0) std::memcpy(buf.data(), error.data(), std::min(error.size(), buf.size() - 1));
+  comm.broadcast(buf, 0).wait();
+  return std::string(reinterpret_cast<const char*>(buf.data()));
+}
+
+std::vector<std::pair<std::string, Tensor*>> model_state(Sequential& model) { return model.state_dict(); }
+
+}  // namespace
+
+std::string job_hash(const proto::JobSpec& job) {
+  proto::JobSpec j = job;
+  j.clear_epochs();
+  j.clear_phases();
+  j.clear_run_dir();
+  j.clear_metrics_file();
+  j.clear_name();
+  std::string bytes;
+  google::protobuf::io::StringOutputStream raw(&bytes);
+  {
+    google::protobuf::io::CodedOutputStream out(&raw);
+    out.SetSerializationDeterministic(true);
+    j.SerializeToCodedStream(&out);
+  }
+  const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
+  const uLong crc = crc32(0L, p, static_cast<uInt>(bytes.size()));
+  const uLong adler = adler32(1L, p, static_cast<uInt>(bytes.size()));
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%08lx%08lx", crc & 0xffffffffUL, adler & 0xffffffffUL);
+  return hex;
+}
+
+std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
+                            const std::string& run_dir, const JobPosition& pos, uint32_t phase_id) {
+  const std::vector<Dropout*> drops = dropout_layers(model);
+  const size_t block = drops.size() * kRngFields;
+  // rng: (world, consumers x fields), each rank filling its own row; summed = gathered.
+  std::vector<double> rng(block * static_cast<size_t>(comm.size()), 0.0);
+  for (size_t i = 0; i < drops.size(); ++i) {
+    const auto packed = pack_rng(drops[i]->rng_state());
+    std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(comm.rank() * block + i * kRngFields));
+  }
+  if (!rng.empty()) comm.all_reduce(std::span<double>(rng), ReduceOp::kSum).wait();
+
+  std::string path, error;
+  if (comm.rank() == 0) {
+    try {
+      Checkpoint c;
+      proto::CheckpointState& s = c.state;
+      s.set_step(pos.step);
+      s.set_epoch(pos.epoch);
+      s.set_epoch_step(pos.epoch_step);
+      s.set_job_hash(job_hash(job));
+      s.set_world_size(comm.size());
+      s.set_optimizer_steps(opt.step_count());
+      s.set_lr(opt.lr());
+      s.set_phase_id(phase_id);
+      for (int r = 0; r < comm.size(); ++r)
+        for (size_t i = 0; i < drops.size(); ++i) {
+          const double* f = rng.data() + r * block + i * kRngFields;
+          proto::RngRecord* rec = s.add_rng();
+          rec->set_rank(r);
+          rec->set_consumer("dropout." + std::to_string(i));
+          rec->set_seed(u64(f[0], f[1]));
+          rec->set_key_rank(static_cast<uint32_t>(f[2]));
+          rec->set_stream(static_cast<uint32_t>(f[3]));
+          rec->set_step(u64(f[4], f[5]));
+        }
+      c.model = snapshot_tensors(model_state(model));
+      c.optimizer = snapshot_tensors(opt.state_tensors());
+      const int keep = job.phases().has_keep_checkpoints() ? job.phases().keep_checkpoints() : 2;
+      path = write_checkpoint(run_dir, c, keep);
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "checkpoint failed";
+    }
+  }
+  const std::string verdict = broadcast_verdict(comm, error);
+  LOCKSTEP_FAIL_IF(!verdict.empty()) << (comm.rank() == 0 ? verdict : "rank 0: " + verdict);
+  if (comm.rank() != 0) path = run_dir + "/checkpoints";  // only rank 0 reports the directory
+  return path;
+}
+
+std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
+                                          const proto::JobSpec& job, const std::string& run_dir,
+                                          std::string* from) {
+  std::optional<std::pair<std::string, Checkpoint>> found;
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      found = latest_valid_checkpoint(run_dir, [](const std::string& w) {
+        std::fprintf(stderr, "lockstep: %s\n", w.c_str());
+      });
+      if (found) {
+        const auto& s = found->second.state;
+        LOCKSTEP_FAIL_IF(s.job_hash() != job_hash(job))
+            << "checkpoint " << found->first << " was written by another job spec (hash " << s.job_hash()
+            << ", this job " << job_hash(job) << "); start a new run_dir or restore the job file";
+        LOCKSTEP_FAIL_IF(s.world_size() != comm.size())
+            << "checkpoint " << found->first << " was written by " << s.world_size() << " ranks, this job has "
+            << comm.size();
+        copy_tensors(found->second.model, model_state(model), "checkpoint " + found->first + " model.pb");
+        copy_tensors(found->second.optimizer, opt.state_tensors(), "checkpoint " + found->first + " optimizer.pb");
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  const std::string verdict = broadcast_verdict(comm, error);
+  LOCKSTEP_FAIL_IF(!verdict.empty()) << (comm.rank() == 0 ? verdict : "rank 0: " + verdict);
+
+  // header: found, step (2 x 32 bits), epoch, epoch_step, optimizer steps, lr.
+  std::vector<double> head(7, 0.0);
+  if (comm.rank() == 0 && found) {
+    const auto& s = found->second.state;
+    head = {1.0, static_cast<double>(s.step() & 0xffffffffu), static_cast<double>(s.step() >> 32),
+            static_cast<double>(s.epoch()), static_cast<double>(s.epoch_step()),
+            static_cast<double>(s.optimizer_steps()), static_cast<double>(s.lr())};
+  }
+  comm.all_reduce(std::span<double>(head), ReduceOp::kSum).wait();
+  if (head[0] == 0.0) return std::nullopt;
+
+  std::vector<Tensor*> tensors;
+  for (auto& [name, t] : model_state(model)) tensors.push_back(t);
+  for (auto& [name, t] : opt.state_tensors()) tensors.push_back(t);
+  broadcast_tensors(comm, tensors, 0);
+  opt.set_step_count(static_cast<int64_t>(head[5]));
+  opt.set_lr(static_cast<float>(head[6]));
+
+  const std::vector<Dropout*> drops = dropout_layers(model);
+  const size_t block = drops.size() * kRngFields;
+  std::vector<double> rng(block * static_cast<size_t>(comm.size()), 0.0);
+  if (comm.rank() == 0) {
+    for (const proto::RngRecord& rec : found->second.state.rng()) {
+      const size_t layer = std::stoul(rec.consumer().substr(rec.consumer().find('.') + 1));
+      if (rec.rank() < 0 || rec.rank() >= comm.size() || layer >= drops.size()) continue;
+      RngState s{rec.seed(), rec.key_rank(), static_cast<RngStream>(rec.stream()), rec.step()};
+      const auto packed = pack_rng(s);
+      std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(rec.rank() * block + layer * kRngFields));
+    }
+  }
+  if (!rng.empty()) comm.all_reduce(std::span<double>(rng), ReduceOp::kSum).wait();
+  for (size_t i = 0; i < drops.size(); ++i) {
+    const double* f = rng.data() + comm.rank() * block + i * kRngFields;
+    drops[i]->set_rng_state(RngState{u64(f[0], f[1]), static_cast<uint32_t>(f[2]), static_cast<RngStream>(static_cast<uint32_t>(f[3])),
+                                     u64(f[4], f[5])});
+  }
+  if (from && found) *from = found->first;
+  return JobPosition{u64(head[1], head[2]), static_cast<int64_t>(head[3]), static_cast<int64_t>(head[4])};
+}
+
+}  // namespace lockstep

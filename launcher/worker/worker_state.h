@@ -1,0 +1,43 @@
+// What a checkpoint holds of a running data-parallel job, and how it is put back. Only rank 0
+// touches the file system: saving gathers every rank's RNG state to it over the communicator;
+// resuming reads on rank 0 and broadcasts weights, optimizer state, position and each rank's RNG
+// state, so the ranks need no shared file system.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "comm/communicator.h"
+#include "layers/sequential.h"
+#include "proto/job.pb.h"
+#include "runtime/optim/optimizer.h"
+
+namespace lockstep {
+
+// Where the job is: optimizer steps since it started, the 0-based epoch the sampler is in and the
+// steps of that epoch already taken.
+struct JobPosition {
+  uint64_t step = 0;
+  int64_t epoch = 0;
+  int64_t epoch_step = 0;
+};
+
+// Hash of what determines the training trajectory (model, data, optimizer, schedule, seed, batch,
+// distributed settings); epochs, the phase plan, run_dir and metrics_file may change on resume.
+std::string job_hash(const proto::JobSpec& job);
+
+// Collective. Rank 0 writes run_dir/checkpoints/ckpt-<step>/ atomically (keeping the plan's
+// keep_checkpoints newest) and returns its path on every rank. If rank 0's write fails, every rank
+// throws its message (the previous checkpoints are untouched).
+std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
+                            const std::string& run_dir, const JobPosition& pos, uint32_t phase_id);
+
+// Collective. Rank 0 finds the newest valid checkpoint (damaged ones are reported on stderr and
+// skipped), checks the job hash and world size, and every rank restores weights, buffers, optimizer
+// state and its own RNG state. nullopt (on every rank) when run_dir holds no valid checkpoint.
+std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
+                                          const proto::JobSpec& job, const std::string& run_dir,
+                                          std::string* from = nullptr);
+
+}  // namespace lockstep
