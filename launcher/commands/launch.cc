@@ -159,14 +159,13 @@ int launch_main(int argc, char** argv) {
     const AttemptResult r = supervisor.run(argv_mpirun);
     progress.finish();
     const proto::JobStatus st = server.status();
-    if (st.finished() && r.exit_code == 0) {
+    // finished: the last phase ran, either the plan's end or a STOP (a signal or `lockstep ctl stop`).
+    if (st.finished() && r.exit_code == 0 && !r.killed) {
       std::fputs(summary_table(metrics, st).c_str(), stdout);
-      return 0;
-    }
-    if (r.stop_requested && !r.killed && r.exit_code == 0) {
-      std::fputs(summary_table(metrics, st).c_str(), stdout);
-      std::fprintf(stderr, "lockstep launch: stopped on request; resume with --resume (checkpoint %s)\n",
-                   st.last_checkpoint().c_str());
+      const bool complete = st.history_size() > 0 && st.history(st.history_size() - 1).finished();
+      if (!complete)
+        std::fprintf(stderr, "lockstep launch: stopped on request; continue with --resume (checkpoint %s)\n",
+                     st.last_checkpoint().c_str());
       return 0;
     }
     const std::string why = !r.failure.empty() ? r.failure : "mpirun exited with status " + std::to_string(r.exit_code);
