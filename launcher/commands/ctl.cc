@@ -1,0 +1,123 @@
+// `lockstep ctl`: queries and commands a running job through its coordinator. status prints the
+// job, its phase, every rank's progress and the phase history; eval / checkpoint / pause / stop
+// queue a directive for rank 0 and print its id (with --wait S: until rank 0 reported it, then its
+// result); resume ends a pause.
+// Exit status: 0 done; 3 UNAUTHENTICATED (no token found, or the coordinator refused it);
+// 4 coordinator unreachable (UNAVAILABLE, DEADLINE_EXCEEDED); 1 any other error.
+#include <grpcpp/support/status_code_enum.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "launcher/commands/commands.h"
+#include "launcher/coordinator/client.h"
+#include "launcher/coordinator/status_format.h"
+#include "runtime/check.h"
+
+namespace lockstep {
+namespace {
+
+constexpr const char* kUsage =
+    "lockstep ctl status|eval|checkpoint|pause|resume|stop --coordinator HOST:PORT [--token-file F] "
+    "[--tls-ca F] [--tls-cert F --tls-key F] [--wait S]";
+
+proto::ControlRequest::Command command_of(const std::string& word) {
+  proto::ControlRequest::Command c;
+  std::string upper;
+  for (char ch : word) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  LOCKSTEP_FAIL_IF(!proto::ControlRequest::Command_Parse(upper, &c))
+      << "unknown command \"" << word << "\"\nusage: " << kUsage;
+  return c;
+}
+
+// Polls STATUS until rank 0 reported directive `id`; returns that report. Throws after wait_s.
+proto::PhaseReport wait_for(CoordinatorClient& client, uint64_t id, double wait_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
+  proto::JobStatus s;
+  for (;;) {
+    s = client.control(proto::ControlRequest::STATUS).status();
+    for (const proto::PhaseReport& r : s.history())
+      if (r.directive_id() == id) return r;
+    LOCKSTEP_FAIL_IF(s.finished()) << "the job " << s.job() << " ended before directive " << id << " ran";
+    if (Clock::now() >= end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  LOCKSTEP_FAIL_IF(true) << "directive " << id << " not run within " << wait_s << " s (job " << s.job()
+                         << " in phase " << proto::PhaseKind_Name(s.phase()) << ", " << s.registered() << "/"
+                         << s.world_size() << " ranks registered)";
+  return {};
+}
+
+int run(int argc, char** argv) {
+  std::string word, token_file;
+  ClientOptions o;
+  double wait_s = -1;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
+      return argv[++i];
+    };
+    if (a == "--coordinator") o.address = value();
+    else if (a == "--token-file") token_file = value();
+    else if (a == "--tls-ca") o.tls_ca = value();
+    else if (a == "--tls-cert") o.tls_cert = value();
+    else if (a == "--tls-key") o.tls_key = value();
+    else if (a == "--wait") wait_s = std::stod(value());
+    else if (a == "-h" || a == "--help") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\nusage: " << kUsage;
+    else if (word.empty()) word = a;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "\nusage: " << kUsage;
+  }
+  LOCKSTEP_FAIL_IF(word.empty()) << "no command given\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(o.address.empty()) << "--coordinator HOST:PORT is required";
+  const proto::ControlRequest::Command c = command_of(word);
+  try {
+    o.token = read_token(token_file);
+  } catch (const Error& e) {
+    throw RpcError(e.what(), static_cast<int>(grpc::StatusCode::UNAUTHENTICATED));
+  }
+
+  CoordinatorClient client(o);
+  const proto::ControlReply reply = client.control(c);
+  if (c == proto::ControlRequest::STATUS) {
+    std::fputs(status_format::status(reply.status()).c_str(), stdout);
+    return 0;
+  }
+  if (c == proto::ControlRequest::RESUME) {
+    std::printf("resumed job %s\n", reply.status().job().c_str());
+    return 0;
+  }
+  std::printf("queued %s as directive %llu for job %s\n", proto::ControlRequest::Command_Name(c).c_str(),
+              static_cast<unsigned long long>(reply.directive_id()), reply.status().job().c_str());
+  std::fflush(stdout);
+  if (wait_s >= 0) std::printf("%s\n", status_format::report(wait_for(client, reply.directive_id(), wait_s)).c_str());
+  return 0;
+}
+
+int ctl_main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const RpcError& e) {
+    const auto code = static_cast<grpc::StatusCode>(e.code());
+    const char* name = code == grpc::StatusCode::UNAUTHENTICATED ? "UNAUTHENTICATED"
+                       : code == grpc::StatusCode::UNAVAILABLE   ? "UNAVAILABLE"
+                       : code == grpc::StatusCode::DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED"
+                                                                    : "error";
+    std::cerr << "lockstep ctl: " << name << ": " << e.what() << "\n";
+    if (code == grpc::StatusCode::UNAUTHENTICATED) return 3;
+    if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED) return 4;
+    return 1;
+  }
+}
+
+lockstep::commands::Registrar reg("ctl", kUsage, &ctl_main);
+
+}  // namespace
+}  // namespace lockstep

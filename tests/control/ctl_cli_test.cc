@@ -1,0 +1,192 @@
+// `lockstep ctl` against a `lockstep coordinator` process: the token file it makes, refusals without
+// or with a wrong token, status and directive queueing, --wait with a stand-in rank 0 (an
+// in-process client that acts on directives), and how the coordinator ends on STOP and SIGTERM.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "launcher/coordinator/client.h"
+#include "tests/control/control_test_util.h"
+#include "tests/control/process_util.h"
+
+namespace lockstep {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ChildProcess;
+using testing::run_command;
+
+const std::string kLockstep = std::string(LOCKSTEP_BINARY_DIR) + "/launcher/lockstep";
+const std::string kJob = std::string(LOCKSTEP_SOURCE_DIR) + "/launcher/jobs/fmnist-cnn-ddp.textproto";
+
+class CtlCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kLockstep)) GTEST_SKIP() << "build the lockstep target first (" << kLockstep << ")";
+    dir_ = fs::temp_directory_path() / ("lockstep-ctl-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    token_file_ = (dir_ / "run" / "token").string();
+    coord_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{kLockstep, "coordinator", kJob, "-n", "2", "--run-dir", (dir_ / "run").string()},
+        (dir_ / "coordinator.log").string());
+    ASSERT_TRUE(coord_->wait_for_output("coordinator listening on", 30)) << coord_->output();
+    std::smatch m;
+    const std::string out = coord_->output();
+    ASSERT_TRUE(std::regex_search(out, m, std::regex("listening on (\\S+) \\(token in (\\S+)\\)"))) << out;
+    address_ = m[1];
+    EXPECT_EQ(m[2], token_file_);
+  }
+  void TearDown() override {
+    coord_.reset();
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+  std::pair<int, std::string> ctl(const std::string& args, const std::string& env = "") {
+    return run_command("env -u LOCKSTEP_TOKEN -u LOCKSTEP_TOKEN_FILE " + env + " " + kLockstep + " ctl " + args +
+                       " --coordinator " + address_);
+  }
+  std::string token() { return read_token(token_file_); }
+
+  fs::path dir_;
+  std::string token_file_, address_;
+  std::unique_ptr<ChildProcess> coord_;
+};
+
+// Rank 0 of a job that does nothing but register and answer directives: EVAL with accuracy 0.5 +
+// id / 100, CHECKPOINT with a path, STOP (a ctl stop, not the job's last epoch: finished = false).
+class FakeRank0 {
+ public:
+  FakeRank0(const std::string& address, const std::string& token) : client_(options(address, token)) {
+    proto::RegisterRequest r;
+    r.set_world_size(2);
+    client_.register_worker(r, 10);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~FakeRank0() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  static ClientOptions options(const std::string& address, const std::string& token) {
+    ClientOptions o;
+    o.address = address;
+    o.token = token;
+    return o;
+  }
+  void loop() {
+    uint64_t phase = 0;
+    while (!done_) {
+      try {
+        const proto::HeartbeatReply h = client_.heartbeat_now(0, {});
+        for (const proto::Directive& d : h.pending()) {
+          proto::PhaseReport r;
+          r.set_phase_id(++phase);
+          r.set_kind(d.kind());
+          r.set_directive_id(d.id());
+          r.set_test_accuracy(0.5 + d.id() / 100.0);
+          if (d.kind() == proto::CHECKPOINT) r.set_checkpoint("/ckpt/" + std::to_string(d.id()));
+          client_.report_phase(r);
+        }
+      } catch (const Error&) {  // the coordinator ended: nothing left to do
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  CoordinatorClient client_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+TEST_F(CtlCli, TokenFileIsPrivate) {
+  struct stat st {};
+  ASSERT_EQ(::stat(token_file_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(std::regex_match(token(), std::regex("[0-9a-f]{64}"))) << token();
+}
+
+TEST_F(CtlCli, RefusesMissingAndWrongToken) {
+  auto [rc, out] = ctl("status");
+  EXPECT_EQ(rc, 3) << out;
+  EXPECT_NE(out.find("lockstep ctl: UNAUTHENTICATED"), std::string::npos) << out;
+
+  const std::string wrong = (dir_ / "wrong").string();
+  std::ofstream(wrong) << std::string(64, 'a') << "\n";
+  for (const std::string cmd : {"status", "eval", "stop"}) {
+    std::tie(rc, out) = ctl(cmd + " --token-file " + wrong);
+    EXPECT_EQ(rc, 3) << cmd << ": " << out;
+    EXPECT_NE(out.find("UNAUTHENTICATED"), std::string::npos) << cmd << ": " << out;
+  }
+  std::tie(rc, out) = ctl("status", "LOCKSTEP_TOKEN=" + std::string(63, 'b'));
+  EXPECT_EQ(rc, 3) << out;
+
+  std::tie(rc, out) = ctl("status --token-file " + token_file_);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out.find("pending"), std::string::npos) << "a refused eval/stop was queued:\n" << out;
+}
+
+TEST_F(CtlCli, StatusAndQueuedDirectives) {
+  auto [rc, out] = ctl("status --token-file " + token_file_);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("job fmnist-cnn-ddp: phase TRAIN"), std::string::npos) << out;
+  EXPECT_NE(out.find("0/2 ranks registered"), std::string::npos) << out;
+
+  std::tie(rc, out) = ctl("eval", "LOCKSTEP_TOKEN=" + token());
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("queued EVAL as directive 1"), std::string::npos) << out;
+  std::tie(rc, out) = ctl("checkpoint", "LOCKSTEP_TOKEN_FILE=" + token_file_);
+  EXPECT_NE(out.find("queued CHECKPOINT as directive 2"), std::string::npos) << out;
+
+  std::tie(rc, out) = ctl("status --token-file " + token_file_);
+  EXPECT_NE(out.find("pending: directive 1 EVAL\npending: directive 2 CHECKPOINT"), std::string::npos) << out;
+
+  testing::Stopwatch w;  // no worker: --wait gives up after its time
+  std::tie(rc, out) = ctl("eval --wait 1 --token-file " + token_file_);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("not run within 1 s"), std::string::npos) << out;
+  EXPECT_LT(w.seconds(), 10);
+}
+
+TEST_F(CtlCli, WaitPrintsResultAndStopEndsCoordinator) {
+  FakeRank0 rank0(address_, token());
+  auto [rc, out] = ctl("eval --wait 20 --token-file " + token_file_);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("(directive 1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("accuracy 0.5100"), std::string::npos) << out;  // 0.5 + id / 100
+  std::tie(rc, out) = ctl("checkpoint --wait 20 --token-file " + token_file_);
+  EXPECT_NE(out.find("checkpoint /ckpt/2"), std::string::npos) << out;
+  std::tie(rc, out) = ctl("status --token-file " + token_file_);
+  EXPECT_NE(out.find("1/2 ranks registered"), std::string::npos) << out;
+  EXPECT_NE(out.find("last checkpoint: /ckpt/2"), std::string::npos) << out;
+
+  std::tie(rc, out) = ctl("stop --wait 20 --token-file " + token_file_);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(coord_->wait(15), 0) << coord_->output();
+  EXPECT_NE(coord_->output().find("job fmnist-cnn-ddp stopped"), std::string::npos) << coord_->output();
+}
+
+TEST_F(CtlCli, SigtermStopsJobThenExits) {
+  {
+    FakeRank0 rank0(address_, token());
+    coord_->signal(SIGTERM);
+    EXPECT_EQ(coord_->wait(30), 0) << coord_->output();  // rank 0 ran the STOP: a clean end
+  }
+  EXPECT_NE(coord_->output().find("asked job fmnist-cnn-ddp to STOP"), std::string::npos) << coord_->output();
+}
+
+TEST_F(CtlCli, SigtermWithoutRanksExitsAtOnce) {
+  testing::Stopwatch w;
+  coord_->signal(SIGTERM);
+  EXPECT_EQ(coord_->wait(10), 128 + SIGTERM) << coord_->output();
+  EXPECT_LT(w.seconds(), 5);
+}
+
+}  // namespace
+}  // namespace lockstep
