@@ -221,6 +221,8 @@ bool Worker::run_phases(const Boundary& b) {
                             static_cast<unsigned long long>(pos_.step), last_checkpoint_.c_str());
     return true;
   }
+  // Acted upon from now: the pause loop must not take its own PAUSE for a new one.
+  if (b.directive_id) done_directive_ = std::max(done_directive_, b.directive_id);
   for (PhaseKind k : b.phases) {
     switch (k) {
       case proto::EVAL: eval_phase(b.directive_id); break;
@@ -230,7 +232,6 @@ bool Worker::run_phases(const Boundary& b) {
       default: break;
     }
   }
-  if (b.directive_id) done_directive_ = std::max(done_directive_, b.directive_id);
   return false;
 }
 
