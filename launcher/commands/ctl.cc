@@ -69,7 +69,8 @@ int run(int argc, char** argv) {
     else if (a == "--tls-key") o.tls_key = value();
     else if (a == "--wait") wait_s = std::stod(value());
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: %s\n", kUsage);
+      std::printf("usage: %s\nexit status: 0 done, 3 UNAUTHENTICATED (no token, or a wrong one), 4 coordinator "
+                  "unreachable, 1 other errors\n", kUsage);
       return 0;
     } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\nusage: " << kUsage;
     else if (word.empty()) word = a;
