@@ -112,7 +112,8 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& add
   std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_TOKEN"};
   if (::geteuid() == 0) v.push_back("--allow-run-as-root");
   if (a.hostfile.empty()) {
-    v.insert(v.end(), {"--oversubscribe", "--mca", "btl", "self,vader,tcp"});
+    // No core binding: the ranks share the machine with whatever else runs on it.
+    v.insert(v.end(), {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader,tcp"});
   } else {
     v.insert(v.end(), {"--hostfile", a.hostfile, "--mca", "plm_rsh_agent", exe + " agent"});
   }
