@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the main job: fmnist-cnn on Fashion-MNIST.
-# Extra arguments go to `lockstep train` (e.g. --epochs 1, --seed 2).
+# Sets everything up (scripts/setup.sh) and runs the main job: fmnist-cnn with SyncBatchNorm on
+# Fashion-MNIST, on 2 local ranks through `lockstep launch`. Extra arguments go to `lockstep launch`
+# (e.g. --epochs 1, --run-dir D, --resume).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec build/launcher/lockstep train launcher/jobs/fmnist-cnn.textproto --metrics fmnist-cnn.metrics.jsonl "$@"
+exec build/launcher/lockstep launch -n 2 launcher/jobs/fmnist-cnn-ddp.textproto "$@"

@@ -14,7 +14,7 @@ packages=(
   libdnnl-dev libopenblas0-pthread
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
-  iproute2 procps
+  iproute2 procps openssl
 )
 missing=()
 for p in "${packages[@]}"; do
