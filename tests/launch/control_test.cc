@@ -76,6 +76,7 @@ TEST(LaunchControl, CtlNeedsTheTokenAndRunsPhasesAtTheNextStep) {
 
   // pause: the steps stand still until resume.
   ASSERT_EQ(run_command(ctl + "pause" + at + token + " --wait 60", 70).first, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // heartbeats (0.5 s) catch up
   const long s1 = rank0_step(run_command(ctl + "status" + at + token, 20).second);
   ASSERT_GT(s1, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));

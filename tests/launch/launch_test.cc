@@ -69,6 +69,28 @@ TEST_F(LaunchedJob, KilledAfterEpochOneAndResumedEndsBitIdentical) {
   EXPECT_EQ(a, b) << "per-step losses differ";
 }
 
+// The newest checkpoint damaged (one byte flipped): --resume reports it, falls back to the previous
+// one, and still ends bit-identical to a straight run.
+TEST_F(LaunchedJob, ResumeSkipsADamagedCheckpointForThePreviousOne) {
+  const std::string job = write_mlp_job(dir_.string(), 2);
+  ASSERT_EQ(run(job, path("straight")), 0) << output_;
+  const std::string final_model = read_text(checkpoint_dir(path("straight"), 936) + "/model.pb");
+  {
+    std::fstream f(checkpoint_dir(path("straight"), 936) + "/model.pb", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    char c;
+    f.read(&c, 1);
+    f.seekp(1000);
+    c = static_cast<char>(c ^ 0x20);
+    f.write(&c, 1);
+  }
+  ASSERT_EQ(run(job, path("straight"), {"--resume"}), 0) << output_;
+  EXPECT_NE(output_.find("ckpt-000000936 is damaged"), std::string::npos) << output_;
+  EXPECT_NE(output_.find("model.pb"), std::string::npos) << output_;
+  EXPECT_NE(output_.find("resuming from " + checkpoint_dir(path("straight"), 468)), std::string::npos) << output_;
+  EXPECT_EQ(read_text(checkpoint_dir(path("straight"), 936) + "/model.pb"), final_model);
+}
+
 TEST_F(LaunchedJob, WorkerKilledMidEpochEndsEveryProcessWithinTenSeconds) {
   const std::string job = write_mlp_job(dir_.string(), 3);
   auto p = start(job, path("run"));
