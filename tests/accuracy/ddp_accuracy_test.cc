@@ -11,6 +11,8 @@
 #include <regex>
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -24,14 +26,8 @@ TEST(DdpAccuracy, FmnistCnnOnTwoRanksReachesTheBarInThreeEpochs) {
   const std::string cmd = "OMP_NUM_THREADS=1 timeout -k 5 1200 " + std::string(LOCKSTEP_BINARY_DIR) +
                           "/launcher/lockstep launch -n 2 " + std::string(LOCKSTEP_SOURCE_DIR) +
                           "/launcher/jobs/fmnist-cnn-ddp.textproto --run-dir " + run + " 2>&1";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-  const int st = pclose(p);
-  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  const auto [st, out] = lockstep::testing::capture(cmd);
+  ASSERT_EQ(st, 0) << out;
   std::ifstream in(metrics);
   std::string line, last;
   int lines = 0;

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace lockstep::testing {
 
 class ChildProcess {
@@ -96,13 +98,8 @@ class ChildProcess {
 // Runs a shell command under `timeout`, stdout and stderr together; returns {exit status, output}.
 inline std::pair<int, std::string> run_command(const std::string& cmd, int timeout_s = 30) {
   const std::string full = "timeout -k 2 " + std::to_string(timeout_s) + " " + cmd + " 2>&1";
-  FILE* p = ::popen(full.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int st = ::pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  CommandResult r = capture(full);
+  return {r.status, r.output};
 }
 
 }  // namespace lockstep::testing

@@ -29,6 +29,7 @@ using lockstep::testing::netns::NetnsPair;
 using lockstep::testing::netns::quoted;
 using lockstep::testing::netns::shell;
 using lockstep::testing::netns::ShellResult;
+using lockstep::testing::idx_bytes;
 
 namespace {
 
@@ -37,17 +38,6 @@ constexpr int kSteps = kEpochs * (kTrain / 128);  // global batch 128, drop_last
 const std::string kRootEnv = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1";
 
 std::string lockstep_bin() { return std::string(LOCKSTEP_BINARY_DIR) + "/launcher/lockstep"; }
-
-std::string idx_bytes(const std::vector<uint32_t>& dims, size_t data_bytes) {
-  std::string out;
-  auto be32 = [&](uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-  };
-  be32(0x0800u + static_cast<uint32_t>(dims.size()));
-  for (uint32_t d : dims) be32(d);
-  for (size_t i = 0; i < data_bytes; ++i) out.push_back(static_cast<char>((i * 7 + i / 784) % 10));
-  return out;
-}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -21,12 +21,11 @@
 #include <set>
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace lockstep::testing::netns {
 
-struct ShellResult {
-  int status = -1;  // exit status; 124 when the timeout ended it
-  std::string output;  // stdout and stderr together
-};
+using ShellResult = CommandResult;
 
 inline std::string quoted(const std::string& s) {
   std::string q = "'";
@@ -37,15 +36,7 @@ inline std::string quoted(const std::string& s) {
 // `sh -c cmd` under `timeout`, its output captured.
 inline ShellResult shell(const std::string& cmd, int timeout_s) {
   const std::string line = "timeout -k 5 " + std::to_string(timeout_s) + " sh -c " + quoted(cmd) + " 2>&1";
-  ShellResult r;
-  FILE* p = popen(line.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return capture(line);
 }
 
 class NetnsPair {

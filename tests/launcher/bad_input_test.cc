@@ -9,21 +9,10 @@
 #include "tests/launcher/run_command.h"
 
 namespace fs = std::filesystem;
+using lockstep::testing::idx_bytes;
 using lockstep::testing::run_command;
 
 namespace {
-
-// An IDX file of unsigned bytes: magic 0x0000080N, big-endian dims, then the data.
-std::string idx_bytes(const std::vector<uint32_t>& dims, size_t data_bytes, uint32_t magic = 0) {
-  std::string out;
-  auto be32 = [&](uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-  };
-  be32(magic ? magic : 0x0800u + static_cast<uint32_t>(dims.size()));
-  for (uint32_t d : dims) be32(d);
-  for (size_t i = 0; i < data_bytes; ++i) out.push_back(static_cast<char>(i % 10));
-  return out;
-}
 
 class BadInput : public ::testing::Test {
  protected:

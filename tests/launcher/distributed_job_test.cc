@@ -18,20 +18,10 @@
 
 namespace fs = std::filesystem;
 using lockstep::testing::lockstep_binary;
+using lockstep::testing::idx_bytes;
 using lockstep::testing::source_path;
 
 namespace {
-
-std::string idx_bytes(const std::vector<uint32_t>& dims, size_t data_bytes) {
-  std::string out;
-  auto be32 = [&](uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<char>((v >> s) & 0xff));
-  };
-  be32(0x0800u + static_cast<uint32_t>(dims.size()));
-  for (uint32_t d : dims) be32(d);
-  for (size_t i = 0; i < data_bytes; ++i) out.push_back(static_cast<char>((i * 7 + i / 784) % 10));
-  return out;
-}
 
 bool have_mpirun() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
 
@@ -40,15 +30,7 @@ lockstep::testing::CommandResult mpirun2(const std::string& args, int timeout_s)
   const std::string cmd = "timeout -k 5 " + std::to_string(timeout_s) +
                           " mpirun --oversubscribe --allow-run-as-root --mca btl self,vader,tcp -np 2 " +
                           lockstep_binary() + " " + args + " 2>&1";
-  lockstep::testing::CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, got);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return lockstep::testing::capture(cmd);
 }
 
 class DistributedJob : public ::testing::Test {
