@@ -48,8 +48,10 @@ TEST_F(Supervision, SilentWorkerFailsTheJobAtTheHeartbeatDeadline) {
   EXPECT_LT(secs, 16.0) << out;
   EXPECT_NE(out.find("rank 1"), std::string::npos) << out;
   EXPECT_NE(out.find("no heartbeat"), std::string::npos) << out;
-  for (pid_t pid : tree)
-    if (pid != victim) EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, 2)) << "pid " << pid << " left";
+  for (pid_t pid : tree) {
+    if (pid == victim) continue;
+    EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }, 2)) << "pid " << pid << " left";
+  }
 }
 
 TEST_F(Supervision, TlsCoordinatorRunsTheJobAndRefusesPlaintext) {
