@@ -106,7 +106,7 @@ void Reducer::layer_ready(size_t layer) {
 void Reducer::launch_ready_in_order() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
     Bucket& bk = buckets_[next_launch_++];
-    bk.work = comm_.all_reduce(bk.buffer.span(), ReduceOp::kAverage);
+    bk.work = comm_.all_reduce(bk.buffer.span(), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage);
     ++stats_.allreduces;
     stats_.bytes += bk.buffer.numel() * static_cast<int64_t>(sizeof(float));
   }
@@ -149,7 +149,8 @@ double Reducer::time_bare_allreduce(int reps) {
   for (int r = 0; r < reps; ++r) {
     const auto t0 = Clock::now();
     std::vector<Work> works;
-    for (auto& s : scratch) works.push_back(comm_.all_reduce(std::span<float>(s), ReduceOp::kAverage));
+    for (auto& s : scratch)
+      works.push_back(comm_.all_reduce(std::span<float>(s), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage));
     for (Work& w : works) w.wait();
     times.push_back(since(t0));
   }

@@ -32,6 +32,11 @@ namespace lockstep {
 struct ReducerOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
   int64_t first_bucket_bytes = int64_t{1} << 20;  // PyTorch's 1 MiB first bucket; capped by bucket_bytes
+  // The caller scaled its loss gradient by 1 / comm.size(), so every gradient arrives divided by
+  // the world size and a sum over ranks is the average: buckets are all-reduced with kSum, saving a
+  // pass over every bucket after its all-reduce (Horovod's gradient predivide). Linear in the loss
+  // gradient, so exact for a power-of-two world size and within rounding otherwise.
+  bool predivided = false;
 };
 
 // Accumulated over finalize() calls until reset_stats().

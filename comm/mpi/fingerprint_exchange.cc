@@ -10,7 +10,7 @@ namespace {
 constexpr int kTag = 7031;
 // After a mismatch, wait this long for the other ranks' fingerprints so the message is complete.
 constexpr std::chrono::milliseconds kMismatchGrace{1000};
-constexpr std::chrono::milliseconds kSpin{10};
+constexpr std::chrono::microseconds kSpin{300};
 }  // namespace
 
 FingerprintExchange::FingerprintExchange(MPI_Comm comm, int rank, int size)
@@ -59,9 +59,9 @@ void FingerprintExchange::check(const Fingerprint& mine, std::chrono::millisecon
     }
     if (arrived == size_) break;
     if (clock::now() > deadline) break;
-    // Poll, yielding the core, for the first kSpin (peers a little late: sleeping would cost a
-    // whole scheduler slice on a busy machine), then sleep between polls so a long wait for a
-    // late rank does not starve the ranks sharing this core (oversubscribed runs).
+    // Poll, yielding the core, for the first kSpin (a peer a little late), then sleep between
+    // polls: a spinning comm thread would take the core from this rank's own compute thread,
+    // which on a machine with one core per rank is what backward runs on while a bucket waits.
     const auto waited = clock::now() - start;
     if (waited < kSpin) std::this_thread::yield();
     else std::this_thread::sleep_for(waited < 100 * kSpin ? std::chrono::microseconds(50)

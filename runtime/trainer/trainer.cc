@@ -22,7 +22,10 @@ Trainer::Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule
   broadcast_tensors(comm, state, 0);
   std::vector<std::vector<Parameter*>> groups;
   for (size_t i = 0; i < model_.size(); ++i) groups.push_back(model_[i].parameters());
-  reducer_ = std::make_unique<Reducer>(comm, std::move(groups), d_.reducer);
+  // The loss gradient is divided by the world size (train_step), so a sum is the average.
+  ReducerOptions ro = d_.reducer;
+  ro.predivided = true;
+  reducer_ = std::make_unique<Reducer>(comm, std::move(groups), ro);
   if (d_.overlap) model_.set_backward_hook([r = reducer_.get()](size_t layer) { r->layer_ready(layer); });
 }
 
@@ -46,7 +49,12 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
   Tensor logits = model_.forward(as_input(x));
   const double loss = loss_.forward(logits, y);
   opt_.zero_grad();
-  model_.backward(loss_.backward());  // the reducer's buckets start all-reducing from its hook
+  Tensor dloss = loss_.backward();
+  if (reducer_ && d_.comm->size() > 1) {  // pre-divided: the buckets' sum is the average
+    const float inv = 1.0f / static_cast<float>(d_.comm->size());
+    for (int64_t i = 0; i < dloss.numel(); ++i) dloss[i] *= inv;
+  }
+  model_.backward(dloss);  // the reducer's buckets start all-reducing from its hook
   if (reducer_) reducer_->finalize();  // averaged gradients back in place
   opt_.step();
   return loss;
