@@ -185,7 +185,12 @@ void Worker::eval_phase(uint64_t directive_id) {
 
 std::string Worker::checkpoint_phase(uint64_t directive_id, PhaseKind kind) {
   trainer_->begin_phase(CommMode::kNone);
-  last_checkpoint_ = save_checkpoint(comm_, *built_.model, *opt_, job_, run_dir_, pos_, trainer_->phase_id());
+  JobPosition at = pos_;
+  if (at.epoch_step > 0) {  // mid-epoch: the epoch's loss so far travels with it
+    at.epoch_loss_sum = epoch_loss_sum_;
+    at.epoch_samples = epoch_count_;
+  }
+  last_checkpoint_ = save_checkpoint(comm_, *built_.model, *opt_, job_, run_dir_, at, trainer_->phase_id());
   report(kind, directive_id);
   return last_checkpoint_;
 }
@@ -250,7 +255,8 @@ int Worker::run() {
     if (schedule_) opt_->set_lr(schedule_->lr_at(pos_.epoch));
     sampler_->set_epoch(pos_.epoch);
     trainer_->begin_phase(CommMode::kTrain);
-    epoch_loss_sum_ = epoch_count_ = 0;
+    epoch_loss_sum_ = pos_.epoch_step > 0 ? pos_.epoch_loss_sum : 0.0;  // resumed mid-epoch: its steps so far
+    epoch_count_ = pos_.epoch_step > 0 ? pos_.epoch_samples : 0.0;
     const auto epoch_start = Clock::now();
     const int64_t first = pos_.epoch_step;
     double pending_sum = 0, pending_count = 0;

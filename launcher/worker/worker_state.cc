@@ -83,6 +83,8 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
       s.set_step(pos.step);
       s.set_epoch(pos.epoch);
       s.set_epoch_step(pos.epoch_step);
+      s.set_epoch_loss_sum(pos.epoch_loss_sum);
+      s.set_epoch_samples(pos.epoch_samples);
       s.set_job_hash(job_hash(job));
       s.set_world_size(comm.size());
       s.set_optimizer_steps(opt.step_count());
@@ -142,13 +144,14 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
   const std::string verdict = broadcast_verdict(comm, error);
   LOCKSTEP_FAIL_IF(!verdict.empty()) << (comm.rank() == 0 ? verdict : "rank 0: " + verdict);
 
-  // header: found, step (2 x 32 bits), epoch, epoch_step, optimizer steps, lr.
-  std::vector<double> head(7, 0.0);
+  // header: found, step (2 x 32 bits), epoch, epoch_step, optimizer steps, lr, epoch loss sum, samples.
+  std::vector<double> head(9, 0.0);
   if (comm.rank() == 0 && found) {
     const auto& s = found->second.state;
     head = {1.0, static_cast<double>(s.step() & 0xffffffffu), static_cast<double>(s.step() >> 32),
             static_cast<double>(s.epoch()), static_cast<double>(s.epoch_step()),
-            static_cast<double>(s.optimizer_steps()), static_cast<double>(s.lr())};
+            static_cast<double>(s.optimizer_steps()), static_cast<double>(s.lr()), s.epoch_loss_sum(),
+            s.epoch_samples()};
   }
   comm.all_reduce(std::span<double>(head), ReduceOp::kSum).wait();
   if (head[0] == 0.0) return std::nullopt;
@@ -179,7 +182,8 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
                                      u64(f[4], f[5])});
   }
   if (from && found) *from = found->first;
-  return JobPosition{u64(head[1], head[2]), static_cast<int64_t>(head[3]), static_cast<int64_t>(head[4])};
+  return JobPosition{u64(head[1], head[2]), static_cast<int64_t>(head[3]), static_cast<int64_t>(head[4]), head[7],
+                     head[8]};
 }
 
 }  // namespace lockstep

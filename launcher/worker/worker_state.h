@@ -21,6 +21,8 @@ struct JobPosition {
   uint64_t step = 0;
   int64_t epoch = 0;
   int64_t epoch_step = 0;
+  double epoch_loss_sum = 0;  // the epoch's summed sample loss over its first epoch_step steps
+  double epoch_samples = 0;   // and their samples
 };
 
 // Hash of what determines the training trajectory (model, data, optimizer, schedule, seed, batch,

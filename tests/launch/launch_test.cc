@@ -144,6 +144,10 @@ TEST_F(LaunchedJob, SigtermCheckpointsAtAnAgreedStepAndResumesExactly) {
   EXPECT_EQ(read_text(checkpoint_dir(path("straight"), 936) + "/model.pb"),
             read_text(checkpoint_dir(path("stopped"), 936) + "/model.pb"));
   EXPECT_EQ(step_losses(path("straight/metrics.jsonl")), step_losses(path("stopped/metrics.jsonl")));
+  // The epoch cut by the stop reports its mean over all its steps, before and after the resume.
+  const auto epochs = epoch_figures(path("straight/metrics.jsonl"));
+  EXPECT_EQ(epochs.size(), 2u);
+  EXPECT_EQ(epochs, epoch_figures(path("stopped/metrics.jsonl")));
 }
 
 // The run directory on a 6 MiB tmpfs in a private mount namespace: the epoch-1 checkpoint (about

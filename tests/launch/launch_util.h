@@ -55,6 +55,17 @@ inline std::map<long, std::string> step_losses(const std::string& metrics) {
   return out;
 }
 
+// epoch -> (train_loss, test_accuracy) as printed; the newest line of each epoch.
+inline std::map<long, std::string> epoch_figures(const std::string& metrics) {
+  std::map<long, std::string> out;
+  std::istringstream in(read_text(metrics));
+  const std::regex re("\"kind\":\"epoch\",\"epoch\":([0-9]+),\"train_loss\":([^,]+),.*\"test_accuracy\":([^,]+),");
+  std::smatch m;
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_search(line, m, re)) out[std::stol(m[1])] = m[2].str() + " " + m[3].str();
+  return out;
+}
+
 inline std::string checkpoint_dir(const std::string& run_dir, long step) {
   char name[32];
   std::snprintf(name, sizeof name, "ckpt-%09ld", step);
