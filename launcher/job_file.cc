@@ -224,6 +224,16 @@ void check_phases(const Checker& c, const proto::PhasePlan& p) {
   if (p.has_keep_checkpoints()) c.at_least_one("phases.keep_checkpoints", p.keep_checkpoints());
 }
 
+void check_control(const Checker& c, const proto::ControlSpec& s) {
+  if (s.has_heartbeat_interval_s()) c.positive("control.heartbeat_interval_s", s.heartbeat_interval_s());
+  if (s.has_heartbeat_timeout_s()) c.positive("control.heartbeat_timeout_s", s.heartbeat_timeout_s());
+  const float interval = s.has_heartbeat_interval_s() ? s.heartbeat_interval_s() : 0.5f;
+  const float timeout = s.has_heartbeat_timeout_s() ? s.heartbeat_timeout_s() : 10.0f;
+  if (interval > 0 && timeout > 0 && timeout < 2 * interval)
+    c.fail("control.heartbeat_timeout_s", "must be at least twice control.heartbeat_interval_s (" +
+                                              std::to_string(interval) + " s), got " + std::to_string(timeout));
+}
+
 // Unset (empty) means the default runs/<name>; a set value must name a directory.
 void check_run_dir(const Checker& c, const std::string& dir) {
   if (dir.empty()) return;
@@ -264,6 +274,7 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   check_schedule(c, job.schedule());
   check_distributed(c, job.distributed());
   check_phases(c, job.phases());
+  check_control(c, job.control());
   check_run_dir(c, job.run_dir());
 }
 
@@ -286,6 +297,13 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
   } catch (const Error& e) {
     throw Error(path + ": " + one_line(e.what()));
   }
+}
+
+Heartbeat heartbeat_of(const proto::JobSpec& job) {
+  Heartbeat h;
+  if (job.control().has_heartbeat_interval_s()) h.interval_s = job.control().heartbeat_interval_s();
+  if (job.control().has_heartbeat_timeout_s()) h.timeout_s = job.control().heartbeat_timeout_s();
+  return h;
 }
 
 }  // namespace lockstep

@@ -20,4 +20,11 @@ void validate_job(const proto::JobSpec& job, const std::string& path);
 // "PATH: field: why", always one line.
 void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size);
 
+// Heartbeat settings of a job (control { }), defaults filled in.
+struct Heartbeat {
+  double interval_s = 0.5;
+  double timeout_s = 10.0;
+};
+Heartbeat heartbeat_of(const proto::JobSpec& job);
+
 }  // namespace lockstep

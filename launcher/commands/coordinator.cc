@@ -84,6 +84,9 @@ int coordinator_main(int argc, char** argv) {
   std::filesystem::create_directories(o.run_dir);
   if (token_file.empty()) token_file = o.run_dir + "/token";
   o.token = ensure_token(token_file);
+  const Heartbeat hb = heartbeat_of(job);
+  o.heartbeat_interval_s = hb.interval_s;
+  o.coordinator_timeout_s = hb.timeout_s;
 
   CoordinatorServer server(job, world, o);
   std::printf("coordinator listening on %s (token in %s)\n", server.address().c_str(), token_file.c_str());

@@ -146,12 +146,15 @@ int launch_main(int argc, char** argv) {
   so.tls_key = a.tls_key;
   so.run_dir = run_dir;
   so.resume = a.resume;
+  const Heartbeat hb = heartbeat_of(job);
+  so.heartbeat_interval_s = hb.interval_s;
+  so.coordinator_timeout_s = hb.timeout_s;
   CoordinatorServer server(job, a.ranks, so);
   std::fprintf(stderr, "lockstep launch: job %s on %d rank%s, coordinator %s, run directory %s (token in %s/token)\n",
                job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
                run_dir.c_str());
   ProgressLine progress(::isatty(STDERR_FILENO));
-  Supervisor supervisor(server, SupervisorOptions{}, [&](const proto::JobStatus& st) { progress.update(st); });
+  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s}, [&](const proto::JobStatus& st) { progress.update(st); });
   const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.address());
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
