@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -61,9 +62,19 @@ int coordinator_main(int argc, char** argv) {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
       return argv[++i];
     };
-    if (a == "-n") world = std::stoi(value());
+    auto number = [&]() {
+      const std::string v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      LOCKSTEP_FAIL_IF(v.empty() || *end != '\0') << a << ": expected a whole number, got \"" << v << "\"";
+      return static_cast<int>(n);
+    };
+    if (a == "-h" || a == "--help") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    } else if (a == "-n") world = number();
     else if (a == "--bind") o.bind = value();
-    else if (a == "--port") o.port = std::stoi(value());
+    else if (a == "--port") o.port = number();
     else if (a == "--token-file") token_file = value();
     else if (a == "--run-dir") run_dir = value();
     else if (a == "--resume") o.resume = true;

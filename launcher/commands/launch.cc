@@ -124,6 +124,11 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& add
 }
 
 int launch_main(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i)
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    }
   const LaunchArgs a = parse(argc, argv);
   proto::JobSpec job = load_job(a.job_path);
   if (a.epochs >= 0) job.set_epochs(a.epochs);

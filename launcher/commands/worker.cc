@@ -61,6 +61,11 @@ class SignalWatch {
 };
 
 int worker_main(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i)
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    }
   ClientOptions copt;
   std::string token_file;
   for (int i = 0; i < argc; ++i) {
