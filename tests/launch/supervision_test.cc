@@ -46,7 +46,7 @@ TEST_F(Supervision, SilentWorkerFailsTheJobAtTheHeartbeatDeadline) {
   EXPECT_NE(st, 0) << out;
   EXPECT_NE(st, -1) << "the launch did not end:\n" << out;
   EXPECT_GE(secs, 3.5) << "failed before the 4 s heartbeat deadline:\n" << out;
-  EXPECT_LT(secs, 10.0) << out;
+  EXPECT_LT(secs, 4.0 + 8.0) << out;  // the deadline, then the process group's end on a loaded machine
   EXPECT_NE(out.find("rank 1"), std::string::npos) << out;
   EXPECT_NE(out.find("no heartbeat"), std::string::npos) << out;
   for (pid_t pid : tree) {
