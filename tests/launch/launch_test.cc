@@ -15,17 +15,8 @@ using namespace lockstep::testing;
 
 namespace {
 
-class LaunchedJob : public ::testing::Test {
+class LaunchedJob : public TestDirectory {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lockstep_launch_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
-
   // A launch of the job in the background: lockstep launch -n 2 JOB --run-dir RUN ARGS...
   std::unique_ptr<ChildProcess> start(const std::string& job, const std::string& run,
                                       std::vector<std::string> args = {}) {
@@ -41,7 +32,6 @@ class LaunchedJob : public ::testing::Test {
     return st;
   }
 
-  fs::path dir_;
   std::string output_;
 };
 

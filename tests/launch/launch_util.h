@@ -10,6 +10,8 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+
+#include <gtest/gtest.h>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -20,6 +22,22 @@
 #include <vector>
 
 namespace lockstep::testing {
+
+// A fresh directory per test (named after the test and this process), removed afterwards.
+class TestDirectory : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("lockstep_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
+
+  std::filesystem::path dir_;
+};
 
 inline std::string lockstep_exe() { return std::string(LOCKSTEP_BINARY_DIR) + "/launcher/lockstep"; }
 

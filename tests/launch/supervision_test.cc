@@ -14,18 +14,7 @@ using namespace lockstep::testing;
 
 namespace {
 
-class Supervision : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lockstep_supervise_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
-  fs::path dir_;
-};
+using Supervision = TestDirectory;
 
 // The job's control { heartbeat_timeout_s: 4 } sets the deadline.
 TEST_F(Supervision, SilentWorkerFailsTheJobAtTheHeartbeatDeadline) {
