@@ -16,6 +16,7 @@
 #endif
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
+#include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
 #include "comm/factory.h"
 #include "layers/dropout.h"
@@ -24,7 +25,6 @@
 #include "runtime/check.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
-#include "runtime/data/loader.h"
 #include "runtime/gemm.h"
 #include "runtime/trainer/trainer.h"
 
@@ -75,6 +75,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (!metrics.empty()) job.set_metrics_file(metrics);
   if (!data.empty()) job.mutable_data()->set_dir(data);
   lockstep::validate_job(job, job_path);
+  lockstep::remainder_policy(job, job_path);
   lockstep::set_kernel_threads(job.threads() > 0 ? job.threads() : 1);
 
   const auto& dist = job.distributed();
@@ -83,39 +84,9 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (dist.has_collective_timeout_s())
     spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
   comm = lockstep::make_communicator(spec);
-  if (comm->size() > 1) return train_distributed(job, *comm);
-
-  const auto& d = job.data();
-  const float mean = d.has_mean() ? d.mean() : 0.2860f, stdv = d.has_std() ? d.std() : 0.3530f;
-  lockstep::Dataset train_set = lockstep::load_fashion_mnist(d.dir(), true, mean, stdv);
-  lockstep::Dataset test_set = lockstep::load_fashion_mnist(d.dir(), false, mean, stdv);
-
-  lockstep::BuiltModel built = lockstep::build_model(job);
-  auto opt = lockstep::build_optimizer(job, *built.model);
-  auto schedule = lockstep::build_schedule(job);
-  lockstep::CrossEntropyLoss loss;
-  lockstep::BatchLoader loader(train_set, job.batch_size(), !d.has_shuffle() || d.shuffle(), job.seed(),
-                               d.drop_last());
-  lockstep::Trainer trainer(*built.model, *opt, loss, schedule.get(),
-                            {.epochs = job.epochs(),
-                             .eval_batch_size = job.eval_batch_size() ? job.eval_batch_size() : 1000,
-                             .sample_shape = built.sample_shape});
-  lockstep::MetricsLog log(job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file());
-
-  std::printf("job %s: model %s, %lld train / %lld test samples, batch %lld, %lld epochs, seed %llu\n",
-              job.name().c_str(), job.model().reference().empty() ? "(layers)" : job.model().reference().c_str(),
-              static_cast<long long>(train_set.size()), static_cast<long long>(test_set.size()),
-              static_cast<long long>(job.batch_size()), static_cast<long long>(job.epochs()),
-              static_cast<unsigned long long>(job.seed()));
-  std::printf("%5s %11s %10s %9s %10s\n", "epoch", "train_loss", "test_loss", "test_acc", "samples/s");
-  std::fflush(stdout);
-  trainer.fit(loader, test_set, [&](const lockstep::EpochMetrics& m) {
-    std::printf("%5lld %11.4f %10.4f %9.4f %10.0f\n", static_cast<long long>(m.epoch), m.train_loss,
-                m.test_loss, m.test_accuracy, m.train_samples_per_sec);
-    std::fflush(stdout);
-    log.write(m);
-  });
-  return 0;
+  // One rank or many, the same loop and the same sampler (launcher/job_sampler.h): one job file
+  // means one training run, whatever command runs it.
+  return train_distributed(job, *comm);
 }
 
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm) {
@@ -128,19 +99,14 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   Dataset test_set = load_fashion_mnist(d.dir(), false, mean, stdv);
 
   BuiltModel built = build_model(job);
-  if (dist.sync_batchnorm()) convert_sync_batchnorm(*built.model, comm);  // before the optimizer
+  if (comm.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(*built.model, comm);  // before the optimizer
   const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
   seed_dropout(*built.model, job.seed(), static_cast<uint32_t>(comm.rank()),
                per_sample ? DropoutKeying::kPerSample : DropoutKeying::kPerRank);
   auto opt = build_optimizer(job, *built.model);
   auto schedule = build_schedule(job);
   CrossEntropyLoss loss;
-  const auto remainder = dist.remainder() == proto::DistributedSpec::PAD ? RemainderPolicy::kPad
-                                                                          : RemainderPolicy::kDropLast;
-  DistributedSampler sampler(train_set.size(),
-                             {.global_batch = job.batch_size(), .rank = comm.rank(), .world = comm.size(),
-                              .shuffle = !d.has_shuffle() || d.shuffle(), .seed = job.seed(),
-                              .remainder = remainder});
+  DistributedSampler sampler(train_set.size(), sampler_options(job, comm.rank(), comm.size()));
   DistributedOptions dopt{.comm = &comm,
                           .eval_buffers = dist.eval_buffers() == proto::DistributedSpec::AVERAGE
                                               ? BufferSync::kAverage

@@ -22,6 +22,7 @@
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
+#include "launcher/launch/run_dir.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -89,10 +90,11 @@ int coordinator_main(int argc, char** argv) {
   LOCKSTEP_FAIL_IF(world < 1) << "-n N (the number of ranks, >= 1) is required";
 
   proto::JobSpec job = load_job(job_path);
+  job.set_name(checked_job_name(job, job_path));
   check_job_for_launch(job, job_path, world);
   if (run_dir.empty()) run_dir = job.run_dir().empty() ? "runs/" + job.name() : job.run_dir();
-  o.run_dir = std::filesystem::absolute(run_dir).lexically_normal().string();
-  std::filesystem::create_directories(o.run_dir);
+  RunDirectory dir(run_dir, job.name(), RunDirOptions{.resume = o.resume, .metrics_file = job.metrics_file()});
+  o.run_dir = dir.path();
   if (token_file.empty()) token_file = o.run_dir + "/token";
   o.token = ensure_token(token_file);
   const Heartbeat hb = heartbeat_of(job);
@@ -100,6 +102,7 @@ int coordinator_main(int argc, char** argv) {
   o.coordinator_timeout_s = hb.timeout_s;
 
   CoordinatorServer server(job, world, o);
+  dir.commit();
   std::printf("coordinator listening on %s (token in %s)\n", server.address().c_str(), token_file.c_str());
   std::fflush(stdout);
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,10 @@
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
+#include "launcher/job_sampler.h"
+#include "launcher/launch/exit_status.h"
 #include "launcher/launch/progress.h"
+#include "launcher/launch/run_dir.h"
 #include "launcher/launch/supervisor.h"
 #include "runtime/check.h"
 
@@ -28,8 +32,12 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume] [--max-restarts K] "
+    "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] "
     "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]...";
+
+constexpr const char* kExitStatuses =
+    "exit status: 0 done; 1 a rank failed (restarts spent); 2 bad input, nothing started; 3 stopped on request\n"
+    "(SIGINT/SIGTERM or lockstep ctl stop) after a checkpoint, --resume continues; 4 killed by a second signal\n";
 
 struct LaunchArgs {
   int ranks = 0;
@@ -37,6 +45,7 @@ struct LaunchArgs {
   std::string bind = "127.0.0.1";
   int port = 0;
   bool resume = false;
+  bool overwrite = false;
   int max_restarts = 0;
   long long epochs = -1;
   std::vector<std::string> mpirun_args;
@@ -62,6 +71,7 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--port") a.port = static_cast<int>(number(value()));
     else if (s == "--run-dir") a.run_dir = value();
     else if (s == "--resume") a.resume = true;
+    else if (s == "--overwrite") a.overwrite = true;
     else if (s == "--max-restarts") a.max_restarts = static_cast<int>(number(value()));
     else if (s == "--epochs") a.epochs = number(value());
     else if (s == "--data") a.data = value();
@@ -90,30 +100,17 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// The token goes to RUN_DIR/token (mode 0600, for `lockstep ctl`) and to the workers' environment.
-std::string write_token(const std::string& run_dir) {
-  const std::string token = new_token();
-  const std::string path = run_dir + "/token", tmp = path + ".tmp";
-  {
-    const mode_t old = ::umask(077);
-    std::ofstream out(tmp, std::ios::trunc);
-    ::umask(old);
-    out << token << "\n";
-    out.close();
-    LOCKSTEP_FAIL_IF(!out) << "cannot write the job token to " << tmp;
-  }
-  ::chmod(tmp.c_str(), 0600);
-  fs::rename(tmp, path);
-  return token;
-}
-
 std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
   const std::string exe = self_exe();
   std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_TOKEN"};
   if (::geteuid() == 0) v.push_back("--allow-run-as-root");
   if (a.hostfile.empty()) {
-    // No core binding: the ranks share the machine with whatever else runs on it.
-    v.insert(v.end(), {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader,tcp"});
+    // No core binding: the ranks share the machine with whatever else runs on it. One host: the
+    // ranks talk through shared memory only (no TCP listener of theirs), and mpirun's out-of-band
+    // channel stays on loopback. (Open MPI 4.1's mpirun still opens its PMIx tool listener on
+    // every interface; no setting of 4.1 confines it.)
+    v.insert(v.end(), {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "--mca",
+                       "oob_tcp_if_include", "lo", "--mca", "btl_tcp_if_include", "lo"});
   } else {
     v.insert(v.end(), {"--hostfile", a.hostfile, "--mca", "plm_rsh_agent", exe + " agent"});
   }
@@ -126,40 +123,56 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& add
 int launch_main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::printf("usage: %s\n", kUsage);
+      std::printf("usage: %s\n%s", kUsage, kExitStatuses);
       return 0;
     }
-  const LaunchArgs a = parse(argc, argv);
-  proto::JobSpec job = load_job(a.job_path);
-  if (a.epochs >= 0) job.set_epochs(a.epochs);
-  if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
-  check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
-
-  std::string run_dir = !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
-  run_dir = fs::absolute(run_dir).lexically_normal().string();
-  std::error_code ec;
-  fs::create_directories(run_dir, ec);
-  LOCKSTEP_FAIL_IF(ec) << "run directory " << run_dir << ": " << ec.message();
-  const std::string token = write_token(run_dir);
+  // Everything is checked before anything is written or started; bad input exits kExitBadInput.
+  std::unique_ptr<RunDirectory> dir;
+  proto::JobSpec job;
+  LaunchArgs a;
+  std::string token;
+  std::unique_ptr<CoordinatorServer> server_ptr;
+  try {
+    a = parse(argc, argv);
+    job = load_job(a.job_path);
+    if (a.epochs >= 0) job.set_epochs(a.epochs);
+    if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
+    job.set_name(checked_job_name(job, a.job_path));
+    check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
+    remainder_policy(job, a.job_path);
+    const std::string run_dir =
+        !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
+    dir = std::make_unique<RunDirectory>(
+        run_dir, job.name(), RunDirOptions{.resume = a.resume, .overwrite = a.overwrite, .metrics_file = job.metrics_file()});
+    token = new_token();
+    ServerOptions so;
+    so.bind = a.bind;
+    so.port = a.port;
+    so.token = token;
+    so.tls_cert = a.tls_cert;
+    so.tls_key = a.tls_key;
+    so.run_dir = dir->path();
+    so.resume = a.resume;
+    const Heartbeat hb = heartbeat_of(job);
+    so.heartbeat_interval_s = hb.interval_s;
+    so.coordinator_timeout_s = hb.timeout_s;
+    server_ptr = std::make_unique<CoordinatorServer>(job, a.ranks, so);  // binds --port, or fails
+    dir->write_token(token);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lockstep: error: %s\n", e.what());
+    return kExitBadInput;
+  }
+  dir->commit();
+  const std::string& run_dir = dir->path();
   ::setenv("LOCKSTEP_TOKEN", token.c_str(), 1);
-
-  ServerOptions so;
-  so.bind = a.bind;
-  so.port = a.port;
-  so.token = token;
-  so.tls_cert = a.tls_cert;
-  so.tls_key = a.tls_key;
-  so.run_dir = run_dir;
-  so.resume = a.resume;
   const Heartbeat hb = heartbeat_of(job);
-  so.heartbeat_interval_s = hb.interval_s;
-  so.coordinator_timeout_s = hb.timeout_s;
-  CoordinatorServer server(job, a.ranks, so);
+  CoordinatorServer& server = *server_ptr;
   std::fprintf(stderr, "lockstep launch: job %s on %d rank%s, coordinator %s, run directory %s (token in %s/token)\n",
                job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
                run_dir.c_str());
   ProgressLine progress(::isatty(STDERR_FILENO));
-  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s}, [&](const proto::JobStatus& st) { progress.update(st); });
+  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .log_path = run_dir + "/mpirun.log"},
+                        [&](const proto::JobStatus& st) { progress.update(st); });
   const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.address());
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
@@ -172,14 +185,15 @@ int launch_main(int argc, char** argv) {
     if (st.finished() && r.exit_code == 0 && !r.killed) {
       std::fputs(summary_table(metrics, st).c_str(), stdout);
       const bool complete = st.history_size() > 0 && st.history(st.history_size() - 1).finished();
-      if (!complete)
-        std::fprintf(stderr, "lockstep launch: stopped on request; continue with --resume (checkpoint %s)\n",
-                     st.last_checkpoint().c_str());
-      return 0;
+      if (complete) return kExitDone;
+      std::fprintf(stderr, "lockstep launch: stopped on request; continue with --resume (checkpoint %s)\n",
+                   st.last_checkpoint().c_str());
+      return kExitStopped;
     }
     const std::string why = !r.failure.empty() ? r.failure : "mpirun exited with status " + std::to_string(r.exit_code);
     std::fprintf(stderr, "lockstep launch: job %s failed: %s\n", job.name().c_str(), why.c_str());
-    if (r.stop_requested || attempt >= a.max_restarts) return r.exit_code != 0 ? r.exit_code : 1;
+    if (r.killed) return kExitKilled;
+    if (r.stop_requested || attempt >= a.max_restarts) return kExitFailed;
     std::fprintf(stderr, "lockstep launch: restarting from the last checkpoint (restart %d of %d)\n", attempt + 1,
                  a.max_restarts);
     server.new_attempt(/*resume=*/true);

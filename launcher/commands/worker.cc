@@ -97,6 +97,19 @@ int worker_main(int argc, char** argv) {
   req.set_host(hostname());
   req.set_pid(::getpid());
   const proto::RegisterReply reg = client.register_worker(req);
+  // Heartbeats from registration on, on the client's own thread, whatever this thread does next
+  // (MPI start-up, data load, restore): a slow start is not a dead rank. They read only the board,
+  // which they co-own (Note [heartbeat lifetime]).
+  auto board = std::make_shared<StepMetricsBoard>();
+  client.start_heartbeats(
+      rank, reg.heartbeat_interval_s() > 0 ? reg.heartbeat_interval_s() : 0.5,
+      reg.coordinator_timeout_s() > 0 ? reg.coordinator_timeout_s() : 10.0, [board] { return board->get(); },
+      [rank](const std::string& why) {
+        const std::string line = "lockstep worker: rank " + std::to_string(rank) + ": " + why + "; stopping\n";
+        std::fwrite(line.data(), 1, line.size(), stderr);
+        std::fflush(stderr);
+        std::_Exit(3);
+      });
 
   const auto& dist = reg.job().distributed();
   CommSpec spec;
@@ -108,7 +121,8 @@ int worker_main(int argc, char** argv) {
       << "the " << spec.backend << " communicator says rank " << comm->rank() << " of " << comm->size()
       << ", the environment says " << rank << " of " << world;
   try {
-    return run_worker(WorkerSetup{.reg = reg, .comm = comm.get(), .client = &client, .terminate = &terminate});
+    return run_worker(WorkerSetup{.reg = reg, .comm = comm.get(), .client = &client, .terminate = &terminate,
+                                       .board = board});
   } catch (const std::exception& e) {
     const std::string line = "lockstep worker: error on rank " + std::to_string(rank) + " of " +
                              std::to_string(world) + ": " + e.what() + "\n";

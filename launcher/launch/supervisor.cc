@@ -1,6 +1,7 @@
-// mpirun under a Boost.Asio watch: signals, child exit, heartbeats, local worker processes.
+// mpirun under a Boost.Asio watch: signals, child exit, output, heartbeats, local worker processes.
 #include "launcher/launch/supervisor.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -12,12 +13,16 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <regex>
 
 #include "runtime/check.h"
 
 namespace lockstep {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 std::string this_host() {
   char h[256] = {};
@@ -27,7 +32,28 @@ std::string this_host() {
 
 bool alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
-pid_t spawn(const std::vector<std::string>& argv) {
+// The parent pid of `pid` from /proc, or -1.
+pid_t parent_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return -1;
+  char state = 0;
+  int ppid = -1;
+  if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2) return -1;
+  return ppid;
+}
+
+bool descends_from(pid_t pid, pid_t ancestor) {
+  for (int depth = 0; pid > 1 && depth < 64; ++depth) {
+    pid = parent_of(pid);
+    if (pid == ancestor) return true;
+  }
+  return false;
+}
+
+// Starts argv in its own process group, its stdout and stderr on the write end of `out` (if given).
+pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -38,12 +64,26 @@ pid_t spawn(const std::vector<std::string>& argv) {
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the launcher killed: the job goes with it
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
+    if (out_fd >= 0) {
+      ::dup2(out_fd, STDOUT_FILENO);
+      ::dup2(out_fd, STDERR_FILENO);
+    }
     ::execvp(args[0], args.data());
     std::fprintf(stderr, "lockstep launch: cannot run %s: %s\n", args[0], std::strerror(errno));
     std::_Exit(127);
   }
   ::setpgid(pid, pid);
   return pid;
+}
+
+// mpirun's notice of a rank that died on a signal (Open MPI 4), as one line of ours.
+std::string signal_notice(const std::string& text) {
+  static const std::regex re(
+      R"(process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
+  std::smatch m;
+  if (!std::regex_search(text, m, re)) return "";
+  return "rank " + m[1].str() + " (pid " + m[2].str() + " on " + m[3].str() + ") was killed by signal " +
+         m[4].str() + " (" + m[5].str() + ")";
 }
 
 }  // namespace
@@ -53,31 +93,51 @@ Supervisor::Supervisor(CoordinatorServer& server, SupervisorOptions o,
     : server_(server), o_(o), on_tick_(std::move(on_tick)) {}
 
 AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
-  using Clock = std::chrono::steady_clock;
   boost::asio::io_context io;
   boost::asio::signal_set stops(io, SIGINT, SIGTERM);
   boost::asio::signal_set children(io, SIGCHLD);
   boost::asio::steady_timer timer(io);
   AttemptResult r;
-  const pid_t pid = spawn(argv);
+
+  // mpirun's output: a pipe we read (its read end close-on-exec, so no child inherits it).
+  int fds[2] = {-1, -1};
+  const bool capture = !o_.log_path.empty();
+  if (capture) {
+    LOCKSTEP_FAIL_IF(::pipe2(fds, O_CLOEXEC) != 0) << "cannot create a pipe: " << std::strerror(errno);
+  }
+  std::ofstream log;
+  if (capture) log.open(o_.log_path, std::ios::app);
+  const pid_t pid = spawn(argv, capture ? fds[1] : -1);
+  if (capture) ::close(fds[1]);
+  boost::asio::posix::stream_descriptor output(io);
+  if (capture) output.assign(fds[0]);
+  boost::asio::streambuf pending;
+  std::string mpirun_text;  // what mpirun itself said (not our lines), for its signal notice
+
   const std::string host = this_host();
   const auto started = Clock::now();
-  bool exited = false;
-  Clock::time_point kill_at = Clock::time_point::max();  // when to SIGKILL the group
-  std::map<int, int64_t> local_pids;                     // rank -> pid of the ranks on this host
+  bool exited = false, output_done = !capture;
+  Clock::time_point first_stop{}, exited_at{}, kill_at = Clock::time_point::max();
+  std::map<int, int64_t> local_pids;  // rank -> pid of this attempt's ranks on this host
+  std::map<int64_t, bool> verified;   // pid -> started by this attempt's mpirun
 
+  // A failure: mpirun gets the grace period to end the job itself (signalling it while it aborts
+  // crashes it), then its process group is killed.
   auto fail = [&](const std::string& why) {
     if (r.failure.empty()) r.failure = why;
-    if (kill_at == Clock::time_point::max()) {
-      ::kill(-pid, SIGTERM);
-      kill_at = Clock::now() + std::chrono::seconds(2);
-    }
+    if (kill_at == Clock::time_point::max())
+      kill_at = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o_.mpirun_grace_s * 1000));
+  };
+  auto finish_if_done = [&] {
+    if (exited && output_done) io.stop();
   };
   std::function<void()> wait_stop = [&] {
     stops.async_wait([&](const boost::system::error_code& ec, int sig) {
       if (ec) return;
+      const auto now = Clock::now();
       if (!r.stop_requested) {
         r.stop_requested = true;
+        first_stop = now;
         std::fprintf(stderr, "\nlockstep launch: %s: checkpointing at the next step and stopping (again to kill)\n",
                      strsignal(sig));
         try {
@@ -85,9 +145,10 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
         } catch (const std::exception& e) {
           fail(std::string("cannot stop the job cleanly: ") + e.what());
         }
-      } else {
+      } else if (std::chrono::duration<double>(now - first_stop).count() >= o_.repeat_signal_s && !r.killed) {
         r.killed = true;
         fail(std::string("killed on a second ") + strsignal(sig));
+        kill_at = now;
       }
       wait_stop();
     });
@@ -98,11 +159,36 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
       int st = 0;
       if (::waitpid(pid, &st, WNOHANG) == pid) {
         exited = true;
+        exited_at = Clock::now();
         r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        io.stop();
-        return;
+        finish_if_done();
+        if (exited && output_done) return;
       }
       wait_child();
+    });
+  };
+  std::function<void()> read_output = [&] {
+    boost::asio::async_read_until(output, pending, '\n', [&](const boost::system::error_code& ec, size_t n) {
+      std::string line;
+      if (!ec) {
+        line.assign(boost::asio::buffers_begin(pending.data()), boost::asio::buffers_begin(pending.data()) + n);
+        pending.consume(n);
+      } else {  // EOF: what is left, without its newline
+        line.assign(boost::asio::buffers_begin(pending.data()), boost::asio::buffers_end(pending.data()));
+        pending.consume(pending.size());
+      }
+      if (!line.empty()) {
+        log << line << (line.back() == '\n' ? "" : "\n");
+        if (line.rfind("lockstep", 0) == 0) std::fputs(line.c_str(), stderr);
+        else mpirun_text += line;
+      }
+      if (ec) {
+        log.flush();
+        output_done = true;
+        finish_if_done();
+        return;
+      }
+      read_output();
     });
   };
   std::function<void()> tick = [&] {
@@ -116,9 +202,14 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
       const bool ending = st.finished() || st.phase() == proto::STOP ||
                           (st.history_size() > 0 && st.history(st.history_size() - 1).kind() == proto::STOP);
       for (const proto::RankStatus& rs : st.ranks()) {
-        if (rs.host() == host && rs.pid() > 0) local_pids[rs.rank()] = rs.pid();
+        const bool here = rs.host() == host && rs.pid() > 0;
+        if (here && !verified.count(rs.pid())) {
+          // Decided once, while the process lives: ours only if it descends from our mpirun.
+          verified[rs.pid()] = descends_from(static_cast<pid_t>(rs.pid()), pid);
+          if (verified[rs.pid()]) local_pids[rs.rank()] = rs.pid();
+        }
         if (ending) continue;
-        if (rs.host() == host && rs.pid() > 0 && !alive(static_cast<pid_t>(rs.pid())))
+        if (here && verified[rs.pid()] && !alive(static_cast<pid_t>(rs.pid())))
           fail("rank " + std::to_string(rs.rank()) + " (pid " + std::to_string(rs.pid()) + " on " + rs.host() +
                ") exited unexpectedly");
         else if (rs.since_heartbeat_s() > o_.heartbeat_deadline_s)
@@ -128,7 +219,12 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
       if (st.registered() < st.world_size() && since_start > o_.register_deadline_s)
         fail("only " + std::to_string(st.registered()) + " of " + std::to_string(st.world_size()) +
              " ranks registered within " + std::to_string(static_cast<int>(o_.register_deadline_s)) + " s");
-      if (Clock::now() >= kill_at) {
+      // A descendant that kept mpirun's output open must not hold the attempt past mpirun's end.
+      if (exited && Clock::now() - exited_at > std::chrono::seconds(2)) {
+        io.stop();
+        return;
+      }
+      if (!exited && Clock::now() >= kill_at) {
         ::kill(-pid, SIGKILL);
         kill_at = Clock::now() + std::chrono::seconds(1);
       }
@@ -137,6 +233,7 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   };
   wait_stop();
   wait_child();
+  if (capture) read_output();
   tick();
   io.run();
   if (!exited) {
@@ -144,10 +241,14 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
     ::waitpid(pid, &st, 0);
     r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
-  // Nothing of this attempt survives it: mpirun's group, and any worker on this host.
+  // Nothing of this attempt survives it: mpirun's group, and any worker of it on this host.
   ::kill(-pid, SIGKILL);
   for (const auto& [rank, wpid] : local_pids)
     if (alive(static_cast<pid_t>(wpid))) ::kill(static_cast<pid_t>(wpid), SIGKILL);
+  const std::string notice = signal_notice(mpirun_text);
+  if (!notice.empty()) r.failure = notice;
+  else if (r.failure.empty() && r.exit_code != 0 && capture)
+    r.failure = "mpirun exited with status " + std::to_string(r.exit_code) + " (its output: " + o_.log_path + ")";
   return r;
 }
 

@@ -3,10 +3,16 @@
 // then watches, on one io_context:
 //   - SIGCHLD: mpirun's exit ends the attempt;
 //   - SIGINT/SIGTERM: the first asks the coordinator for STOP (checkpoint at an agreed step, clean
-//     exit); a second kills the job;
+//     exit); a second one at least 1 s later kills the job (the same signal delivered twice at once,
+//     directly and through the process group, is one request);
+//   - mpirun's output, through a pipe: lines from lockstep pass through, everything goes to the
+//     attempt's log file, and mpirun's notice of a rank killed by a signal becomes one line naming
+//     the rank, host and signal;
 //   - a timer: the progress callback, the registered workers' processes on this host (a vanished
 //     one is named: rank, pid, host), every rank's heartbeat deadline, and the registration
 //     deadline. A dead or silent rank ends the attempt within seconds; nothing of it is left behind.
+// Only processes this supervisor started are ever signalled: mpirun's process group, and registered
+// worker pids that were seen to descend from that mpirun.
 #pragma once
 
 #include <sys/types.h>
@@ -30,6 +36,9 @@ struct SupervisorOptions {
   double heartbeat_deadline_s = 10.0;  // a registered rank silent this long fails the attempt
   double register_deadline_s = 120.0;  // every rank must register within this
   double tick_s = 0.25;
+  double mpirun_grace_s = 3.0;  // after a failure, mpirun may end the job itself before it is killed
+  double repeat_signal_s = 1.0;  // a stop signal counts as a second one only this long after the first
+  std::string log_path;          // mpirun's whole output (appended); empty: passed through unfiltered
 };
 
 class Supervisor {

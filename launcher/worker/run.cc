@@ -4,10 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "launcher/job_builder.h"
+#include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
 #include "launcher/worker/step_control.h"
 #include "launcher/worker/worker_state.h"
@@ -42,7 +42,7 @@ class Worker {
   std::string checkpoint_phase(uint64_t directive_id, PhaseKind kind);
   void pause_phase(uint64_t directive_id);
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
-  void publish(double step_time, double loss);
+  void publish(double step_time);
   void log_step(const Boundary& b);
 
   const WorkerSetup& w_;
@@ -64,12 +64,13 @@ class Worker {
   bool evaluated_ = false;
   std::string last_checkpoint_;
   double epoch_loss_sum_ = 0, epoch_count_ = 0;
-  std::mutex mu_;
-  proto::StepMetrics metrics_;  // for heartbeats (guarded by mu_)
+  StepMetricsBoard& board_;  // what the heartbeats send (see Note [heartbeat lifetime])
+  double samples_per_sec_ = 0;
 };
 
 Worker::Worker(const WorkerSetup& w)
-    : w_(w), job_(w.reg.job()), comm_(*w.comm), lead_(w.comm->rank() == 0), run_dir_(w.reg.run_dir()) {
+    : w_(w), job_(w.reg.job()), comm_(*w.comm), lead_(w.comm->rank() == 0), run_dir_(w.reg.run_dir()),
+      board_(*w.board) {
   const auto& d = job_.data();
   const auto& dist = job_.distributed();
   set_kernel_threads(job_.threads() > 0 ? job_.threads() : 1);
@@ -83,12 +84,7 @@ Worker::Worker(const WorkerSetup& w)
                per_sample ? DropoutKeying::kPerSample : DropoutKeying::kPerRank);
   opt_ = build_optimizer(job_, *built_.model);
   schedule_ = build_schedule(job_);
-  sampler_ = std::make_unique<DistributedSampler>(
-      train_set_.size(),
-      DistributedSamplerOptions{.global_batch = job_.batch_size(), .rank = comm_.rank(), .world = comm_.size(),
-                                .shuffle = !d.has_shuffle() || d.shuffle(), .seed = job_.seed(),
-                                .remainder = dist.remainder() == proto::DistributedSpec::PAD ? RemainderPolicy::kPad
-                                                                                            : RemainderPolicy::kDropLast});
+  sampler_ = std::make_unique<DistributedSampler>(train_set_.size(), sampler_options(job_, comm_.rank(), comm_.size()));
   std::string from;
   if (w.reg.resume()) {
     if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from)) pos_ = *p;
@@ -112,34 +108,23 @@ Worker::Worker(const WorkerSetup& w)
     if (path[0] != '/') path = run_dir_ + "/" + path;
     log_ = std::make_unique<MetricsLog>(path, pos_.step > 0 ? MetricsLog::Open::kAppend : MetricsLog::Open::kTruncate);
   }
-  metrics_.set_steps_per_epoch(sampler_->num_steps());
-  metrics_.set_step(static_cast<int64_t>(pos_.step));
-  metrics_.set_epoch(pos_.epoch + 1);
-  metrics_.set_epoch_step(pos_.epoch_step);
-  const auto& r = w.reg;
-  w.client->start_heartbeats(
-      comm_.rank(), r.heartbeat_interval_s() > 0 ? r.heartbeat_interval_s() : 0.5,
-      r.coordinator_timeout_s() > 0 ? r.coordinator_timeout_s() : 10.0,
-      [this] {
-        std::lock_guard<std::mutex> g(mu_);
-        return metrics_;
-      },
-      [rank = comm_.rank()](const std::string& why) {
-        const std::string line = "lockstep worker: rank " + std::to_string(rank) + ": " + why + "; stopping\n";
-        std::fwrite(line.data(), 1, line.size(), stderr);
-        std::fflush(stderr);
-        std::_Exit(3);
-      });
+  board_.update([&](proto::StepMetrics& m) {
+    m.set_steps_per_epoch(sampler_->num_steps());
+    m.set_step(static_cast<int64_t>(pos_.step));
+    m.set_epoch(pos_.epoch + 1);
+    m.set_epoch_step(pos_.epoch_step);
+  });
 }
 
-void Worker::publish(double step_time, double loss) {
-  std::lock_guard<std::mutex> g(mu_);
-  metrics_.set_step(static_cast<int64_t>(pos_.step));
-  metrics_.set_epoch(pos_.epoch + 1);
-  metrics_.set_epoch_step(pos_.epoch_step);
-  metrics_.set_step_time_s(step_time);
-  metrics_.set_loss(loss);
-  metrics_.set_samples_per_sec(step_time > 0 ? static_cast<double>(job_.batch_size()) / step_time : 0.0);
+void Worker::publish(double step_time) {
+  samples_per_sec_ = step_time > 0 ? static_cast<double>(job_.batch_size()) / step_time : 0.0;
+  board_.update([&](proto::StepMetrics& m) {
+    m.set_step(static_cast<int64_t>(pos_.step));
+    m.set_epoch(pos_.epoch + 1);
+    m.set_epoch_step(pos_.epoch_step);
+    m.set_step_time_s(step_time);
+    m.set_samples_per_sec(samples_per_sec_);
+  });
 }
 
 // Rank 0's proposal: the oldest directive not yet acted on; a PAUSE in force.
@@ -204,10 +189,7 @@ void Worker::pause_phase(uint64_t directive_id) {
     bool paused = false;
     if (lead_) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      paused = w_.client->heartbeat_now(0, [&] {
-        std::lock_guard<std::mutex> g(mu_);
-        return metrics_;
-      }()).paused();
+      paused = w_.client->heartbeat_now(0, board_.get()).paused();
     }
     Boundary b = my_boundary(0, 0);
     if (paused && b.phases.empty()) b.phases = {proto::PAUSE};
@@ -244,8 +226,9 @@ void Worker::log_step(const Boundary& b) {
   if (b.count <= 0) return;
   epoch_loss_sum_ += b.loss_sum;
   epoch_count_ += b.count;
-  if (log_) log_->write(StepRecord{pos_.epoch + 1, static_cast<int64_t>(pos_.step), b.loss_sum / b.count,
-                                   metrics_.samples_per_sec()});
+  const double loss = b.loss_sum / b.count;  // the global mean of the step just agreed
+  board_.update([&](proto::StepMetrics& m) { m.set_loss(loss); });
+  if (log_) log_->write(StepRecord{pos_.epoch + 1, static_cast<int64_t>(pos_.step), loss, samples_per_sec_});
 }
 
 int Worker::run() {
@@ -273,7 +256,7 @@ int Worker::run() {
       pending_sum = loss * static_cast<double>(y.numel());
       pending_count = static_cast<double>(y.numel());
       ++pos_.step;
-      publish(seconds_since(t0), loss);
+      publish(seconds_since(t0));
     }
     // The epoch's last step is logged here; a directive that came during it runs now.
     Boundary last = agree(comm_, my_boundary(pending_sum, pending_count));
@@ -308,10 +291,7 @@ int Worker::run() {
     --pos_.epoch;  // the for loop's increment
   }
   trainer_->begin_phase(CommMode::kNone);
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    w_.client->heartbeat_now(comm_.rank(), metrics_);  // the final figures, for the summary
-  }
+  w_.client->heartbeat_now(comm_.rank(), board_.get());  // the final figures, for the summary
   report(proto::STOP, 0, /*finished=*/true);
   comm_.barrier().wait();
   return 0;

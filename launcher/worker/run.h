@@ -6,10 +6,12 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <string>
 
 #include "comm/communicator.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/worker/step_metrics_board.h"
 #include "proto/coordinator.pb.h"
 
 namespace lockstep {
@@ -19,6 +21,9 @@ struct WorkerSetup {
   Communicator* comm = nullptr;
   CoordinatorClient* client = nullptr;
   std::atomic<bool>* terminate = nullptr;  // set by this rank's signal handler
+  // What this rank's heartbeats send (started at registration, before run_worker): the step loop
+  // publishes here.
+  std::shared_ptr<StepMetricsBoard> board;
 };
 
 // Returns 0 when the job finished or stopped cleanly; throws Error otherwise.

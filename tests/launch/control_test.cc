@@ -88,7 +88,7 @@ TEST(LaunchControl, CtlNeedsTheTokenAndRunsPhasesAtTheNextStep) {
 
   // stop: a checkpoint at the agreed step, then every process exits cleanly.
   ASSERT_EQ(run_command(ctl + "stop" + at + token, 20).first, 0);
-  EXPECT_EQ(launch.wait(60), 0) << launch.output();
+  EXPECT_EQ(launch.wait(60), 3) << "stopped on request exits 3\n" << launch.output();
   EXPECT_GT(newest_step(run), ck);
   EXPECT_NE(launch.output().find("stopped on request"), std::string::npos) << launch.output();
   fs::remove_all(dir);

@@ -123,7 +123,7 @@ TEST_F(LaunchedJob, SigtermCheckpointsAtAnAgreedStepAndResumesExactly) {
   auto p = start(job, path("stopped"));
   ASSERT_TRUE(p->wait_for_output("epoch 1/2  step", 60)) << p->output();
   p->signal(SIGTERM);
-  EXPECT_EQ(p->wait(30), 0) << p->output();
+  EXPECT_EQ(p->wait(30), 3) << "stopped on request exits 3\n" << p->output();
   EXPECT_NE(p->output().find("stopped on request"), std::string::npos) << p->output();
   long step = -1;
   for (const auto& e : fs::directory_iterator(path("stopped/checkpoints")))
