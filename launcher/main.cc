@@ -91,6 +91,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   lockstep::Dataset test_set = lockstep::load_fashion_mnist(d.dir(), false, mean, stdv);
 
   lockstep::BuiltModel built = lockstep::build_model(job);
+  lockstep::check_model_input(built, train_set);
   auto opt = lockstep::build_optimizer(job, *built.model);
   auto schedule = lockstep::build_schedule(job);
   lockstep::CrossEntropyLoss loss;
@@ -128,6 +129,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   Dataset test_set = load_fashion_mnist(d.dir(), false, mean, stdv);
 
   BuiltModel built = build_model(job);
+  check_model_input(built, train_set);
   if (dist.sync_batchnorm()) convert_sync_batchnorm(*built.model, comm);  // before the optimizer
   const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
   seed_dropout(*built.model, job.seed(), static_cast<uint32_t>(comm.rank()),
