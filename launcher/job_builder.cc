@@ -1,6 +1,9 @@
 // JobSpec -> model, optimizer, schedule.
 #include "launcher/job_builder.h"
 
+#include <algorithm>
+#include <string>
+
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
 #include "layers/dropout.h"
@@ -10,6 +13,7 @@
 #include "layers/max_pool2d.h"
 #include "layers/reference_models.h"
 #include "layers/relu.h"
+#include "layers/shape_math.h"
 #include "runtime/check.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/optim/sgd.h"
@@ -57,6 +61,77 @@ std::unique_ptr<Module> make_layer(const proto::Layer& l) {
   return nullptr;
 }
 
+std::string shape_of(int64_t a, int64_t b) { return shape_str({a, b}); }
+
+// Refuses a layer whose parameters would be absurd before anything is allocated: every parameter
+// tensor holds at most kMaxTensorElements. The error names the field that makes it so and its
+// value. Returns the layer's parameter count. Fields are validated positive (job_file.cc); a
+// non-positive one is left to the layer's constructor to refuse.
+int64_t checked_parameter_count(const proto::Layer& l, const std::string& at) {
+  auto refuse = [&](const std::string& field, int64_t value, const std::string& tensor) {
+    LOCKSTEP_FAIL_IF(true) << at << "." << field << ": " << value << " makes " << tensor
+                           << " more than 2^31 elements (the most one tensor may hold)";
+  };
+  switch (l.kind_case()) {
+    case proto::Layer::kLinear: {
+      const int64_t in = l.linear().in_features(), out = l.linear().out_features();
+      if (in <= 0 || out <= 0) return 0;
+      const auto w = checked_mul(out, in);
+      if (!w || *w > kMaxTensorElements)
+        refuse(out >= in ? "linear.out_features" : "linear.in_features", std::max(in, out),
+               "the weight " + shape_of(out, in));
+      return *w + out;
+    }
+    case proto::Layer::kConv2D: {
+      const auto& c = l.conv2d();
+      const int64_t in = c.in_channels(), out = c.out_channels(), k = c.kernel_size();
+      if (in <= 0 || out <= 0 || k <= 0) return 0;
+      const auto w = checked_numel({out, in, k, k});
+      if (!w || *w > kMaxTensorElements) {
+        const std::string weight = "the weight (" + std::to_string(out) + ", " + std::to_string(in) + ", " +
+                                   std::to_string(k) + ", " + std::to_string(k) + ")";
+        const auto kk = checked_mul(k, k);
+        if (!kk || (*kk >= in && *kk >= out)) refuse("conv2d.kernel_size", k, weight);
+        refuse(out >= in ? "conv2d.out_channels" : "conv2d.in_channels", std::max(in, out), weight);
+      }
+      return *w + out;
+    }
+    case proto::Layer::kBatchNorm1D:
+    case proto::Layer::kBatchNorm2D: {
+      const auto& b = l.kind_case() == proto::Layer::kBatchNorm1D ? l.batch_norm1d() : l.batch_norm2d();
+      const std::string field = l.kind_case() == proto::Layer::kBatchNorm1D ? "batch_norm1d" : "batch_norm2d";
+      if (b.num_features() > kMaxTensorElements)
+        refuse(field + ".num_features", b.num_features(), "the weight and running statistics");
+      return b.num_features() > 0 ? 2 * b.num_features() : 0;
+    }
+    default:
+      return 0;
+  }
+}
+
+// The input shape, then every layer's output shape by formula (Module::output_shape, nothing runs):
+// each must fit the next layer and hold at most kMaxTensorElements per sample.
+void check_layer_shapes(const Sequential& model, const Shape& sample) {
+  const auto sample_numel = checked_numel(sample);
+  LOCKSTEP_FAIL_IF(!sample_numel || *sample_numel > kMaxTensorElements)
+      << "model.input_shape: " << shape_str(sample) << " is more than 2^31 elements per sample";
+  Shape shape{1};  // one sample; the batch size does not change whether shapes fit
+  shape.insert(shape.end(), sample.begin(), sample.end());
+  for (size_t i = 0; i < model.size(); ++i) {
+    const std::string at = "model.layers[" + std::to_string(i) + "]: ";
+    const Module& layer = model[i];
+    try {
+      shape = layer.output_shape(shape);
+    } catch (const Error& e) {
+      throw Error(at + e.what());
+    }
+    const auto n = checked_numel(shape, 1);
+    LOCKSTEP_FAIL_IF(!n || *n > kMaxTensorElements)
+        << at << layer.describe() << ": output " << shape_str(shape)
+        << " is more than 2^31 elements per sample";
+  }
+}
+
 }  // namespace
 
 BuiltModel build_model(const proto::JobSpec& job) {
@@ -66,6 +141,14 @@ BuiltModel build_model(const proto::JobSpec& job) {
     b.model = make_reference_model(m.reference());
     b.sample_shape = reference_model_input(m.reference());
   } else {
+    // Sizes first, from the fields alone: nothing is allocated for a model that cannot be.
+    int64_t total = 0;
+    for (int i = 0; i < m.layers_size(); ++i) {
+      const auto sum = checked_add(total, checked_parameter_count(m.layers(i), "model.layers[" + std::to_string(i) + "]"));
+      LOCKSTEP_FAIL_IF(!sum || *sum > kMaxTensorElements)
+          << "model.layers[" << i << "]: the model's parameters pass 2^31 elements here";
+      total = *sum;
+    }
     b.model = std::make_unique<Sequential>();
     for (int i = 0; i < m.layers_size(); ++i) {
       try {
@@ -77,16 +160,18 @@ BuiltModel build_model(const proto::JobSpec& job) {
     (*b.model)[0].set_needs_input_grad(false);
     b.sample_shape.assign(m.input_shape().begin(), m.input_shape().end());
   }
-  Shape probe{1};
-  probe.insert(probe.end(), b.sample_shape.begin(), b.sample_shape.end());
-  try {
-    b.model->check_shapes(probe);
-  } catch (const Error& e) {
-    throw Error(std::string("model: shape mismatch: ") + e.what());
-  }
+  check_layer_shapes(*b.model, b.sample_shape);
   init_parameters(*b.model, job.seed());
   seed_dropout(*b.model, job.seed(), /*rank=*/0);
   return b;
+}
+
+void check_model_input(const BuiltModel& built, const Dataset& data) {
+  const Shape data_sample{1, data.height, data.width};
+  const auto n = checked_numel(built.sample_shape);
+  LOCKSTEP_FAIL_IF(!n || *n != data.sample_numel())
+      << "model.input_shape: " << shape_str(built.sample_shape) << " does not hold one data sample "
+      << shape_str(data_sample) << " (" << data.sample_numel() << " values)";
 }
 
 std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Sequential& model) {

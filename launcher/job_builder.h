@@ -6,6 +6,7 @@
 
 #include "layers/sequential.h"
 #include "proto/job.pb.h"
+#include "runtime/data/dataset.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 
@@ -16,9 +17,16 @@ struct BuiltModel {
   Shape sample_shape;  // one input sample
 };
 
-// Builds, initialises from job.seed() and checks that consecutive layers' shapes fit (the error
-// names the layer index and both shapes).
+// Builds and initialises from job.seed(). Before anything is allocated, refuses parameters of more
+// than 2^31 elements per tensor or in all (naming model.layers[i].<field> and its value). Then
+// infers every layer's output shape by formula (Module::output_shape; no layer runs, so e.g. a
+// BatchNorm without running statistics is no obstacle) and refuses a layer whose input does not
+// fit ("model.layers[i]: <layer>: expected input ..., got ...") or whose output exceeds 2^31
+// elements per sample. Throws lockstep::Error, one line.
 BuiltModel build_model(const proto::JobSpec& job);
+// Refuses a model whose input sample does not hold exactly the data's sample values (e.g.
+// input_shape (1, 28, 29) for 28 x 28 images), naming model.input_shape and both shapes.
+void check_model_input(const BuiltModel& built, const Dataset& data);
 std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Sequential& model);
 std::unique_ptr<LrSchedule> build_schedule(const proto::JobSpec& job);
 

@@ -99,6 +99,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   Dataset test_set = load_fashion_mnist(d.dir(), false, mean, stdv);
 
   BuiltModel built = build_model(job);
+  check_model_input(built, train_set);
   if (comm.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(*built.model, comm);  // before the optimizer
   const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
   seed_dropout(*built.model, job.seed(), static_cast<uint32_t>(comm.rank()),

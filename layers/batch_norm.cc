@@ -101,8 +101,10 @@ void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count
   }
   // One pass of sums shifted by each channel's first value (close to its mean, so the float
   // partial sums lose little): S1 = sum(x - k), S2 = sum((x - k)^2); var = S2/n - (S1/n)^2.
+  // A non-finite first value shifts by 0 instead, so an infinite input gives an infinite mean and
+  // a NaN variance, as PyTorch's sum(x)/n and sum((x - mean)^2)/n do (inf - inf would make both NaN).
   std::vector<float> k(c);
-  for (int64_t ch = 0; ch < c; ++ch) k[ch] = x[ch * s];
+  for (int64_t ch = 0; ch < c; ++ch) k[ch] = std::isfinite(x[ch * s]) ? x[ch * s] : 0.f;
   const float* kp = k.data();
   std::vector<double> s1, s2;
   channel_sums2(
@@ -113,20 +115,28 @@ void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count
   for (int64_t ch = 0; ch < c; ++ch) {
     const double d = s1[ch] / static_cast<double>(count);
     mean[ch] = k[ch] + d;
-    var[ch] = std::max(0.0, s2[ch] / static_cast<double>(count) - d * d);
+    // Rounding can leave a tiny negative variance; clamp that, but keep NaN (std::max(0, NaN) is 0).
+    const double v = s2[ch] / static_cast<double>(count) - d * d;
+    var[ch] = v < 0.0 ? 0.0 : v;
   }
 }
 
 void BatchNorm::reduce_backward_sums(std::vector<double>&, std::vector<double>&, int64_t&) {}
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Shape BatchNorm::output_shape(const Shape& in) const {
   const int64_t c = o_.num_features;
-  const bool shape_ok = spatial_dims_ == 1 ? (x.ndim() == 2 || x.ndim() == 3) : x.ndim() == 4;
-  LOCKSTEP_FAIL_IF(!shape_ok || x.dim(1) != c)
+  const bool shape_ok = spatial_dims_ == 1 ? (in.size() == 2 || in.size() == 3) : in.size() == 4;
+  LOCKSTEP_FAIL_IF(!shape_ok || in[1] != c)
       << describe() << ": expected input "
       << (spatial_dims_ == 1 ? "(N, " + std::to_string(c) + ") or (N, " + std::to_string(c) + ", L)"
                              : "(N, " + std::to_string(c) + ", H, W)")
-      << ", got " << shape_str(x.shape());
+      << ", got " << shape_str(in);
+  return in;
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  const int64_t c = o_.num_features;
+  output_shape(x.shape());
   const int64_t n = x.dim(0), s = x.numel() / std::max<int64_t>(1, n * c);
   const bool use_batch = is_training() || !o_.track_running_stats;
 
@@ -205,9 +215,14 @@ Tensor BatchNorm::backward(const Tensor& dy) {
       mdyx[ch] = used_batch_stats_ ? static_cast<float>(sum_dy_xhat[ch] / count) : 0.f;
     }
     const float *kp = k.data(), *a = mdy.data(), *b = mdyx.data();
-    channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) {
-      return kp[ch] * (d[i] - a[ch] - (x[i] - mp[ch]) * is[ch] * b[ch]);
-    });
+    if (used_batch_stats_) {
+      channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) {
+        return kp[ch] * (d[i] - a[ch] - (x[i] - mp[ch]) * is[ch] * b[ch]);
+      });
+    } else {  // running statistics are constants: dx = dy * w * invstd, x not involved (an inf x
+              // must not turn the gradient into inf * 0 = NaN)
+      channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) { return kp[ch] * d[i]; });
+    }
   }
   x_ = Tensor();
   return dx;

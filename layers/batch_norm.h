@@ -28,6 +28,9 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
+  // Checks the shape only: whether a batch has more than one value per channel is a property of
+  // the data, checked by forward when it normalises with batch statistics.
+  Shape output_shape(const Shape& in) const override;
   const BatchNormOptions& options() const { return o_; }
   int spatial_dims() const { return spatial_dims_; }
 

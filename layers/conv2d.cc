@@ -7,6 +7,7 @@
 
 #include "layers/im2col.h"
 #include "layers/init.h"
+#include "layers/shape_math.h"
 #include "runtime/check.h"
 #include "runtime/gemm.h"
 #include "runtime/grad_mode.h"
@@ -35,13 +36,32 @@ void Conv2d::reset_parameters(Philox& rng, uint32_t& slot) {
   if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
 }
 
+// (N, C_in, H, W) -> (N, C_out, OH, OW), OH = (H + 2*pad - K) / stride + 1, every step checked.
+Shape Conv2d::output_shape(const Shape& in) const {
+  LOCKSTEP_FAIL_IF(in.size() != 4 || in[1] != o_.in_channels)
+      << describe() << ": expected input (N, " << o_.in_channels << ", H, W), got " << shape_str(in);
+  auto out_size = [&](int64_t size) -> int64_t {
+    const auto twice_pad = checked_mul(2, o_.padding);
+    const auto padded = twice_pad ? checked_add(size, *twice_pad) : std::nullopt;
+    LOCKSTEP_FAIL_IF(!padded) << describe() << ": input " << shape_str(in) << " with padding "
+                              << o_.padding << " overflows 64-bit sizes";
+    LOCKSTEP_FAIL_IF(*padded < o_.kernel)
+        << describe() << ": input " << shape_str(in) << " is smaller than the kernel";
+    return (*padded - o_.kernel) / o_.stride + 1;
+  };
+  const Shape out{in[0], o_.out_channels, out_size(in[2]), out_size(in[3])};
+  const auto hw = checked_mul(out[2], out[3]);
+  const auto kk = checked_numel({o_.in_channels, o_.kernel, o_.kernel});
+  const auto cols = hw && kk ? checked_mul(*hw, *kk) : std::nullopt;
+  LOCKSTEP_FAIL_IF(!cols || *cols > kMaxTensorElements)
+      << describe() << ": input " << shape_str(in) << " with padding " << o_.padding << " gives output "
+      << shape_str(out) << ", whose im2col matrix (C_in*K*K, OH*OW) is more than 2^31 elements per sample";
+  return out;
+}
+
 Tensor Conv2d::forward(const Tensor& x) {
-  LOCKSTEP_FAIL_IF(x.ndim() != 4 || x.dim(1) != o_.in_channels)
-      << describe() << ": expected input (N, " << o_.in_channels << ", H, W), got "
-      << shape_str(x.shape());
+  output_shape(x.shape());
   ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding};
-  LOCKSTEP_FAIL_IF(g.h + 2 * g.pad < g.k || g.w + 2 * g.pad < g.k)
-      << describe() << ": input " << shape_str(x.shape()) << " is smaller than the kernel";
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
   Tensor y = Tensor::empty({n, cout, oh, ow});

@@ -23,6 +23,9 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
+  // Also refuses an input whose per-sample im2col matrix (C_in*K*K, OH*OW) would exceed
+  // kMaxTensorElements (layers/shape_math.h): forward builds it.
+  Shape output_shape(const Shape& in) const override;
   void reset_parameters(Philox& rng, uint32_t& slot) override;
 
  private:

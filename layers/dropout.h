@@ -27,6 +27,7 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
+  Shape output_shape(const Shape& in) const override { return in; }
 
   float p() const { return p_; }
   // Keys this layer's masks; `layer` separates dropout layers of one model. Keeps the keying.

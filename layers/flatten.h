@@ -10,6 +10,7 @@ class Flatten : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override { return "Flatten"; }
+  Shape output_shape(const Shape& in) const override;
 
  private:
   Shape in_shape_;

@@ -31,9 +31,14 @@ void Linear::reset_parameters(Philox& rng, uint32_t& slot) {
   if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
 }
 
+Shape Linear::output_shape(const Shape& in) const {
+  LOCKSTEP_FAIL_IF(in.size() != 2 || in[1] != in_)
+      << describe() << ": expected input (N, " << in_ << "), got " << shape_str(in);
+  return {in[0], out_};
+}
+
 Tensor Linear::forward(const Tensor& x) {
-  LOCKSTEP_FAIL_IF(x.ndim() != 2 || x.dim(1) != in_)
-      << describe() << ": expected input (N, " << in_ << "), got " << shape_str(x.shape());
+  output_shape(x.shape());
   const int n = static_cast<int>(x.dim(0));
   Tensor y = Tensor::empty({n, out_});
   if (bias_) {

@@ -12,6 +12,7 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
   void reset_parameters(class Philox& rng, uint32_t& slot) override;
 
  private:

@@ -20,13 +20,32 @@ std::string MaxPool2d::describe() const {
   return os.str();
 }
 
+// Offset (a * w + b) of the k x k window at `top_left` (rows w apart) chosen by PyTorch's rule
+// (pool_takes_over: the first maximum, but the last NaN when there is one).
+int64_t MaxPool2d::window_argmax(const float* top_left, int64_t w) const {
+  float m = -__builtin_inff();
+  int64_t at = 0;
+  for (int64_t a = 0; a < k_; ++a)
+    for (int64_t b = 0; b < k_; ++b) {
+      const float v = top_left[a * w + b];
+      if (pool_takes_over(v, m)) {
+        m = v;
+        at = a * w + b;
+      }
+    }
+  return at;
+}
+
+Shape MaxPool2d::output_shape(const Shape& in) const {
+  LOCKSTEP_FAIL_IF(in.size() != 4 || in[2] < k_ || in[3] < k_)
+      << describe() << ": expected input (N, C, H>=" << k_ << ", W>=" << k_ << "), got " << shape_str(in);
+  return {in[0], in[1], (in[2] - k_) / stride_ + 1, (in[3] - k_) / stride_ + 1};
+}
+
 Tensor MaxPool2d::forward(const Tensor& x) {
-  LOCKSTEP_FAIL_IF(x.ndim() != 4 || x.dim(2) < k_ || x.dim(3) < k_)
-      << describe() << ": expected input (N, C, H>=" << k_ << ", W>=" << k_ << "), got "
-      << shape_str(x.shape());
+  Tensor y = Tensor::empty(output_shape(x.shape()));
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
-  const int64_t oh = (h - k_) / stride_ + 1, ow = (w - k_) / stride_ + 1;
-  Tensor y = Tensor::empty({x.dim(0), x.dim(1), oh, ow});
+  const int64_t oh = y.dim(2), ow = y.dim(3);
   const bool save = grad_enabled();
   const bool k2s2 = k_ == 2 && stride_ == 2;
   pos_.resize(save && k2s2 ? static_cast<size_t>(y.numel()) : 0);
@@ -40,12 +59,7 @@ Tensor MaxPool2d::forward(const Tensor& x) {
         max_pool2x2_row(r0, r0 + w, ow, out, save ? pos_.data() + (p * oh + i) * ow : nullptr);
         continue;
       }
-      for (int64_t j = 0; j < ow; ++j) {
-        float m = r0[j * stride_];
-        for (int64_t a = 0; a < k_; ++a)
-          for (int64_t b = 0; b < k_; ++b) m = std::max(m, r0[a * w + j * stride_ + b]);
-        out[j] = m;
-      }
+      for (int64_t j = 0; j < ow; ++j) out[j] = r0[j * stride_ + window_argmax(r0 + j * stride_, w)];
     }
   }
   if (save) {
@@ -80,17 +94,8 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
     for (int64_t i = 0; i < oh; ++i)
       for (int64_t j = 0; j < ow; ++j) {
         const int64_t o = (p * oh + i) * ow + j;
-        const float m = y_[o];
         const int64_t base = i * stride_ * w + j * stride_;
-        int64_t at = base;
-        for (int64_t a = 0, found = 0; a < k_ && !found; ++a)
-          for (int64_t b = 0; b < k_; ++b)
-            if (src[base + a * w + b] == m) {
-              at = base + a * w + b;
-              found = 1;
-              break;
-            }
-        d[at] += dy[o];
+        d[base + window_argmax(src + base, w)] += dy[o];
       }
   }
   x_ = y_ = Tensor();

@@ -32,6 +32,11 @@ class Module {
   virtual Tensor backward(const Tensor& dy) = 0;
   // Short description for messages, e.g. "Linear(784->512)".
   virtual std::string describe() const = 0;
+  // The output shape for an input of shape `in` (batch dimension first), by formula: checks that
+  // `in` fits this layer and computes the result with overflow-checked arithmetic, running
+  // nothing, so no mode or batch statistic can change the answer. Throws Error naming the layer
+  // (describe()), the shape it expects and `in` when `in` does not fit, or when a size overflows.
+  virtual Shape output_shape(const Shape& in) const = 0;
 
   // Draws fresh initial parameters (PyTorch's default init for each layer) from rng, one RNG
   // "layer" slot per parameter tensor, in registration order; the default recurses into children.

@@ -11,6 +11,17 @@
 #endif
 
 namespace lockstep {
+namespace {
+
+// Output j of a row by PyTorch's rule (pool_window_argmax).
+inline void max_pool2x2_window(const float* r0, const float* r1, int64_t j, float* out, uint8_t* pos) {
+  const float v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
+  const int64_t at = pool_window_argmax(v, 4);
+  out[j] = v[at];
+  if (pos) pos[j] = static_cast<uint8_t>(at);
+}
+
+}  // namespace
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 
@@ -38,6 +49,15 @@ void max_pool2x2_row(const float* r0, const float* r1, int64_t ow, float* out, u
       p = _mm512_mask_mov_epi32(p, _mm512_cmp_ps_mask(a, m, _CMP_EQ_OQ), _mm512_setzero_si512());
       _mm512_mask_cvtepi32_storeu_epi8(pos + j, m_out, p);
     }
+    // vmaxps returns its second operand when either is NaN, so a NaN can be lost; windows holding
+    // a NaN (rare) are redone by the scalar rule.
+    __mmask16 has_nan = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, d, _CMP_UNORD_Q);
+    has_nan &= m_out;
+    while (has_nan) {
+      const int lane = __builtin_ctz(has_nan);
+      has_nan &= static_cast<__mmask16>(has_nan - 1);
+      max_pool2x2_window(r0, r1, j + lane, out, pos);
+    }
   }
 }
 
@@ -61,12 +81,7 @@ void max_pool2x2_backward_row(const uint8_t* pos, const float* g, int64_t ow, fl
 #else
 
 void max_pool2x2_row(const float* r0, const float* r1, int64_t ow, float* out, uint8_t* pos) {
-  for (int64_t j = 0; j < ow; ++j) {
-    const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
-    const float m = std::max(std::max(a, b), std::max(c, d));
-    out[j] = m;
-    if (pos) pos[j] = static_cast<uint8_t>(a == m ? 0 : b == m ? 1 : c == m ? 2 : 3);
-  }
+  for (int64_t j = 0; j < ow; ++j) max_pool2x2_window(r0, r1, j, out, pos);
 }
 
 void max_pool2x2_backward_row(const uint8_t* pos, const float* g, int64_t ow, float* d0, float* d1) {

@@ -10,7 +10,8 @@ Tensor ReLU::forward(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape());
   const float* a = x.data();
   float* b = y.data();
-  for (int64_t i = 0; i < x.numel(); ++i) b[i] = a[i] > 0.f ? a[i] : 0.f;
+  // As torch.relu (clamp_min): NaN stays NaN; `a > 0 ? a : 0` would map it to 0.
+  for (int64_t i = 0; i < x.numel(); ++i) b[i] = a[i] < 0.f ? 0.f : a[i];
   y_ = grad_enabled() ? y : Tensor();
   return y;
 }
@@ -22,7 +23,8 @@ Tensor ReLU::backward(const Tensor& dy) {
   const float* y = y_.data();
   const float* g = dy.data();
   float* d = dx.data();
-  for (int64_t i = 0; i < dx.numel(); ++i) d[i] = y[i] > 0.f ? g[i] : 0.f;
+  // As threshold_backward: dy passes unless y <= 0, so a NaN output passes its gradient on.
+  for (int64_t i = 0; i < dx.numel(); ++i) d[i] = y[i] <= 0.f ? 0.f : g[i];
   y_ = Tensor();
   return dx;
 }

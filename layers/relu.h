@@ -1,4 +1,5 @@
-// ReLU: y = max(x, 0), elementwise, any shape. Backward passes dy where y > 0.
+// ReLU: y = max(x, 0), elementwise, any shape; NaN stays NaN (torch.relu). Backward passes dy
+// except where y <= 0 (torch's threshold_backward), so a NaN output passes its gradient on.
 #pragma once
 
 #include "layers/module.h"
@@ -10,6 +11,7 @@ class ReLU : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override { return "ReLU"; }
+  Shape output_shape(const Shape& in) const override { return in; }
 
  private:
   Tensor y_;  // saved output

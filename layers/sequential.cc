@@ -4,7 +4,6 @@
 #include <sstream>
 
 #include "runtime/check.h"
-#include "runtime/grad_mode.h"
 
 namespace lockstep {
 
@@ -56,20 +55,16 @@ Tensor Sequential::backward(const Tensor& dy) {
   return g;
 }
 
-Shape Sequential::check_shapes(const Shape& input) {
-  const Mode saved = mode();
-  eval();
-  NoGradGuard no_grad;
-  Tensor x = Tensor::zeros(input);
-  Shape out;
-  try {
-    out = forward(x).shape();
-  } catch (...) {
-    train(saved == Mode::kTrain);
-    throw;
+Shape Sequential::output_shape(const Shape& in) const {
+  Shape shape = in;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    try {
+      shape = layers_[i]->output_shape(shape);
+    } catch (const Error& e) {
+      throw Error("layer " + std::to_string(i) + ": " + e.what());
+    }
   }
-  train(saved == Mode::kTrain);
-  return out;
+  return shape;
 }
 
 }  // namespace lockstep

@@ -23,14 +23,14 @@ class Sequential : public Module {
   std::string describe() const override;
   size_t size() const { return layers_.size(); }
   Module& operator[](size_t i) { return *layers_[i]; }
+  const Module& operator[](size_t i) const { return *layers_[i]; }
   // Swaps layer i for m (same name "i"; m takes over the mode); returns the old layer.
   std::unique_ptr<Module> replace(size_t i, std::unique_ptr<Module> m);
   // Called after each layer's backward with its index, once that layer's parameter gradients are
   // final: the gradient reducer starts bucket all-reduces from here, while backward goes on.
   void set_backward_hook(std::function<void(size_t)> hook) { backward_hook_ = std::move(hook); }
-  // Runs a forward pass on an input of `shape` under no-grad in eval mode (restoring the mode) and
-  // reports the first layer whose input shape does not fit; returns the output shape.
-  Shape check_shapes(const Shape& input);
+  // Each layer's output_shape in turn (nothing runs); an error names the layer's index.
+  Shape output_shape(const Shape& in) const override;
 
  private:
   std::vector<Module*> layers_;

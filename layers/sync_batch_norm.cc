@@ -3,6 +3,7 @@
 #include "layers/sync_batch_norm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <sstream>
 
@@ -14,10 +15,11 @@ namespace {
 
 // all_gather moves floats; a double travels as two floats, hi = float(d) and lo = float(d - hi),
 // which carry ~48 significant bits, so the merged statistics keep (almost) double precision.
+// A non-finite d travels as (d, 0): inf - inf would turn an infinite mean into NaN on the way.
 void put(float* out, double d) {
   const float hi = static_cast<float>(d);
   out[0] = hi;
-  out[1] = static_cast<float>(d - static_cast<double>(hi));
+  out[1] = std::isfinite(hi) ? static_cast<float>(d - static_cast<double>(hi)) : 0.f;
 }
 double get(const float* in) { return static_cast<double>(in[0]) + static_cast<double>(in[1]); }
 
@@ -53,7 +55,10 @@ void SyncBatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& c
   // Chan et al.'s pairwise merge, folded in rank order so every rank gets the same bits:
   //   n = na + nb, delta = mean_b - mean_a, mean = mean_a + delta * nb / n,
   //   M2 = M2_a + M2_b + delta^2 * na * nb / n.
-  // Empty ranks (nb = 0) contribute nothing.
+  // Empty ranks (nb = 0) contribute nothing. Non-finite statistics propagate as in BatchNorm over
+  // the global batch: an infinite mean stays infinite (the count-weighted average, since
+  // ma + (mb - ma) * ... is inf - inf = NaN when ma is infinite), and NaN stays NaN; nothing is
+  // clamped, so a NaN variance is never hidden.
   double na = 0.0;
   std::vector<double> ma(c, 0.0), m2a(c, 0.0);
   for (int r = 0; r < world; ++r) {
@@ -63,9 +68,17 @@ void SyncBatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& c
     const double nab = na + nb;
     for (int64_t ch = 0; ch < c; ++ch) {
       const double mb = get(b + 2 + 2 * ch), m2b = get(b + 2 + 2 * c + 2 * ch);
+      if (na == 0.0) {  // the first non-empty rank (inf * 0 below would make NaN of an inf mean)
+        ma[ch] = mb;
+        m2a[ch] = m2b;
+        continue;
+      }
       const double delta = mb - ma[ch];
-      ma[ch] += delta * (nb / nab);
       m2a[ch] += m2b + delta * delta * (na * nb / nab);
+      if (std::isfinite(ma[ch]) && std::isfinite(mb))
+        ma[ch] += delta * (nb / nab);
+      else
+        ma[ch] = (na * ma[ch] + nb * mb) / nab;
     }
     na = nab;
   }
@@ -74,7 +87,7 @@ void SyncBatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& c
   mean = std::move(ma);
   var.assign(c, 0.0);
   if (count > 0)
-    for (int64_t ch = 0; ch < c; ++ch) var[ch] = std::max(0.0, m2a[ch] / na);
+    for (int64_t ch = 0; ch < c; ++ch) var[ch] = m2a[ch] < 0.0 ? 0.0 : m2a[ch] / na;  // NaN stays NaN
 }
 
 void SyncBatchNorm::reduce_backward_sums(std::vector<double>& sum_dy,

@@ -34,11 +34,14 @@ const bool g_heap_tuned = [] {
   return true;
 }();
 
-std::shared_ptr<float[]> allocate(int64_t n) {
+std::shared_ptr<float[]> allocate(const Shape& shape, int64_t n) {
+  LOCKSTEP_FAIL_IF(static_cast<size_t>(n) > (SIZE_MAX - kAlign) / sizeof(float))
+      << "out of memory: a tensor of shape " << shape_str(shape) << " is larger than the address space";
   size_t bytes = std::max<size_t>(kAlign, (static_cast<size_t>(n) * sizeof(float) + kAlign - 1) /
                                               kAlign * kAlign);
   auto* p = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
-  LOCKSTEP_CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+  LOCKSTEP_FAIL_IF(p == nullptr) << "out of memory: cannot allocate " << bytes << " bytes for a tensor of shape "
+                                 << shape_str(shape);
   note_alloc(static_cast<int64_t>(bytes));
   return std::shared_ptr<float[]>(p, [bytes](float* q) {
     g_live.fetch_sub(static_cast<int64_t>(bytes));
@@ -60,7 +63,8 @@ int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
   for (int64_t d : s) {
     LOCKSTEP_CHECK(d >= 0) << "negative dimension in shape " << shape_str(s);
-    n *= d;
+    LOCKSTEP_FAIL_IF(__builtin_mul_overflow(n, d, &n))
+        << "shape " << shape_str(s) << " has more elements than 64-bit sizes hold";
   }
   return n;
 }
@@ -71,7 +75,7 @@ Tensor Tensor::empty(Shape shape, Device device) {
   t.shape_ = std::move(shape);
   t.device_ = device;
   if (device == Device::kCPU) {
-    t.storage_ = allocate(t.numel_);
+    t.storage_ = allocate(t.shape_, t.numel_);
   } else {
     void* p = cuda_alloc(std::max<size_t>(1, static_cast<size_t>(t.numel_) * sizeof(float)));
     t.storage_ = std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { cuda_free(q); });

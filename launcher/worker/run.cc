@@ -78,6 +78,7 @@ Worker::Worker(const WorkerSetup& w)
   train_set_ = load_fashion_mnist(d.dir(), true, mean, stdv);
   test_set_ = load_fashion_mnist(d.dir(), false, mean, stdv);
   built_ = build_model(job_);
+  check_model_input(built_, train_set_);
   if (comm_.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(*built_.model, comm_);
   const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
   seed_dropout(*built_.model, job_.seed(), static_cast<uint32_t>(comm_.rank()),

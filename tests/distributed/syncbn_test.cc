@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -250,6 +251,71 @@ TEST(SyncBatchNorm, OneRowPerRankTrainsWhenTheGlobalBatchIsLarger) {
   Tensor x = philox_tensor({1, 3}, 7 + comm.rank(), 0, 0.f, 1.f);
   Tensor y = sync.forward(x);
   EXPECT_EQ(y.numel(), 3);
+}
+
+// Counts elements that differ as tensors holding NaN / inf may: NaN exactly where the reference
+// has NaN, an infinity where it has the same infinity, finite values within count_far's tolerance.
+int64_t count_far_nonfinite(std::span<const float> got, std::span<const float> want, std::string& first) {
+  if (got.size() != want.size()) return count_far(got, want, first);
+  std::vector<float> got_finite, want_finite;
+  int64_t far = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isfinite(got[i]) && std::isfinite(want[i])) {
+      got_finite.push_back(got[i]);
+      want_finite.push_back(want[i]);
+      continue;
+    }
+    const bool same = std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i];
+    if (!same && far++ == 0) {
+      std::ostringstream os;
+      os << "index " << i << ": got " << got[i] << ", want " << want[i];
+      first = os.str();
+    }
+  }
+  std::string first_finite;
+  const int64_t far_finite = count_far(got_finite, want_finite, first_finite);
+  if (far == 0 && far_finite) first = "among the finite values, " + first_finite;
+  return far + far_finite;
+}
+
+// NaN, +inf and -inf in the global batch propagate exactly as in BatchNorm over the whole batch
+// (itself checked against PyTorch in tests/layers/nonfinite_test.cc): an infinite mean stays
+// infinite through the all-gather and the merge, NaN variances are not clamped to 0, and the
+// running statistics become non-finite on every rank. Channels: 0 +inf in the last rank's last row
+// (merged into finite ranks), 1 +inf in rank 0's first row (an infinite mean merged with finite
+// ones), 2 NaN, 3 -inf and +inf on the first and last ranks (NaN mean), 4 finite.
+TEST(SyncBatchNorm, NonFiniteInputsPropagateAsInTheWholeBatch) {
+  Communicator& comm = test_comm();
+  const int world = comm.size(), rank = comm.rank();
+  constexpr int64_t kRows = 3, kC = 5;
+  const int64_t global_rows = kRows * world, row0 = kRows * rank;
+  const float inf = std::numeric_limits<float>::infinity();
+  BatchNorm1d ref(bn(kC));
+  SyncBatchNorm sync(1, bn(kC), comm);
+  comm.set_phase(1, CommMode::kTrain);
+  Tensor x = philox_tensor({global_rows, kC}, 400, 0, -2.f, 2.f);
+  x[(global_rows - 1) * kC + 0] = inf;
+  x[0 * kC + 1] = inf;
+  x[1 * kC + 2] = std::numeric_limits<float>::quiet_NaN();
+  x[0 * kC + 3] = -inf;
+  x[(global_rows - 1) * kC + 3] = inf;
+  Tensor dy = philox_tensor({global_rows, kC}, 401, 0, -1.f, 1.f);
+  Tensor y_ref = ref.forward(x);
+  Tensor dx_ref = ref.backward(dy);
+  Tensor y = sync.forward(rows_of(x, row0, kRows));
+  Tensor dx = sync.backward(rows_of(dy, row0, kRows));
+  std::string first;
+  EXPECT_EQ(count_far_nonfinite(y.span(), rows_of(y_ref, row0, kRows).span(), first), 0) << "output: " << first;
+  EXPECT_EQ(count_far_nonfinite(dx.span(), rows_of(dx_ref, row0, kRows).span(), first), 0) << "input grad: " << first;
+  auto bufs = sync.named_buffers(), ref_bufs = ref.named_buffers();
+  for (size_t k = 0; k < bufs.size(); ++k)
+    EXPECT_EQ(count_far_nonfinite(bufs[k].second->span(), ref_bufs[k].second->span(), first), 0)
+        << bufs[k].first << " on rank " << rank << ": " << first;
+  // The reference itself: channels 0..3 non-finite, channel 4 finite, as PyTorch has them.
+  const Tensor& running_var = *ref.named_buffers()[1].second;
+  for (int64_t c = 0; c < 4; ++c) EXPECT_TRUE(std::isnan(running_var[c])) << "channel " << c;
+  EXPECT_TRUE(std::isfinite(running_var[4]));
+  EXPECT_EQ((*ref.named_buffers()[0].second)[0], inf);
 }
 
 // Fills every state_dict entry with distinct deterministic values (variances positive,

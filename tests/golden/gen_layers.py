@@ -77,6 +77,66 @@ def loss_case(case, loss, inp, target, grad_output, class_target=False):
     golden[f"{case}.grad"] = inp.grad
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+def spiked(x, spots):
+    """x with the values of spots ({index tuple: value}) put in: NaN, +inf, -inf."""
+    x = x.clone()
+    for idx, v in spots.items():
+        x[idx] = v
+    return x
+
+
+def nonfinite_cases(r):
+    """Inputs holding NaN, +inf and -inf: lockstep must propagate them exactly as PyTorch does
+    (tests compare NaN positions exactly, infinities by value, the rest with tolerance)."""
+    spots2 = {(0, 1): NAN, (1, 2): INF, (2, 0): -INF}
+    module_case("nonfinite_linear", nn.Linear(4, 3), [spiked(r(3, 4), spots2)])
+    spots4 = {(0, 0, 1, 1): NAN, (0, 1, 3, 2): INF, (1, 0, 0, 4): -INF, (1, 1, 4, 0): INF}
+    module_case("nonfinite_conv", nn.Conv2d(2, 3, 3, padding=1), [spiked(r(2, 2, 5, 5), spots4)])
+    # 2x2 windows (the AVX-512 kernel): a NaN among finite values, two NaNs (the last one gets the
+    # gradient), NaN with +inf, +inf alone, all -inf (the first one gets the gradient), a tie.
+    pool = torch.tensor([[NAN, 1., NAN, 2., 7., INF, -INF, -INF, 1., 3.],
+                         [3., NAN, INF, NAN, 0., 1., -INF, -INF, 3., 2.],
+                         [-INF, 5., 6., NAN, 2., 2., 4., NAN, NAN, 0.],
+                         [NAN, -INF, 0., 0., 2., 2., 1., NAN, -INF, -INF]])
+    pool = torch.cat([pool, r(2, 10)]).reshape(1, 1, 6, 10)
+    pool = torch.cat([pool, pool.flip(3)], 1)  # (1, 2, 6, 10): mirrored windows too
+    # 40 outputs per row block exercise a full 16-lane vector and a masked tail.
+    wide = spiked(r(1, 3, 4, 70), {(0, 0, 0, 3): NAN, (0, 1, 1, 40): NAN, (0, 2, 3, 69): NAN,
+                                   (0, 2, 2, 68): NAN, (0, 0, 1, 33): INF, (0, 1, 2, 2): -INF})
+    module_case("nonfinite_pool_k2s2", nn.MaxPool2d(2), [pool])
+    module_case("nonfinite_pool_k2s2_wide", nn.MaxPool2d(2), [wide])
+    module_case("nonfinite_pool_k3s2", nn.MaxPool2d(3, 2), [pool])
+    module_case("nonfinite_relu", nn.ReLU(), [spiked(r(3, 4), spots2)])
+    module_case("nonfinite_flatten", nn.Flatten(), [spiked(r(2, 2, 5, 5), spots4)])
+    # BatchNorm: one channel each with NaN, +inf (first element: the shift of the one-pass sums),
+    # +inf later, -inf; the last channel stays finite. Train updates running stats to inf / NaN.
+    bn1 = {(2, 0): NAN, (0, 1): INF, (3, 2): INF, (4, 3): -INF}
+    module_case("nonfinite_bn1d_train", nn.BatchNorm1d(5), [spiked(r(6, 5), bn1)], nbt=3)
+    module_case("nonfinite_bn1d_eval", nn.BatchNorm1d(5), [spiked(r(6, 5), bn1)], train=False, nbt=3)
+    module_case("nonfinite_bn1d_cumulative", nn.BatchNorm1d(5, momentum=None),
+                [r(4, 5), spiked(r(6, 5), bn1)])
+    module_case("nonfinite_bn1d_notrack_eval", nn.BatchNorm1d(5, track_running_stats=False),
+                [spiked(r(6, 5), bn1)], train=False)
+    bn2 = {(0, 0, 0, 0): INF, (1, 1, 2, 1): NAN, (0, 2, 1, 2): -INF}
+    module_case("nonfinite_bn2d_train", nn.BatchNorm2d(4), [spiked(r(2, 4, 3, 3), bn2)], nbt=0)
+    module_case("nonfinite_bn2d_eval", nn.BatchNorm2d(4), [spiked(r(2, 4, 3, 3), bn2)], train=False)
+    # Cross entropy, one row per kind: NaN logit, +inf at / off the target, -inf off / at the
+    # target (infinite loss), all -inf; and with only the harmless -inf rows (a finite loss).
+    ce = torch.tensor([[NAN, 1., 2.], [INF, 1., 2.], [1., INF, 2.], [-INF, 1., 2.], [-INF, 1., 2.],
+                       [-INF, -INF, -INF]])
+    ce_t = torch.tensor([1, 0, 0, 1, 0, 2])
+    for i in range(ce.shape[0]):
+        loss_case(f"nonfinite_ce_row{i}", nn.CrossEntropyLoss(), ce[i:i + 1], ce_t[i:i + 1], 1.0,
+                  class_target=True)
+    loss_case("nonfinite_ce_mean", nn.CrossEntropyLoss(), ce, ce_t, 1.0, class_target=True)
+    loss_case("nonfinite_ce_finite", nn.CrossEntropyLoss(reduction="sum"),
+              torch.cat([ce[3:4], r(2, 3)]), torch.tensor([1, 0, 2]), 0.5, class_target=True)
+    loss_case("nonfinite_mse", nn.MSELoss(), spiked(r(3, 4), spots2), r(3, 4), 1.0)
+
+
 def main():
     torch.manual_seed(1234)
     r = torch.randn
@@ -157,6 +217,8 @@ def main():
     loss_case("ce_large", nn.CrossEntropyLoss(), r(3, 5) * 40 + 100, ce_target(3, 5), 1.0, class_target=True)
     loss_case("mse_mean", nn.MSELoss(), r(3, 4, 5), r(3, 4, 5), 1.0)
     loss_case("mse_sum", nn.MSELoss(reduction="sum"), r(2, 7), r(2, 7), 2.0)
+
+    nonfinite_cases(r)
 
     golden_io.save(OUT, golden)
     print(f"wrote {len(golden)} tensors to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")

@@ -102,7 +102,7 @@ TEST_F(BadInput, UnknownModelNamesTheField) {
 TEST_F(BadInput, ShapeMismatchBetweenLayersNamesTheLayer) {
   auto r = run_command("train " + job("input_shape: [784] layers { linear { in_features: 784 out_features: 64 } } "
                                       "layers { relu {} } layers { linear { in_features: 32 out_features: 10 } }"));
-  expect_one_line_error(r, "layer 2");
+  expect_one_line_error(r, "model.layers[2]");
   EXPECT_NE(r.output.find("Linear(32->10)"), std::string::npos) << r.output;
 }
 

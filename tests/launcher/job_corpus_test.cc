@@ -133,7 +133,7 @@ TEST(LaunchChecks, ShapeMismatchCarriesThePathAndNamesTheLayer) {
   } catch (const lockstep::Error& e) {
     const std::string err = e.what();
     EXPECT_EQ(err.rfind("in-code.textproto: ", 0), 0u) << err;
-    EXPECT_NE(err.find("layer 2"), std::string::npos) << err;
+    EXPECT_NE(err.find("model.layers[2]"), std::string::npos) << err;
     EXPECT_NE(err.find("Linear(63->10)"), std::string::npos) << err;
   }
   l2->set_in_features(64);

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +24,36 @@ inline const Golden& layers_golden() {
 }
 
 inline bool has(const Golden& g, const std::string& key) { return g.count(key) != 0; }
+
+// As torch.allclose(equal_nan=True), infinities compared by value: NaN positions must match exactly,
+// an infinity must meet the same infinity, finite values |a - b| <= atol + rtol * |b|. For goldens
+// with NaN / inf inputs, where a hidden NaN (a finite value where PyTorch has NaN) must fail.
+inline ::testing::AssertionResult allclose_nan(const Tensor& a, const Tensor& b, double atol, double rtol) {
+  if (a.numel() != b.numel())
+    return ::testing::AssertionFailure() << "numel " << a.numel() << " vs " << b.numel();
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a[i], y = b[i];
+    bool ok;
+    if (std::isnan(x) || std::isnan(y)) {
+      ok = std::isnan(x) && std::isnan(y);
+    } else if (std::isinf(x) || std::isinf(y)) {
+      ok = x == y;
+    } else {
+      ok = std::fabs(x - y) <= atol + rtol * std::fabs(y);
+    }
+    if (!ok) {
+      if (first < 0) first = i;
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << a.numel() << " elements differ; first at "
+                                       << first << ": " << a[first] << " vs " << b[first];
+}
+
+#define EXPECT_ALLCLOSE_NAN(a, b, atol, rtol) \
+  EXPECT_TRUE(::lockstep::testing::allclose_nan((a), (b), (atol), (rtol)))
 
 struct Tolerance {
   double atol = 1e-5, rtol = 1e-4;
@@ -51,7 +82,7 @@ inline void load_state(Module& m, const Golden& g, const std::string& prefix) {
 }
 
 // Runs case c on m in m's current mode. Buffers are compared exactly in count
-// (num_batches_tracked) and with `out` tolerance otherwise.
+// (num_batches_tracked) and with `out` tolerance otherwise; NaN must sit exactly where PyTorch's is.
 inline void expect_module_case(Module& m, const std::string& c, Tolerance out = {}, Tolerance grad = {}) {
   SCOPED_TRACE("case " + c + (m.is_training() ? " (train)" : " (eval)"));
   const Golden& g = layers_golden();
@@ -63,18 +94,18 @@ inline void expect_module_case(Module& m, const std::string& c, Tolerance out = 
     SCOPED_TRACE("call " + ks);
     Tensor y = m.forward(at(g, c + ".x" + ks).clone());
     EXPECT_EQ(y.shape(), at(g, c + ".y" + ks).shape());
-    EXPECT_ALLCLOSE(y, at(g, c + ".y" + ks), out.atol, out.rtol);
+    EXPECT_ALLCLOSE_NAN(y, at(g, c + ".y" + ks), out.atol, out.rtol);
     for (auto& [name, b] : m.named_buffers()) {
       SCOPED_TRACE("buffer " + name);
-      EXPECT_ALLCLOSE(*b, at(g, c + ".after" + ks + "." + name), out.atol, out.rtol);
+      EXPECT_ALLCLOSE_NAN(*b, at(g, c + ".after" + ks + "." + name), out.atol, out.rtol);
     }
     Tensor dx = m.backward(at(g, c + ".dy" + ks).clone());
     EXPECT_EQ(dx.shape(), at(g, c + ".dx" + ks).shape());
-    EXPECT_ALLCLOSE(dx, at(g, c + ".dx" + ks), grad.atol, grad.rtol);
+    EXPECT_ALLCLOSE_NAN(dx, at(g, c + ".dx" + ks), grad.atol, grad.rtol);
   }
   for (auto& [name, p] : m.named_parameters()) {
     SCOPED_TRACE("grad of " + name);
-    EXPECT_ALLCLOSE(p->grad, at(g, c + ".grad." + name), grad.atol, grad.rtol);
+    EXPECT_ALLCLOSE_NAN(p->grad, at(g, c + ".grad." + name), grad.atol, grad.rtol);
   }
 }
 

@@ -61,9 +61,9 @@ TEST(StateDict, FmnistCnnMatchesPyTorch) {
 TEST(StateDict, ReferenceModelsTakeTheirInputShapes) {
   EXPECT_EQ(reference_model_input("fmnist-mlp"), (Shape{784}));
   EXPECT_EQ(reference_model_input("fmnist-cnn"), (Shape{1, 28, 28}));
-  EXPECT_EQ(make_reference_model("fmnist-mlp")->check_shapes({2, 784}), (Shape{2, 10}));
-  EXPECT_EQ(make_reference_model("fmnist-cnn")->check_shapes({2, 1, 28, 28}), (Shape{2, 10}));
-  EXPECT_THROW(make_reference_model("fmnist-cnn")->check_shapes({2, 784}), Error);
+  EXPECT_EQ(make_reference_model("fmnist-mlp")->output_shape({2, 784}), (Shape{2, 10}));
+  EXPECT_EQ(make_reference_model("fmnist-cnn")->output_shape({2, 1, 28, 28}), (Shape{2, 10}));
+  EXPECT_THROW(make_reference_model("fmnist-cnn")->output_shape({2, 784}), Error);
   EXPECT_THROW(make_reference_model("resnet"), Error);
 }
 
