@@ -90,7 +90,7 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// The token goes to RUN_DIR/token (mode 0600, for `lockstep ctl`) and to the workers' environment.
+// The user token goes to RUN_DIR/token (mode 0600, for `lockstep ctl`); workers never see it.
 std::string write_token(const std::string& run_dir) {
   const std::string token = new_token();
   const std::string path = run_dir + "/token", tmp = path + ".tmp";
@@ -109,7 +109,7 @@ std::string write_token(const std::string& run_dir) {
 
 std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
   const std::string exe = self_exe();
-  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_TOKEN"};
+  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
   if (::geteuid() == 0) v.push_back("--allow-run-as-root");
   if (a.hostfile.empty()) {
     // No core binding: the ranks share the machine with whatever else runs on it.
@@ -141,12 +141,15 @@ int launch_main(int argc, char** argv) {
   fs::create_directories(run_dir, ec);
   LOCKSTEP_FAIL_IF(ec) << "run directory " << run_dir << ": " << ec.message();
   const std::string token = write_token(run_dir);
-  ::setenv("LOCKSTEP_TOKEN", token.c_str(), 1);
+  // The workers' own credential (Register only), through mpirun's environment alone.
+  const std::string worker_secret = new_token();
+  ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
 
   ServerOptions so;
   so.bind = a.bind;
   so.port = a.port;
   so.token = token;
+  so.worker_secret = worker_secret;
   so.tls_cert = a.tls_cert;
   so.tls_key = a.tls_key;
   so.run_dir = run_dir;
