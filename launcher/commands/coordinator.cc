@@ -1,6 +1,8 @@
 // `lockstep coordinator JOB -n N`: runs a job's coordinator on its own (workers started elsewhere
-// register with it). Checks the job for N ranks, makes the job token unless its file exists
-// (default <run_dir>/token, mode 0600), serves until rank 0 reports the job finished or stopped.
+// register with it). Checks the job for N ranks, makes its two credentials unless their files
+// exist (mode 0600): the user token for `lockstep ctl` (default <run_dir>/token) and the worker
+// secret for the workers only (default <run_dir>/worker_secret; hand it to them through mpirun's
+// environment). Serves until rank 0 reports the job finished or stopped.
 // Exit status: 0 the job finished (or was stopped by ctl); on SIGINT/SIGTERM it asks the job to
 // STOP and waits up to 60 s for that (0 if it came), else, or on a second signal, 128 + the signal.
 #include <fcntl.h>
@@ -29,32 +31,37 @@ namespace lockstep {
 namespace {
 
 constexpr const char* kUsage =
-    "lockstep coordinator JOB.textproto -n N [--bind ADDR] [--port P] [--token-file F] [--run-dir D] [--resume] "
-    "[--tls-cert F --tls-key F [--tls-client-ca F]]";
+    "lockstep coordinator JOB.textproto -n N [--bind ADDR] [--port P] [--token-file F] [--worker-secret-file F] "
+    "[--run-dir D] [--resume] [--tls-cert F --tls-key F [--tls-client-ca F]]";
+constexpr const char* kCredentials =
+    "credentials (made if missing, mode 0600): --token-file (default RUN_DIR/token) is the user token, for\n"
+    "`lockstep ctl --token-file F` only; --worker-secret-file (default RUN_DIR/worker_secret) is for the\n"
+    "workers only, e.g. LOCKSTEP_WORKER_SECRET_FILE=F mpirun -x LOCKSTEP_WORKER_SECRET_FILE ... lockstep worker\n"
+    "--coordinator HOST:PORT (or lockstep worker --secret-file F); give it to no user";
 constexpr double kStopWaitS = 60;
 
-// The token in `path`, or a new one written there with mode 0600.
-std::string ensure_token(const std::string& path) {
+// The credential in `path` (read by `read`), or a new one written there with mode 0600.
+std::string ensure_token(const std::string& path, const char* what, std::string (*read)(const std::string&)) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
     if (st.st_mode & 077)
-      std::fprintf(stderr, "coordinator: warning: token file %s is readable by others (mode %03o); chmod 600 it\n",
-                   path.c_str(), static_cast<unsigned>(st.st_mode & 0777));
-    return read_token(path);
+      std::fprintf(stderr, "coordinator: warning: %s file %s is readable by others (mode %03o); chmod 600 it\n",
+                   what, path.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    return read(path);
   }
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   const std::string token = new_token();
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  LOCKSTEP_FAIL_IF(fd < 0) << "cannot create token file " << path << ": " << std::strerror(errno);
+  LOCKSTEP_FAIL_IF(fd < 0) << "cannot create " << what << " file " << path << ": " << std::strerror(errno);
   const std::string line = token + "\n";
   const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
   ::close(fd);
-  LOCKSTEP_FAIL_IF(!ok) << "cannot write token file " << path;
+  LOCKSTEP_FAIL_IF(!ok) << "cannot write " << what << " file " << path;
   return token;
 }
 
 int coordinator_main(int argc, char** argv) {
-  std::string job_path, run_dir, token_file;
+  std::string job_path, run_dir, token_file, secret_file;
   int world = 0;
   ServerOptions o;
   for (int i = 0; i < argc; ++i) {
@@ -71,12 +78,13 @@ int coordinator_main(int argc, char** argv) {
       return static_cast<int>(n);
     };
     if (a == "-h" || a == "--help") {
-      std::printf("usage: %s\n", kUsage);
+      std::printf("usage: %s\n%s\n", kUsage, kCredentials);
       return 0;
     } else if (a == "-n") world = number();
     else if (a == "--bind") o.bind = value();
     else if (a == "--port") o.port = number();
     else if (a == "--token-file") token_file = value();
+    else if (a == "--worker-secret-file") secret_file = value();
     else if (a == "--run-dir") run_dir = value();
     else if (a == "--resume") o.resume = true;
     else if (a == "--tls-cert") o.tls_cert = value();
@@ -96,14 +104,21 @@ int coordinator_main(int argc, char** argv) {
   RunDirectory dir(run_dir, job.name(), RunDirOptions{.resume = o.resume, .metrics_file = job.metrics_file()});
   o.run_dir = dir.path();
   if (token_file.empty()) token_file = o.run_dir + "/token";
-  o.token = ensure_token(token_file);
+  if (secret_file.empty()) secret_file = o.run_dir + "/worker_secret";
+  o.token = ensure_token(token_file, "token", &read_token);
+  o.worker_secret = ensure_token(secret_file, "worker secret", &read_worker_secret);
   const Heartbeat hb = heartbeat_of(job);
   o.heartbeat_interval_s = hb.interval_s;
   o.coordinator_timeout_s = hb.timeout_s;
 
   CoordinatorServer server(job, world, o);
   dir.commit();
-  std::printf("coordinator listening on %s (token in %s)\n", server.address().c_str(), token_file.c_str());
+  std::printf("coordinator listening on %s (token in %s)\n"
+              "coordinator: `lockstep ctl` takes the token (--token-file %s); workers take the worker secret in %s "
+              "and nothing else: LOCKSTEP_WORKER_SECRET_FILE=%s mpirun -x LOCKSTEP_WORKER_SECRET_FILE -np %d "
+              "lockstep worker --coordinator %s\n",
+              server.address().c_str(), token_file.c_str(), token_file.c_str(), secret_file.c_str(),
+              secret_file.c_str(), world, server.address().c_str());
   std::fflush(stdout);
 
   boost::asio::io_context io;

@@ -2,7 +2,8 @@
 // job, its phase, every rank's progress and the phase history; eval / checkpoint / pause / stop
 // queue a directive for rank 0 and print its id (with --wait S: until rank 0 reported it, then its
 // result); resume ends a pause.
-// Exit status: 0 done; 3 UNAUTHENTICATED (no token found, or the coordinator refused it);
+// Exit status: 0 done; 3 UNAUTHENTICATED (no token found, or the coordinator refused it) or
+// PERMISSION_DENIED (a credential that is not the user token, e.g. the worker secret);
 // 4 coordinator unreachable (UNAVAILABLE, DEADLINE_EXCEEDED); 1 any other error.
 #include <grpcpp/support/status_code_enum.h>
 
@@ -69,8 +70,10 @@ int run(int argc, char** argv) {
     else if (a == "--tls-key") o.tls_key = value();
     else if (a == "--wait") wait_s = std::stod(value());
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: %s\nexit status: 0 done, 3 UNAUTHENTICATED (no token, or a wrong one), 4 coordinator "
-                  "unreachable, 1 other errors\n", kUsage);
+      std::printf("usage: %s\nthe token: --token-file F (RUN_DIR/token), else $LOCKSTEP_TOKEN, else the file "
+                  "$LOCKSTEP_TOKEN_FILE; the workers' secret is not accepted\nexit status: 0 done, 3 UNAUTHENTICATED "
+                  "or PERMISSION_DENIED (no token, or a wrong one), 4 coordinator unreachable, 1 other errors\n",
+                  kUsage);
       return 0;
     } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\nusage: " << kUsage;
     else if (word.empty()) word = a;
@@ -107,12 +110,13 @@ int ctl_main(int argc, char** argv) {
     return run(argc, argv);
   } catch (const RpcError& e) {
     const auto code = static_cast<grpc::StatusCode>(e.code());
-    const char* name = code == grpc::StatusCode::UNAUTHENTICATED ? "UNAUTHENTICATED"
-                       : code == grpc::StatusCode::UNAVAILABLE   ? "UNAVAILABLE"
+    const char* name = code == grpc::StatusCode::UNAUTHENTICATED     ? "UNAUTHENTICATED"
+                       : code == grpc::StatusCode::PERMISSION_DENIED ? "PERMISSION_DENIED"
+                       : code == grpc::StatusCode::UNAVAILABLE       ? "UNAVAILABLE"
                        : code == grpc::StatusCode::DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED"
                                                                     : "error";
     std::cerr << "lockstep ctl: " << name << ": " << e.what() << "\n";
-    if (code == grpc::StatusCode::UNAUTHENTICATED) return 3;
+    if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED) return 3;
     if (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED) return 4;
     return 1;
   }

@@ -102,7 +102,7 @@ std::string self_exe() {
 
 std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
   const std::string exe = self_exe();
-  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_TOKEN"};
+  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
   if (::geteuid() == 0) v.push_back("--allow-run-as-root");
   if (a.hostfile.empty()) {
     // No core binding: the ranks share the machine with whatever else runs on it. One host: the
@@ -130,7 +130,7 @@ int launch_main(int argc, char** argv) {
   std::unique_ptr<RunDirectory> dir;
   proto::JobSpec job;
   LaunchArgs a;
-  std::string token;
+  std::string token, worker_secret;
   std::unique_ptr<CoordinatorServer> server_ptr;
   try {
     a = parse(argc, argv);
@@ -145,10 +145,12 @@ int launch_main(int argc, char** argv) {
     dir = std::make_unique<RunDirectory>(
         run_dir, job.name(), RunDirOptions{.resume = a.resume, .overwrite = a.overwrite, .metrics_file = job.metrics_file()});
     token = new_token();
+    worker_secret = new_token();  // the workers' own credential (Register only), through mpirun's environment alone
     ServerOptions so;
     so.bind = a.bind;
     so.port = a.port;
     so.token = token;
+    so.worker_secret = worker_secret;
     so.tls_cert = a.tls_cert;
     so.tls_key = a.tls_key;
     so.run_dir = dir->path();
@@ -164,7 +166,7 @@ int launch_main(int argc, char** argv) {
   }
   dir->commit();
   const std::string& run_dir = dir->path();
-  ::setenv("LOCKSTEP_TOKEN", token.c_str(), 1);
+  ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
   const Heartbeat hb = heartbeat_of(job);
   CoordinatorServer& server = *server_ptr;
   std::fprintf(stderr, "lockstep launch: job %s on %d rank%s, coordinator %s, run directory %s (token in %s/token)\n",

@@ -26,7 +26,7 @@ namespace lockstep::commands {
 namespace {
 
 constexpr const char* kUsage =
-    "lockstep worker --coordinator HOST:PORT [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]";
+    "lockstep worker --coordinator HOST:PORT [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]";
 
 int env_int(const char* a, const char* b, int fallback) {
   if (const char* v = std::getenv(a)) return std::atoi(v);
@@ -67,7 +67,7 @@ int worker_main(int argc, char** argv) {
       return 0;
     }
   ClientOptions copt;
-  std::string token_file;
+  std::string secret_file;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -75,7 +75,7 @@ int worker_main(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--coordinator") copt.address = value();
-    else if (a == "--token-file") token_file = value();
+    else if (a == "--secret-file") secret_file = value();
     else if (a == "--tls-ca") copt.tls_ca = value();
     else if (a == "--tls-cert") copt.tls_cert = value();
     else if (a == "--tls-key") copt.tls_key = value();
@@ -89,7 +89,7 @@ int worker_main(int argc, char** argv) {
 
   const int rank = env_int("OMPI_COMM_WORLD_RANK", "PMIX_RANK", 0);
   const int world = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", 1);
-  copt.token = read_token(token_file);
+  copt.token = read_worker_secret(secret_file);
   CoordinatorClient client(copt);
   proto::RegisterRequest req;
   req.set_rank(rank);

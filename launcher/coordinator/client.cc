@@ -30,6 +30,8 @@ std::shared_ptr<grpc::ChannelCredentials> credentials(const ClientOptions& o) {
 
 CoordinatorClient::Impl::Impl(const ClientOptions& o) : opts(o) {
   LOCKSTEP_FAIL_IF(o.address.empty()) << "no coordinator address (HOST:PORT) given";
+  credential = clean_token(o.token, "the credential for the coordinator at " + o.address);
+  opts.token.clear();  // the credential lives in one place
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(o.max_message_bytes);
   args.SetMaxSendMessageSize(o.max_message_bytes);
@@ -50,7 +52,8 @@ std::unique_ptr<grpc::ClientContext> CoordinatorClient::Impl::context(double dea
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::duration_cast<std::chrono::system_clock::duration>(
                         std::chrono::duration<double>(deadline_s)));
-  ctx->AddMetadata(grpc_util::kTokenKey, opts.token);
+  std::lock_guard<std::mutex> lock(credential_mu);
+  ctx->AddMetadata(grpc_util::kTokenKey, credential);
   return ctx;
 }
 
@@ -58,14 +61,17 @@ void CoordinatorClient::Impl::check(const grpc::Status& s, const char* rpc) cons
   if (s.ok()) return;
   std::string hint;
   if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED)
-    hint = " (the token is wrong or missing: check --token-file, $LOCKSTEP_TOKEN, $LOCKSTEP_TOKEN_FILE)";
+    hint = " (the token is wrong or missing: ctl reads --token-file, $LOCKSTEP_TOKEN, $LOCKSTEP_TOKEN_FILE; a "
+           "worker --secret-file, $LOCKSTEP_WORKER_SECRET, $LOCKSTEP_WORKER_SECRET_FILE)";
   else if (s.error_code() == grpc::StatusCode::UNAVAILABLE)
     hint = " (is the coordinator running there? TLS on only one side fails this way too)";
   throw RpcError("coordinator at " + opts.address + ": " + rpc + " failed: " + grpc_util::status_text(s) + hint,
                  static_cast<int>(s.error_code()));
 }
 
-CoordinatorClient::CoordinatorClient(ClientOptions o) : opts_(std::move(o)), impl_(std::make_unique<Impl>(opts_)) {}
+CoordinatorClient::CoordinatorClient(ClientOptions o) : opts_(std::move(o)), impl_(std::make_unique<Impl>(opts_)) {
+  opts_.token.clear();  // Impl holds the credential
+}
 
 CoordinatorClient::~CoordinatorClient() { stop_heartbeats(); }
 
@@ -81,6 +87,7 @@ proto::RegisterReply CoordinatorClient::register_worker(const proto::RegisterReq
                        s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     if (s.ok() || !retry || Clock::now() + std::chrono::milliseconds(100) >= end) {
       impl_->check(s, "Register");
+      impl_->set_credential(clean_token(reply.session(), "the session credential from Register at " + opts_.address));
       return reply;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -1,5 +1,5 @@
 // The coordinator's client, used by workers (register, heartbeats, phases) and by `lockstep ctl`.
-// Every RPC carries the job token ("lockstep-token") and a deadline; a failure throws RpcError
+// Every RPC carries a credential ("lockstep-token") and a deadline; a failure throws RpcError
 // naming the coordinator's address and the gRPC status. Heartbeats run on a Boost.Asio timer thread.
 #pragma once
 
@@ -14,6 +14,8 @@ namespace lockstep {
 
 struct ClientOptions {
   std::string address;  // HOST:PORT
+  // The credential the calls carry: the user token (ctl), or the worker secret (a worker, until
+  // register_worker replaces it with the rank's session credential). Cleaned as clean_token.
   std::string token;
   std::string tls_ca;             // server CA PEM path; empty: insecure channel
   std::string tls_cert, tls_key;  // client certificate (optional)
@@ -40,7 +42,8 @@ class CoordinatorClient {
 
   // Retries UNAVAILABLE and DEADLINE_EXCEEDED until `wait_s` passes (the coordinator may still be
   // starting); throws RpcError naming the address and the status otherwise (UNAUTHENTICATED: says
-  // the token is wrong).
+  // the token is wrong). On success every later call of this client carries the rank's session
+  // credential from the reply instead of the worker secret. Call it before start_heartbeats.
   proto::RegisterReply register_worker(const proto::RegisterRequest& r, double wait_s = 30);
 
   // Background heartbeats: calls metrics() and sends it every interval_s; keeps the newest reply.
@@ -68,9 +71,15 @@ class CoordinatorClient {
   std::unique_ptr<Heartbeats> hb_;
 };
 
-// The job token: the file --token-file names if given, else $LOCKSTEP_TOKEN, else the file
-// $LOCKSTEP_TOKEN_FILE names; trailing whitespace trimmed. Throws Error saying which were tried.
+// The user token (for ctl): the file --token-file names if given, else $LOCKSTEP_TOKEN, else the
+// file $LOCKSTEP_TOKEN_FILE names; cleaned as clean_token. Throws Error saying which were tried.
 std::string read_token(const std::string& token_file_flag);
+// The worker secret (for Register): the file --secret-file names if given, else
+// $LOCKSTEP_WORKER_SECRET, else the file $LOCKSTEP_WORKER_SECRET_FILE names; as read_token.
+std::string read_worker_secret(const std::string& secret_file_flag);
+// `value` without trailing whitespace (a file's newline); throws Error "SOURCE is empty" or "SOURCE
+// has a non-printable character" otherwise. No message ever shows the value.
+std::string clean_token(std::string value, const std::string& source);
 // 32 random bytes from getrandom(2), as 64 hex digits.
 std::string new_token();
 

@@ -1,6 +1,6 @@
 // CoordinatorClient's insides, shared by client.cc (RPCs) and heartbeats.cc (the heartbeat
-// thread): the channel and stub, per-call contexts carrying token and deadline, the newest
-// heartbeat reply.
+// thread): the channel and stub, per-call contexts carrying the credential and a deadline, the
+// newest heartbeat reply.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -24,6 +24,10 @@ struct CoordinatorClient::Impl {
   // Throws RpcError "coordinator at ADDR: RPC failed: CODE: message (hint)" unless s is OK.
   void check(const grpc::Status& s, const char* rpc) const;
 
+  void set_credential(std::string c) {
+    std::lock_guard<std::mutex> lock(credential_mu);
+    credential = std::move(c);
+  }
   void set_last(const proto::HeartbeatReply& r) {
     std::lock_guard<std::mutex> lock(last_mu);
     last = r;
@@ -33,7 +37,9 @@ struct CoordinatorClient::Impl {
     return last;
   }
 
-  ClientOptions opts;
+  ClientOptions opts;  // token cleared: the credential is below
+  mutable std::mutex credential_mu;
+  std::string credential;  // the options' token, then the session credential from Register
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<proto::Coordinator::Stub> stub;
   mutable std::mutex last_mu;

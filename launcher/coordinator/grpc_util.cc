@@ -1,4 +1,4 @@
-// Status names and PEM reading for the coordinator's server and client.
+// Constant-time comparison, status names and PEM reading for the coordinator's server and client.
 #include "launcher/coordinator/grpc_util.h"
 
 #include <fstream>
@@ -7,6 +7,15 @@
 #include "runtime/check.h"
 
 namespace lockstep::grpc_util {
+
+bool constant_time_equal(std::string_view given, std::string_view expected) {
+  unsigned char diff = given.size() != expected.size();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(expected[i]);
+  }
+  return diff == 0;
+}
 
 const char* code_name(grpc::StatusCode c) {
   switch (c) {

@@ -1,10 +1,12 @@
-// Shared by the coordinator's server and client: the token's metadata key, keepalive timings,
-// status codes as names, PEM files read with errors that name them.
+// Shared by the coordinator's server and client: the credential's metadata key, keepalive timings,
+// status codes as names, PEM files read with errors that name them, secrets compared in constant
+// time.
 #pragma once
 
 #include <grpcpp/support/status.h>
 
 #include <string>
+#include <string_view>
 
 namespace lockstep::grpc_util {
 
@@ -17,6 +19,10 @@ inline constexpr const char* kAuthMessage = "missing or wrong lockstep-token";
 inline constexpr int kKeepaliveTimeMs = 10000;
 inline constexpr int kKeepaliveTimeoutMs = 5000;
 inline constexpr int kMinPingIntervalMs = 5000;
+
+// Compares every byte of `expected` whatever the first difference, so the time taken does not
+// tell an attacker how much of a guess was right.
+bool constant_time_equal(std::string_view given, std::string_view expected);
 
 // "UNAUTHENTICATED", "UNAVAILABLE", ...
 const char* code_name(grpc::StatusCode c);

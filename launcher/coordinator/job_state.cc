@@ -3,6 +3,8 @@
 
 #include <sstream>
 
+#include "launcher/coordinator/client.h"
+#include "launcher/coordinator/grpc_util.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -14,19 +16,34 @@ JobState::JobState(proto::JobSpec job, int world_size, const ServerOptions& o)
                                << " must be at least 1";
 }
 
+namespace {
+
+// "rank<R>-<64 hex digits>": the rank in clear (to find whose it is), the secret after the dash.
+std::string session_for(int rank) { return "rank" + std::to_string(rank) + "-" + new_token(); }
+
+}  // namespace
+
 proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
   LOCKSTEP_FAIL_IF(r.world_size() != world_)
       << "Register: rank " << r.rank() << " says world_size " << r.world_size() << ", but job " << job_.name()
       << " runs on " << world_ << " ranks";
   LOCKSTEP_FAIL_IF(r.rank() < 0 || r.rank() >= world_)
       << "Register: rank " << r.rank() << " is outside [0, " << world_ << ") (world_size " << r.world_size() << ")";
+  LOCKSTEP_FAIL_IF(r.pid() < 1) << "Register: rank " << r.rank() << " gives pid " << r.pid()
+                                << " (a process id is at least 1)";
   std::lock_guard<std::mutex> lock(mu_);
+  if (ranks_.count(r.rank())) {
+    const Rank& had = ranks_.at(r.rank());
+    throw RankTaken("Register: rank " + std::to_string(r.rank()) + " is already registered in attempt " +
+                    std::to_string(attempt_) + " (pid " + std::to_string(had.info.pid()) + " on " +
+                    had.info.host() + "); a rank registers once per attempt");
+  }
   Rank& x = ranks_[r.rank()];
-  x.info.Clear();
   x.info.set_rank(r.rank());
   x.info.set_host(r.host());
   x.info.set_pid(r.pid());
   x.last_seen = Clock::now();
+  x.session = session_for(r.rank());
   registered_cv_.notify_all();
 
   proto::RegisterReply reply;
@@ -36,7 +53,23 @@ proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
   reply.set_heartbeat_interval_s(opts_.heartbeat_interval_s);
   reply.set_coordinator_timeout_s(opts_.coordinator_timeout_s);
   reply.set_attempt(attempt_);
+  reply.set_session(x.session);
   return reply;
+}
+
+int JobState::session_rank(std::string_view credential) const {
+  if (credential.substr(0, 4) != "rank") return -1;
+  const size_t dash = credential.find('-');
+  if (dash == std::string_view::npos || dash == 4 || dash > 14) return -1;
+  int64_t rank = 0;
+  for (char c : credential.substr(4, dash - 4)) {
+    if (c < '0' || c > '9') return -1;
+    rank = rank * 10 + (c - '0');
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = ranks_.find(static_cast<int>(rank));
+  if (rank >= world_ || it == ranks_.end()) return -1;
+  return grpc_util::constant_time_equal(credential, it->second.session) ? static_cast<int>(rank) : -1;
 }
 
 proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
@@ -46,6 +79,7 @@ proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
       << "Heartbeat from rank " << r.rank() << ", which has not registered in attempt " << attempt_;
   *it->second.info.mutable_metrics() = r.metrics();
   it->second.last_seen = Clock::now();
+  it->second.rate.add(it->second.last_seen, r.metrics().step());
   proto::HeartbeatReply reply;
   for (const proto::Directive& d : machine_.pending()) *reply.add_pending() = d;
   reply.set_paused(machine_.paused());
@@ -53,8 +87,9 @@ proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
 }
 
 proto::NextPhasesReply JobState::next_phases(const proto::NextPhasesRequest& r) {
-  LOCKSTEP_FAIL_IF(r.epoch() < 1) << "NextPhases: epoch " << r.epoch() << " from rank " << r.rank()
-                                  << " (epochs are 1-based)";
+  LOCKSTEP_FAIL_IF(r.epoch() < 1 || r.epoch() > job_.epochs())
+      << "NextPhases: epoch " << r.epoch() << " from rank " << r.rank() << " is outside [1, " << job_.epochs()
+      << "] (the job's epochs, 1-based)";
   std::lock_guard<std::mutex> lock(mu_);
   // Only rank 0 drives the phases; another rank asking learns the same plan without moving state.
   const auto phases = r.rank() == 0 ? machine_.begin_epoch_end(r.epoch()) : machine_.next_phases(r.epoch());
@@ -67,7 +102,7 @@ void JobState::report(const proto::PhaseReport& r) {
   LOCKSTEP_FAIL_IF(r.rank() != 0) << "ReportPhase from rank " << r.rank() << " (phase " << r.phase_id()
                                   << "): only rank 0 reports phases";
   std::lock_guard<std::mutex> lock(mu_);
-  machine_.report(r);
+  machine_.report(r, /*from_checkpoint=*/resume_);
   if (r.kind() == proto::EVAL) {
     last_test_loss_ = r.test_loss();
     last_test_accuracy_ = r.test_accuracy();
@@ -108,6 +143,8 @@ proto::JobStatus JobState::status_locked() const {
     proto::RankStatus& r = *s.add_ranks();
     r = x.info;
     r.set_since_heartbeat_s(std::chrono::duration<double>(now - x.last_seen).count());
+    r.set_steps_per_sec(x.rate.steps_per_sec());
+    r.set_samples_per_sec(r.steps_per_sec() * static_cast<double>(job_.batch_size()));
   }
   s.set_epochs(job_.epochs());
   s.set_last_test_loss(last_test_loss_);

@@ -1,7 +1,8 @@
 // What the coordinator knows about its job, shared by the RPC handlers and the in-process API
-// (CoordinatorServer): registrations and metrics per rank, the phase state machine, the last eval
-// and checkpoint. One mutex guards it all; every method takes it. Methods throw Error for a request
-// the job cannot honour; the service turns that into a gRPC status.
+// (CoordinatorServer): registrations, session credentials and metrics per rank, the phase state
+// machine, the last eval and checkpoint. One mutex guards it all; every method takes it. Methods
+// throw Error for a request the job cannot honour (RankTaken for a second Register of a rank); the
+// service turns that into a gRPC status.
 #pragma once
 
 #include <chrono>
@@ -10,19 +11,34 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "launcher/coordinator/phase_machine.h"
+#include "launcher/coordinator/step_rate.h"
+#include "runtime/check.h"
 #include "launcher/coordinator/server.h"
 #include "proto/coordinator.pb.h"
 
 namespace lockstep {
+
+// Register for a rank already registered in this attempt (the service answers ALREADY_EXISTS).
+class RankTaken : public Error {
+ public:
+  using Error::Error;
+};
 
 class JobState {
  public:
   JobState(proto::JobSpec job, int world_size, const ServerOptions& o);
 
   int world_size() const { return world_; }
+  // Registers the rank for this attempt and hands it a fresh session credential
+  // (RegisterReply.session). Throws Error for a bad rank, world size or pid, RankTaken when the rank
+  // is registered already (the first registration stays).
   proto::RegisterReply register_rank(const proto::RegisterRequest& r);
+  // The rank whose session credential of this attempt `credential` is; -1 for none. Constant time
+  // in the credential's secret part.
+  int session_rank(std::string_view credential) const;
   proto::HeartbeatReply heartbeat(const proto::HeartbeatRequest& r);
   proto::NextPhasesReply next_phases(const proto::NextPhasesRequest& r);
   void report(const proto::PhaseReport& r);
@@ -34,8 +50,10 @@ class JobState {
  private:
   using Clock = std::chrono::steady_clock;
   struct Rank {
-    proto::RankStatus info;  // since_heartbeat_s filled in by status()
+    proto::RankStatus info;  // since_heartbeat_s and the rates filled in by status()
     Clock::time_point last_seen;
+    std::string session;     // this attempt's credential of the rank
+    StepRate rate;
   };
   proto::JobStatus status_locked() const;
 

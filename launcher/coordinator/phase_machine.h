@@ -36,9 +36,18 @@ class PhaseMachine {
   std::vector<proto::PhaseKind> begin_epoch_end(int64_t epoch);
 
   // Records a phase rank 0 ran; a directive_id != 0 acknowledges that directive (a PAUSE ack keeps
-  // paused() until resume()). Throws Error on an impossible report: kind PHASE_NONE, phase_id not
-  // above the last one of this attempt, a directive id never issued or of another kind.
-  void report(const proto::PhaseReport& r);
+  // paused() until resume()). Throws Error naming the field and its value, and changes nothing, on
+  // a report that does not fit what this machine issued (the rules are in coordinator.proto, at
+  // PhaseReport): a kind neither planned nor directed, a directive never issued, of another kind or
+  // already acknowledged, a phase_id not above the last one of this attempt or beyond
+  // kMaxPhasesPerEpoch per epoch, an epoch or step out of range or going back, finished before the
+  // last epoch's plan, an accuracy outside [0, 1] or a loss not finite. `from_checkpoint`: the job
+  // was resumed, so its last epoch's plan may have been handed out by an earlier coordinator.
+  void report(const proto::PhaseReport& r, bool from_checkpoint = false);
+  // The most a phase id may grow per epoch advanced, and per report: a report's phase id is at most
+  // last + kMaxPhasesPerEpoch * (epoch - last epoch + 1). A worker starts a few phases per epoch
+  // (train, eval, checkpoint, pause, train again); this leaves room and keeps ids far from 2^32.
+  static constexpr uint64_t kMaxPhasesPerEpoch = 16;
 
   proto::PhaseKind state() const;
   uint64_t phase_id() const { return last_phase_id_; }  // of the newest report (0: none yet)
@@ -50,7 +59,8 @@ class PhaseMachine {
   bool complete() const { return complete_; }
 
   // A new attempt (restart after a failure): the PAUSE in force and any unacknowledged PAUSE are
-  // dropped (the restarted ranks train), phase ids may start lower again (from the checkpoint);
+  // dropped (the restarted ranks train), phase ids, epochs and steps may start lower again (from the
+  // checkpoint);
   // EVAL / CHECKPOINT / STOP directives stay pending; history stays.
   void reset_for_restart();
 
@@ -67,8 +77,10 @@ class PhaseMachine {
   std::deque<proto::PhaseKind> upcoming_;     // planned phases of the current epoch end not yet reported
   bool paused_ = false;
   bool finished_ = false, complete_ = false;
+  bool planned_last_epoch_ = false;  // the last epoch's plan was handed out (in any attempt)
   bool reported_this_attempt_ = false;
   uint64_t last_phase_id_ = 0;
+  int64_t last_epoch_ = 0, last_step_ = 0;  // of this attempt's newest report (0: none yet)
   std::vector<proto::PhaseReport> history_;
 };
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
 #include "launcher/coordinator/job_state.h"
 #include "launcher/coordinator/service.h"
@@ -40,7 +41,7 @@ std::shared_ptr<grpc::ServerCredentials> credentials(const ServerOptions& o) {
 
 struct CoordinatorServer::Impl {
   Impl(proto::JobSpec job, int world, const ServerOptions& o)
-      : opts(o), state(std::move(job), world, o), service(state, o.token) {}
+      : opts(o), state(std::move(job), world, o), service(state, o.token, o.worker_secret) {}
 
   ServerOptions opts;
   JobState state;
@@ -51,7 +52,11 @@ struct CoordinatorServer::Impl {
 
 CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerOptions o) {
   const std::string wanted = host_port(o.bind, o.port);
-  LOCKSTEP_FAIL_IF(o.token.empty()) << "coordinator on " << wanted << ": the job token is empty";
+  o.token = clean_token(o.token, "coordinator on " + wanted + ": the user token");
+  o.worker_secret = clean_token(o.worker_secret, "coordinator on " + wanted + ": the worker secret");
+  LOCKSTEP_FAIL_IF(o.token == o.worker_secret)
+      << "coordinator on " << wanted << ": the worker secret equals the user token; they must differ, or "
+      << "every user could act as a worker";
   LOCKSTEP_FAIL_IF(o.port < 0 || o.port > 65535) << "coordinator: port " << o.port << " is outside [0, 65535]";
   impl_ = std::make_unique<Impl>(std::move(job), world_size, o);
 

@@ -1,7 +1,10 @@
 // The coordinator: a gRPC server (service Coordinator in proto/coordinator.proto) holding a job's
-// registrations, per-rank metrics and phase state machine. Every RPC needs the job token as
-// metadata "lockstep-token" (checked in constant time; a missing or wrong one is UNAUTHENTICATED
-// and changes nothing). Optional TLS, optionally with client certificates.
+// registrations, per-rank metrics and phase state machine. Every RPC needs a credential as
+// metadata "lockstep-token" (checked in constant time): the user token opens Control, the worker
+// secret opens Register, and the session credential Register hands a rank opens that rank's
+// Heartbeat, NextPhases and ReportPhase. A missing or wrong one is UNAUTHENTICATED, one used for
+// another call or rank PERMISSION_DENIED; neither changes anything. Optional TLS, optionally with
+// client certificates.
 #pragma once
 
 #include <memory>
@@ -15,7 +18,8 @@ namespace lockstep {
 struct ServerOptions {
   std::string bind = "127.0.0.1";  // loopback only unless told otherwise
   int port = 0;                    // 0: any free port (see port())
-  std::string token;               // required, non-empty
+  std::string token;               // the user token (ctl): required, printable, trailing newline trimmed
+  std::string worker_secret;       // the workers' (Register): required, as token, and not equal to it
   std::string tls_cert, tls_key;   // PEM file paths; both set: TLS
   std::string tls_client_ca;       // set: client certificates required and verified against it
   int max_message_bytes = 4 << 20; // send and receive caps

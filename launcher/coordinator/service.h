@@ -1,6 +1,9 @@
-// The gRPC face of JobState: checks the token on every call, then maps each RPC to JobState and
-// its Error to a status (INVALID_ARGUMENT for a bad request, FAILED_PRECONDITION for one the job's
-// state refuses).
+// The gRPC face of JobState: learns who is calling from the credential every call carries (the
+// user token, the worker secret, or a rank's session credential; see coordinator.proto), refuses a
+// call that credential does not open (UNAUTHENTICATED for an unknown one, PERMISSION_DENIED for a
+// known one used for another call or another rank), then maps each RPC to JobState and its Error
+// to a status (INVALID_ARGUMENT for a bad request, FAILED_PRECONDITION for one the job's state
+// refuses, ALREADY_EXISTS for a rank registered twice).
 #pragma once
 
 #include <string>
@@ -12,7 +15,14 @@ namespace lockstep {
 
 class CoordinatorService final : public proto::Coordinator::Service {
  public:
-  CoordinatorService(JobState& state, std::string token) : state_(state), token_(std::move(token)) {}
+  enum class Role { kNone, kUser, kWorker, kRank };
+  struct Caller {
+    Role role = Role::kNone;
+    int rank = -1;  // kRank: whose session credential
+  };
+
+  CoordinatorService(JobState& state, std::string user_token, std::string worker_secret)
+      : state_(state), user_token_(std::move(user_token)), worker_secret_(std::move(worker_secret)) {}
 
   grpc::Status Register(grpc::ServerContext* ctx, const proto::RegisterRequest* req,
                         proto::RegisterReply* reply) override;
@@ -26,10 +36,12 @@ class CoordinatorService final : public proto::Coordinator::Service {
                        proto::ControlReply* reply) override;
 
  private:
-  bool authorized(const grpc::ServerContext* ctx) const;
+  Caller caller(const grpc::ServerContext* ctx) const;
+  // OK if `c` may call `rpc` (as `rank`, for a rank's calls); else the refusal.
+  grpc::Status allow(const Caller& c, const char* rpc, Role needed, int rank = -1) const;
 
   JobState& state_;
-  const std::string token_;
+  const std::string user_token_, worker_secret_;
 };
 
 }  // namespace lockstep

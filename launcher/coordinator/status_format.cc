@@ -1,6 +1,7 @@
 // Text for `lockstep ctl status` and `--wait` (see status_format.h).
 #include "launcher/coordinator/status_format.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace lockstep::status_format {
@@ -26,6 +27,16 @@ std::string report(const proto::PhaseReport& r) {
   return out;
 }
 
+double eta_seconds(const proto::JobStatus& s) {
+  for (const proto::RankStatus& r : s.ranks()) {
+    if (r.rank() != 0) continue;
+    const int64_t total = r.metrics().steps_per_epoch() * s.epochs();
+    if (r.steps_per_sec() <= 0 || total <= 0) return -1;
+    return static_cast<double>(std::max<int64_t>(0, total - r.metrics().step())) / r.steps_per_sec();
+  }
+  return -1;
+}
+
 std::string status(const proto::JobStatus& s) {
   std::string out = format("job %s: phase %s (phase id %llu), attempt %u, %d/%d ranks registered, %lld epochs%s%s\n",
                            s.job().c_str(), proto::PhaseKind_Name(s.phase()).c_str(),
@@ -39,7 +50,7 @@ std::string status(const proto::JobStatus& s) {
       const proto::StepMetrics& m = r.metrics();
       out += format("%5d %-16s %8lld %6lld %9lld %9.4f %10.0f %8.1fs\n", r.rank(), r.host().c_str(),
                     static_cast<long long>(r.pid()), static_cast<long long>(m.epoch()),
-                    static_cast<long long>(m.step()), m.loss(), m.samples_per_sec(), r.since_heartbeat_s());
+                    static_cast<long long>(m.step()), m.loss(), r.samples_per_sec(), r.since_heartbeat_s());
     }
   }
   for (const proto::Directive& d : s.pending())

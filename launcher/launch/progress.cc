@@ -7,6 +7,8 @@
 #include <regex>
 #include <sstream>
 
+#include "launcher/coordinator/status_format.h"
+
 namespace lockstep {
 namespace {
 
@@ -34,12 +36,12 @@ std::string progress_text(const proto::JobStatus& st) {
   if (!lead || lead->metrics().steps_per_epoch() == 0 || lead->metrics().step() == 0) return "";
   const proto::StepMetrics& m = lead->metrics();
   const int64_t total = m.steps_per_epoch() * st.epochs();
-  const double sps = m.step_time_s() > 0 ? 1.0 / m.step_time_s() : 0.0;
+  // Rates and ETA from the coordinator's window of rank 0's step counter, not the last step alone.
   char buf[256];
   std::snprintf(buf, sizeof buf, "epoch %lld/%lld  step %lld/%lld  %.0f samples/s  loss %.4f  ETA %s",
                 static_cast<long long>(m.epoch()), static_cast<long long>(st.epochs()),
-                static_cast<long long>(m.step()), static_cast<long long>(total), m.samples_per_sec(), m.loss(),
-                clock_text(sps > 0 ? static_cast<double>(total - m.step()) / sps : -1).c_str());
+                static_cast<long long>(m.step()), static_cast<long long>(total), lead->samples_per_sec(), m.loss(),
+                clock_text(status_format::eta_seconds(st)).c_str());
   return buf;
 }
 

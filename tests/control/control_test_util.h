@@ -1,5 +1,5 @@
-// Helpers for the control-plane tests: a small job, a server on a free loopback port, a raw stub
-// that sends whatever metadata a test wants, and a wall-clock stopwatch.
+// Helpers for the control-plane tests: a small job, a server on a free loopback port with its two
+// credentials, a raw stub that sends whatever metadata a test wants, and a wall-clock stopwatch.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -23,11 +23,26 @@ inline proto::JobSpec small_job(int64_t epochs = 4) {
   return job;
 }
 
+// The worker secret of a test server whose user token is `token`: its own per server, and never
+// equal to the token.
+inline std::string worker_secret_for(const std::string& token) { return "worker-" + token; }
+
 inline ServerOptions server_options(const std::string& token) {
   ServerOptions o;
   o.token = token;
+  o.worker_secret = worker_secret_for(token);
   o.run_dir = "/tmp/lockstep-control-test";
   return o;
+}
+
+// A worker's Register request: rank of world, a distinct host and pid per rank.
+inline proto::RegisterRequest register_request(int rank, int world) {
+  proto::RegisterRequest r;
+  r.set_rank(rank);
+  r.set_world_size(world);
+  r.set_host("host" + std::to_string(rank));
+  r.set_pid(1000 + rank);
+  return r;
 }
 
 inline ClientOptions client_options(const CoordinatorServer& s, const std::string& token) {

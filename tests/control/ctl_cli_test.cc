@@ -1,6 +1,7 @@
-// `lockstep ctl` against a `lockstep coordinator` process: the token file it makes, refusals without
-// or with a wrong token, status and directive queueing, --wait with a stand-in rank 0 (an
-// in-process client that acts on directives), and how the coordinator ends on STOP and SIGTERM.
+// `lockstep ctl` against a `lockstep coordinator` process: the two credential files it makes (and
+// says how to hand out), refusals without or with a wrong token (the worker secret is one), status
+// and directive queueing, --wait with a stand-in rank 0 (an in-process client that acts on
+// directives), and how the coordinator ends on STOP and SIGTERM.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -33,6 +34,7 @@ class CtlCli : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     token_file_ = (dir_ / "run" / "token").string();
+    secret_file_ = (dir_ / "run" / "worker_secret").string();
     coord_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{kLockstep, "coordinator", kJob, "-n", "2", "--run-dir", (dir_ / "run").string()},
         (dir_ / "coordinator.log").string());
@@ -42,6 +44,10 @@ class CtlCli : public ::testing::Test {
     ASSERT_TRUE(std::regex_search(out, m, std::regex("listening on (\\S+) \\(token in (\\S+)\\)"))) << out;
     address_ = m[1];
     EXPECT_EQ(m[2], token_file_);
+    // How the workers get their secret, and that ctl takes the token.
+    EXPECT_NE(out.find("LOCKSTEP_WORKER_SECRET_FILE=" + secret_file_ + " mpirun -x LOCKSTEP_WORKER_SECRET_FILE"),
+              std::string::npos) << out;
+    EXPECT_NE(out.find("--token-file " + token_file_), std::string::npos) << out;
   }
   void TearDown() override {
     coord_.reset();
@@ -52,9 +58,10 @@ class CtlCli : public ::testing::Test {
                        " --coordinator " + address_);
   }
   std::string token() { return read_token(token_file_); }
+  std::string secret() { return read_worker_secret(secret_file_); }
 
   fs::path dir_;
-  std::string token_file_, address_;
+  std::string token_file_, secret_file_, address_;
   std::unique_ptr<ChildProcess> coord_;
 };
 
@@ -62,10 +69,8 @@ class CtlCli : public ::testing::Test {
 // id / 100, CHECKPOINT with a path, STOP (a ctl stop, not the job's last epoch: finished = false).
 class FakeRank0 {
  public:
-  FakeRank0(const std::string& address, const std::string& token) : client_(options(address, token)) {
-    proto::RegisterRequest r;
-    r.set_world_size(2);
-    client_.register_worker(r, 10);
+  FakeRank0(const std::string& address, const std::string& secret) : client_(options(address, secret)) {
+    client_.register_worker(testing::register_request(0, 2), 10);
     thread_ = std::thread([this] { loop(); });
   }
   ~FakeRank0() {
@@ -106,10 +111,26 @@ class FakeRank0 {
 };
 
 TEST_F(CtlCli, TokenFileIsPrivate) {
-  struct stat st {};
-  ASSERT_EQ(::stat(token_file_.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (const std::string& f : {token_file_, secret_file_}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
   EXPECT_TRUE(std::regex_match(token(), std::regex("[0-9a-f]{64}"))) << token();
+  EXPECT_TRUE(std::regex_match(secret(), std::regex("[0-9a-f]{64}"))) << secret();
+  EXPECT_NE(token(), secret());
+}
+
+TEST_F(CtlCli, WorkerSecretIsNoCtlToken) {
+  for (const std::string cmd : {"status", "stop"}) {
+    auto [rc, out] = ctl(cmd + " --token-file " + secret_file_);
+    EXPECT_EQ(rc, 3) << cmd << ": " << out;
+    EXPECT_NE(out.find("PERMISSION_DENIED"), std::string::npos) << cmd << ": " << out;
+    EXPECT_NE(out.find("Control needs the user token"), std::string::npos) << cmd << ": " << out;
+    EXPECT_EQ(out.find(secret()), std::string::npos) << "the secret was printed: " << out;
+  }
+  auto [rc, out] = ctl("status --token-file " + token_file_);
+  EXPECT_EQ(out.find("pending"), std::string::npos) << out;
 }
 
 TEST_F(CtlCli, RefusesMissingAndWrongToken) {
@@ -155,7 +176,7 @@ TEST_F(CtlCli, StatusAndQueuedDirectives) {
 }
 
 TEST_F(CtlCli, WaitPrintsResultAndStopEndsCoordinator) {
-  FakeRank0 rank0(address_, token());
+  FakeRank0 rank0(address_, secret());
   auto [rc, out] = ctl("eval --wait 20 --token-file " + token_file_);
   ASSERT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("(directive 1)"), std::string::npos) << out;
@@ -174,7 +195,7 @@ TEST_F(CtlCli, WaitPrintsResultAndStopEndsCoordinator) {
 
 TEST_F(CtlCli, SigtermStopsJobThenExits) {
   {
-    FakeRank0 rank0(address_, token());
+    FakeRank0 rank0(address_, secret());
     coord_->signal(SIGTERM);
     EXPECT_EQ(coord_->wait(30), 0) << coord_->output();  // rank 0 ran the STOP: a clean end
   }

@@ -45,9 +45,8 @@ TEST(CoordinatorLimits, OversizedRequestRefused) {
   ServerOptions so = testing::server_options(new_token());
   so.max_message_bytes = 64 << 10;
   CoordinatorServer server(testing::small_job(), 1, so);
-  CoordinatorClient c(testing::client_options(server, so.token));  // the client's own cap is 4 MiB
-  proto::RegisterRequest r;
-  r.set_world_size(1);
+  CoordinatorClient c(testing::client_options(server, so.worker_secret));  // the client's own cap is 4 MiB
+  proto::RegisterRequest r = testing::register_request(0, 1);
   r.set_host(std::string(so.max_message_bytes + 1, 'h'));  // RegisterRequest.host: the one free-size field
   try {
     c.register_worker(r, 1);
@@ -107,10 +106,8 @@ TEST(CoordinatorLimits, HeartbeatsReportLostCoordinator) {
   const std::string token = new_token();
   auto server = std::make_unique<CoordinatorServer>(testing::small_job(), 1, testing::server_options(token));
   const std::string address = server->address();
-  CoordinatorClient c(testing::client_options(*server, token));
-  proto::RegisterRequest r;
-  r.set_world_size(1);
-  c.register_worker(r);
+  CoordinatorClient c(testing::client_options(*server, testing::worker_secret_for(token)));
+  c.register_worker(testing::register_request(0, 1));
 
   const double interval = 0.1, timeout = 1.5;
   std::mutex mu;

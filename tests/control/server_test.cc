@@ -18,15 +18,9 @@ using testing::small_job;
 
 constexpr int kWorld = 2;
 const std::string kToken = new_token();
+const std::string kSecret = testing::worker_secret_for(kToken);
 
-proto::RegisterRequest reg(int rank, int world = kWorld) {
-  proto::RegisterRequest r;
-  r.set_rank(rank);
-  r.set_world_size(world);
-  r.set_host("host" + std::to_string(rank));
-  r.set_pid(1000 + rank);
-  return r;
-}
+proto::RegisterRequest reg(int rank, int world = kWorld) { return testing::register_request(rank, world); }
 
 proto::StepMetrics metrics_of(int rank) {  // distinct per rank, so a mix-up shows
   proto::StepMetrics m;
@@ -41,7 +35,7 @@ TEST(CoordinatorServer, RegisterHeartbeatDirectiveReport) {
   CoordinatorServer server(small_job(), kWorld, server_options(kToken));
   std::vector<std::unique_ptr<CoordinatorClient>> ranks;
   for (int r = 0; r < kWorld; ++r) {
-    ranks.push_back(std::make_unique<CoordinatorClient>(client_options(server, kToken)));
+    ranks.push_back(std::make_unique<CoordinatorClient>(client_options(server, kSecret)));
     proto::RegisterReply reply = ranks[r]->register_worker(reg(r));
     EXPECT_EQ(reply.job().name(), "control-test");
     EXPECT_EQ(reply.run_dir(), "/tmp/lockstep-control-test");
@@ -98,13 +92,14 @@ TEST(CoordinatorServer, RegisterHeartbeatDirectiveReport) {
     ranks[1]->report_phase(rep);
     ADD_FAILURE() << "a report from rank 1 was accepted";
   } catch (const RpcError& e) {
-    EXPECT_EQ(e.code(), static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION)) << e.what();
+    EXPECT_EQ(e.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT)) << e.what();
+    EXPECT_NE(std::string(e.what()).find("only rank 0 reports phases"), std::string::npos) << e.what();
   }
 }
 
 TEST(CoordinatorServer, RegisterRejectsBadRankAndWorld) {
   CoordinatorServer server(small_job(), kWorld, server_options(kToken));
-  CoordinatorClient c(client_options(server, kToken));
+  CoordinatorClient c(client_options(server, kSecret));
   for (auto [rank, world] : {std::pair{kWorld, kWorld}, {-1, kWorld}, {0, kWorld + 1}}) {
     try {
       c.register_worker(reg(rank, world), 1);
@@ -123,7 +118,8 @@ TEST(CoordinatorServer, RegisterRejectsBadRankAndWorld) {
 TEST(CoordinatorServer, NextPhasesFollowsPlan) {
   const proto::JobSpec job = small_job(6);
   CoordinatorServer server(job, 1, server_options(kToken));
-  CoordinatorClient c(client_options(server, kToken));
+  CoordinatorClient c(client_options(server, kSecret));
+  c.register_worker(reg(0, 1));
   PhaseMachine reference(job.phases(), job.epochs());
   for (int64_t e = 1; e <= 6; ++e) {
     proto::NextPhasesRequest req;
@@ -139,7 +135,7 @@ TEST(CoordinatorServer, NextPhasesFollowsPlan) {
 
 TEST(CoordinatorServer, HeartbeatThreadDeliversMetricsAndDirectives) {
   CoordinatorServer server(small_job(), 1, server_options(kToken));
-  CoordinatorClient c(client_options(server, kToken));
+  CoordinatorClient c(client_options(server, kSecret));
   c.register_worker(reg(0, 1));
   std::atomic<int64_t> step{0};
   c.start_heartbeats(0, 0.05, 5, [&] {
@@ -159,7 +155,7 @@ TEST(CoordinatorServer, HeartbeatThreadDeliversMetricsAndDirectives) {
 
 TEST(CoordinatorServer, WaitRegisteredNamesMissingRanksAndNewAttemptClears) {
   CoordinatorServer server(small_job(), 3, server_options(kToken));
-  CoordinatorClient c(client_options(server, kToken));
+  CoordinatorClient c(client_options(server, kSecret));
   c.register_worker(reg(1, 3));
   try {
     server.wait_registered(3, 0.2);
@@ -170,7 +166,8 @@ TEST(CoordinatorServer, WaitRegisteredNamesMissingRanksAndNewAttemptClears) {
   server.new_attempt(true);
   EXPECT_EQ(server.status().registered(), 0);
   EXPECT_EQ(server.status().attempt(), 1u);
-  proto::RegisterReply r = c.register_worker(reg(1, 3));
+  CoordinatorClient again(client_options(server, kSecret));  // the restarted rank 1
+  proto::RegisterReply r = again.register_worker(reg(1, 3));
   EXPECT_EQ(r.attempt(), 1u);
   EXPECT_TRUE(r.resume());
 }

@@ -29,12 +29,12 @@ TEST(ClusterJob, WorkersStopWithinTheirDeadlineWhenTheCoordinatorDies) {
   const std::string head = coordinator.output();
   ASSERT_TRUE(std::regex_search(head, m, std::regex("listening on (\\S+)"))) << head;
 
-  ::setenv("LOCKSTEP_TOKEN_FILE", (run + "/token").c_str(), 1);
+  ::setenv("LOCKSTEP_WORKER_SECRET_FILE", (run + "/worker_secret").c_str(), 1);  // the workers' credential
   std::string mpirun_exe = "/usr/bin/mpirun";
   ChildProcess workers({mpirun_exe, "--oversubscribe", "--allow-run-as-root", "--bind-to", "none", "--mca", "btl",
                         "self,vader,tcp", "-np", "2", lockstep_exe(), "worker", "--coordinator", m[1].str()},
                        run + ".workers.log");
-  ::unsetenv("LOCKSTEP_TOKEN_FILE");
+  ::unsetenv("LOCKSTEP_WORKER_SECRET_FILE");
   // Training: rank 0 writes per-step metrics.
   ASSERT_TRUE(wait_until([&] { return step_losses(run + "/metrics.jsonl").size() > 20; }, 60))
       << workers.output() << coordinator.output();
