@@ -144,9 +144,9 @@ BuiltModel build_model(const proto::JobSpec& job) {
     // Sizes first, from the fields alone: nothing is allocated for a model that cannot be.
     int64_t total = 0;
     for (int i = 0; i < m.layers_size(); ++i) {
-      const auto sum = checked_add(total, checked_parameter_count(m.layers(i), "model.layers[" + std::to_string(i) + "]"));
-      LOCKSTEP_FAIL_IF(!sum || *sum > kMaxTensorElements)
-          << "model.layers[" << i << "]: the model's parameters pass 2^31 elements here";
+      const std::string at = "model.layers[" + std::to_string(i) + "]";
+      const auto sum = checked_add(total, checked_parameter_count(m.layers(i), at));
+      LOCKSTEP_FAIL_IF(!sum || *sum > kMaxTensorElements) << at << ": the model's parameters pass 2^31 elements here";
       total = *sum;
     }
     b.model = std::make_unique<Sequential>();

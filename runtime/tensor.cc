@@ -40,8 +40,8 @@ std::shared_ptr<float[]> allocate(const Shape& shape, int64_t n) {
   size_t bytes = std::max<size_t>(kAlign, (static_cast<size_t>(n) * sizeof(float) + kAlign - 1) /
                                               kAlign * kAlign);
   auto* p = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
-  LOCKSTEP_FAIL_IF(p == nullptr) << "out of memory: cannot allocate " << bytes << " bytes for a tensor of shape "
-                                 << shape_str(shape);
+  LOCKSTEP_FAIL_IF(p == nullptr) << "out of memory: cannot allocate " << bytes
+                                 << " bytes for a tensor of shape " << shape_str(shape);
   note_alloc(static_cast<int64_t>(bytes));
   return std::shared_ptr<float[]>(p, [bytes](float* q) {
     g_live.fetch_sub(static_cast<int64_t>(bytes));
