@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
@@ -31,6 +32,7 @@ constexpr const char* kUsage =
     "lockstep coordinator JOB.textproto -n N [--bind ADDR] [--port P] [--token-file F] [--run-dir D] [--resume] "
     "[--tls-cert F --tls-key F [--tls-client-ca F]]";
 constexpr double kStopWaitS = 60;
+constexpr int64_t kMaxRanks = 1 << 20;
 
 // The token in `path`, or a new one written there with mode 0600.
 std::string ensure_token(const std::string& path) {
@@ -62,19 +64,12 @@ int coordinator_main(int argc, char** argv) {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
       return argv[++i];
     };
-    auto number = [&]() {
-      const std::string v = value();
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      LOCKSTEP_FAIL_IF(v.empty() || *end != '\0') << a << ": expected a whole number, got \"" << v << "\"";
-      return static_cast<int>(n);
-    };
     if (a == "-h" || a == "--help") {
       std::printf("usage: %s\n", kUsage);
       return 0;
-    } else if (a == "-n") world = number();
+    } else if (a == "-n") world = static_cast<int>(cli::whole_number(a, value(), 1, kMaxRanks));
     else if (a == "--bind") o.bind = value();
-    else if (a == "--port") o.port = number();
+    else if (a == "--port") o.port = static_cast<int>(cli::whole_number(a, value(), 0, 65535));
     else if (a == "--token-file") token_file = value();
     else if (a == "--run-dir") run_dir = value();
     else if (a == "--resume") o.resume = true;

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <thread>
 
+#include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/status_format.h"
@@ -19,6 +20,8 @@
 
 namespace lockstep {
 namespace {
+
+constexpr double kMaxWaitS = 7 * 86400;  // a week
 
 constexpr const char* kUsage =
     "lockstep ctl status|eval|checkpoint|pause|resume|stop --coordinator HOST:PORT [--token-file F] "
@@ -67,7 +70,7 @@ int run(int argc, char** argv) {
     else if (a == "--tls-ca") o.tls_ca = value();
     else if (a == "--tls-cert") o.tls_cert = value();
     else if (a == "--tls-key") o.tls_key = value();
-    else if (a == "--wait") wait_s = std::stod(value());
+    else if (a == "--wait") wait_s = cli::real_number(a, value(), 0, kMaxWaitS);
     else if (a == "-h" || a == "--help") {
       std::printf("usage: %s\nexit status: 0 done, 3 UNAUTHENTICATED (no token, or a wrong one), 4 coordinator "
                   "unreachable, 1 other errors\n", kUsage);
