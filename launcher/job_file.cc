@@ -8,16 +8,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <type_traits>
 
+#include "launcher/data_check.h"
 #include "launcher/job_builder.h"
 #include "layers/reference_models.h"
 #include "runtime/check.h"
 
 namespace lockstep {
 namespace {
+
+using namespace job_limits;
 
 // Line breaks in a message from a library become spaces: an error is one line.
 std::string one_line(std::string s) {
@@ -71,30 +75,35 @@ bool finite(T v) {
   return true;
 }
 
-// Throws "PATH: field: why". Range helpers reject NaN and infinities for float fields.
+// Throws "PATH: field: why". Every range check refuses NaN and infinities and states the allowed
+// range, e.g. "distributed.bucket_mb: must be at most 4096, got 1e+30 (allowed: (0, 4096])".
 class Checker {
  public:
   explicit Checker(const std::string& path) : path_(path) {}
   [[noreturn]] void fail(const std::string& field, const std::string& why) const {
     throw Error(path_ + ": " + field + ": " + why);
   }
+  // v in [lo, hi], or (lo, hi] when lo_open.
   template <typename T>
-  void is_finite(const std::string& field, T v) const {
-    if (!finite(v)) fail(field, "must be finite, got " + str(v));
+  void in_range(const std::string& field, T v, T lo, T hi, bool lo_open = false) const {
+    const std::string allowed = std::string(" (allowed: ") + (lo_open ? "(" : "[") + str(lo) + ", " + str(hi) + "])";
+    if (!finite(v)) fail(field, "must be finite, got " + str(v) + allowed);
+    if (lo_open ? !(v > lo) : !(v >= lo)) {
+      // A float below a positive minimum (a time, a size) is "not positive" when it is <= 0.
+      const std::string why = lo == T(0)                                      ? (lo_open ? "must be positive" : "must not be negative")
+                              : std::is_floating_point_v<T> && v <= T(0) ? "must be positive"
+                              : (lo_open ? "must be greater than " : "must be at least ") + str(lo);
+      fail(field, why + ", got " + str(v) + allowed);
+    }
+    if (!(v <= hi)) fail(field, "must be at most " + str(hi) + ", got " + str(v) + allowed);
   }
   template <typename T>
-  void positive(const std::string& field, T v) const {
-    is_finite(field, v);
-    if (!(v > 0)) fail(field, "must be positive, got " + str(v));
+  void positive(const std::string& field, T v, T hi) const {
+    in_range(field, v, T(0), hi, /*lo_open=*/true);
   }
   template <typename T>
-  void non_negative(const std::string& field, T v) const {
-    is_finite(field, v);
-    if (!(v >= 0)) fail(field, "must not be negative, got " + str(v));
-  }
-  template <typename T>
-  void at_least_one(const std::string& field, T v) const {
-    if (v < 1) fail(field, "must be at least 1, got " + str(v));
+  void non_negative(const std::string& field, T v, T hi) const {
+    in_range(field, v, T(0), hi);
   }
   // [0, 1] when closed_top, else [0, 1).
   void unit(const std::string& field, float v, bool closed_top) const {
@@ -107,8 +116,8 @@ class Checker {
 };
 
 void check_batch_norm(const Checker& c, const std::string& f, const proto::BatchNormLayer& b) {
-  c.positive(f + "num_features", b.num_features());
-  if (b.has_eps()) c.positive(f + "eps", b.eps());
+  c.positive(f + "num_features", b.num_features(), kMaxFeatures);
+  if (b.has_eps()) c.positive(f + "eps", b.eps(), 1.f);
   if (b.has_momentum()) c.unit(f + "momentum", b.momentum(), /*closed_top=*/true);
   if (b.has_momentum() && b.cumulative_average())
     c.fail(f + "cumulative_average", "set either momentum or cumulative_average, not both");
@@ -122,21 +131,21 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
   const std::string f = at + "." + l.GetDescriptor()->FindFieldByNumber(l.kind_case())->name() + ".";
   switch (l.kind_case()) {
     case proto::Layer::kLinear:
-      c.positive(f + "in_features", l.linear().in_features());
-      c.positive(f + "out_features", l.linear().out_features());
+      c.positive(f + "in_features", l.linear().in_features(), kMaxFeatures);
+      c.positive(f + "out_features", l.linear().out_features(), kMaxFeatures);
       break;
     case proto::Layer::kConv2D: {
       const auto& k = l.conv2d();
-      c.positive(f + "in_channels", k.in_channels());
-      c.positive(f + "out_channels", k.out_channels());
-      c.positive(f + "kernel_size", k.kernel_size());
-      if (k.has_stride()) c.positive(f + "stride", k.stride());
-      c.non_negative(f + "padding", k.padding());
+      c.positive(f + "in_channels", k.in_channels(), kMaxFeatures);
+      c.positive(f + "out_channels", k.out_channels(), kMaxFeatures);
+      c.positive(f + "kernel_size", k.kernel_size(), kMaxWindow);
+      if (k.has_stride()) c.positive(f + "stride", k.stride(), kMaxWindow);
+      c.non_negative(f + "padding", k.padding(), kMaxWindow);
       break;
     }
     case proto::Layer::kMaxPool2D:
-      c.positive(f + "kernel_size", l.max_pool2d().kernel_size());
-      c.non_negative(f + "stride", l.max_pool2d().stride());  // 0: kernel_size
+      c.positive(f + "kernel_size", l.max_pool2d().kernel_size(), kMaxWindow);
+      c.non_negative(f + "stride", l.max_pool2d().stride(), kMaxWindow);  // 0: kernel_size
       break;
     case proto::Layer::kBatchNorm1D:
       check_batch_norm(c, f, l.batch_norm1d());
@@ -168,16 +177,19 @@ void check_model(const Checker& c, const proto::ModelSpec& m) {
   }
   if (m.layers_size() > 0 && m.input_shape_size() == 0) c.fail("model.input_shape", "required with model.layers");
   for (int i = 0; i < m.input_shape_size(); ++i)
-    c.positive("model.input_shape[" + std::to_string(i) + "]", m.input_shape(i));
+    c.positive("model.input_shape[" + std::to_string(i) + "]", m.input_shape(i), kMaxFeatures);
+  if (m.input_shape_size() > 3)
+    c.fail("model.input_shape", "has " + std::to_string(m.input_shape_size()) +
+                                    " dimensions; one sample is (features) or (channels, height, width)");
   for (int i = 0; i < m.layers_size(); ++i) check_layer(c, m.layers(i), i);
 }
 
 void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
-  c.positive("optimizer.lr", o.lr());
-  c.non_negative("optimizer.weight_decay", o.weight_decay());
+  c.positive("optimizer.lr", o.lr(), kMaxRate);
+  c.non_negative("optimizer.weight_decay", o.weight_decay(), kMaxRate);
   if (o.rule_case() == proto::OptimizerSpec::RULE_NOT_SET) c.fail("optimizer", "set sgd or adamw");
   if (o.has_sgd()) {
-    c.non_negative("optimizer.sgd.momentum", o.sgd().momentum());
+    c.non_negative("optimizer.sgd.momentum", o.sgd().momentum(), 1.f);
     c.unit("optimizer.sgd.dampening", o.sgd().dampening(), /*closed_top=*/true);
     if (o.sgd().nesterov() && (o.sgd().momentum() <= 0.f || o.sgd().dampening() != 0.f))
       c.fail("optimizer.sgd.nesterov", "needs momentum > 0 and dampening 0");
@@ -186,20 +198,20 @@ void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
     const auto& a = o.adamw();
     if (a.has_beta1()) c.unit("optimizer.adamw.beta1", a.beta1(), /*closed_top=*/false);
     if (a.has_beta2()) c.unit("optimizer.adamw.beta2", a.beta2(), /*closed_top=*/false);
-    if (a.has_eps()) c.positive("optimizer.adamw.eps", a.eps());
+    if (a.has_eps()) c.positive("optimizer.adamw.eps", a.eps(), 1.f);
   }
 }
 
 void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
   if (s.has_step()) {
-    c.positive("schedule.step.step_size", s.step().step_size());
-    c.positive("schedule.step.gamma", s.step().gamma());
+    c.positive("schedule.step.step_size", s.step().step_size(), kMaxEpochs);
+    c.positive("schedule.step.gamma", s.step().gamma(), kMaxRate);
   }
   if (s.has_cosine()) {
-    c.positive("schedule.cosine.t_max", s.cosine().t_max());
-    c.non_negative("schedule.cosine.eta_min", s.cosine().eta_min());
+    c.positive("schedule.cosine.t_max", s.cosine().t_max(), kMaxEpochs);
+    c.non_negative("schedule.cosine.eta_min", s.cosine().eta_min(), kMaxRate);
   }
-  c.non_negative("schedule.warmup_epochs", s.warmup_epochs());
+  c.non_negative("schedule.warmup_epochs", s.warmup_epochs(), kMaxEpochs);
   // torch LinearLR: start_factor in (0, 1].
   if (s.has_warmup_start_factor() && !(s.warmup_start_factor() > 0.f && s.warmup_start_factor() <= 1.f))
     c.fail("schedule.warmup_start_factor", "must be in (0, 1], got " + str(s.warmup_start_factor()));
@@ -214,19 +226,22 @@ void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
     c.fail("distributed.remainder", "unknown value " + str(d.remainder()));
   if (!proto::DistributedSpec::EvalBuffers_IsValid(d.eval_buffers()))
     c.fail("distributed.eval_buffers", "unknown value " + str(d.eval_buffers()));
-  if (d.has_bucket_mb()) c.positive("distributed.bucket_mb", d.bucket_mb());
-  if (d.has_collective_timeout_s()) c.positive("distributed.collective_timeout_s", d.collective_timeout_s());
+  if (d.has_bucket_mb()) c.positive("distributed.bucket_mb", d.bucket_mb(), kMaxBucketMb);
+  if (d.has_collective_timeout_s())
+    c.in_range("distributed.collective_timeout_s", d.collective_timeout_s(), kMinSeconds, kMaxSeconds);
 }
 
 void check_phases(const Checker& c, const proto::PhasePlan& p) {
-  if (p.has_eval_every()) c.at_least_one("phases.eval_every", p.eval_every());
-  if (p.has_checkpoint_every()) c.non_negative("phases.checkpoint_every", p.checkpoint_every());
-  if (p.has_keep_checkpoints()) c.at_least_one("phases.keep_checkpoints", p.keep_checkpoints());
+  if (p.has_eval_every()) c.in_range("phases.eval_every", p.eval_every(), int64_t{1}, kMaxEpochs);
+  if (p.has_checkpoint_every()) c.non_negative("phases.checkpoint_every", p.checkpoint_every(), kMaxEpochs);
+  if (p.has_keep_checkpoints()) c.in_range("phases.keep_checkpoints", p.keep_checkpoints(), 1, kMaxKeep);
 }
 
 void check_control(const Checker& c, const proto::ControlSpec& s) {
-  if (s.has_heartbeat_interval_s()) c.positive("control.heartbeat_interval_s", s.heartbeat_interval_s());
-  if (s.has_heartbeat_timeout_s()) c.positive("control.heartbeat_timeout_s", s.heartbeat_timeout_s());
+  if (s.has_heartbeat_interval_s())
+    c.in_range("control.heartbeat_interval_s", s.heartbeat_interval_s(), kMinSeconds, kMaxHeartbeatS);
+  if (s.has_heartbeat_timeout_s())
+    c.in_range("control.heartbeat_timeout_s", s.heartbeat_timeout_s(), kMinSeconds, kMaxSeconds);
   const float interval = s.has_heartbeat_interval_s() ? s.heartbeat_interval_s() : 0.5f;
   const float timeout = s.has_heartbeat_timeout_s() ? s.heartbeat_timeout_s() : 10.0f;
   if (interval > 0 && timeout > 0 && timeout < 2 * interval)
@@ -245,6 +260,9 @@ void check_run_dir(const Checker& c, const std::string& dir) {
 }  // namespace
 
 proto::JobSpec load_job(const std::string& path) {
+  std::error_code ec;
+  // An ifstream opens a directory and reads nothing: say what it is instead of "set model...".
+  LOCKSTEP_FAIL_IF(std::filesystem::is_directory(path, ec)) << path << ": is a directory, not a job file";
   std::ifstream in(path);
   LOCKSTEP_FAIL_IF(!in) << "cannot open job file " << path;
   std::stringstream text;
@@ -264,12 +282,13 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   check_model(c, job.model());
   const auto& d = job.data();
   if (d.dir().empty()) c.fail("data.dir", "required");
-  if (d.has_mean()) c.is_finite("data.mean", d.mean());
-  if (d.has_std()) c.positive("data.std", d.std());
-  c.positive("epochs", job.epochs());
-  c.positive("batch_size", job.batch_size());
-  c.non_negative("eval_batch_size", job.eval_batch_size());
-  c.non_negative("threads", job.threads());
+  if (d.has_mean()) c.in_range("data.mean", d.mean(), -kMaxNorm, kMaxNorm);
+  if (d.has_std()) c.in_range("data.std", d.std(), kMinStd, kMaxNorm, /*lo_open=*/false);
+  c.positive("epochs", job.epochs(), kMaxEpochs);
+  c.positive("batch_size", job.batch_size(), kMaxBatch);
+  c.non_negative("eval_batch_size", job.eval_batch_size(), kMaxBatch);
+  c.non_negative("threads", job.threads(), kMaxThreads);
+  // seed: every uint64 value is a seed.
   check_optimizer(c, job.optimizer());
   check_schedule(c, job.schedule());
   check_distributed(c, job.distributed());
@@ -297,6 +316,7 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
   } catch (const Error& e) {
     throw Error(path + ": " + one_line(e.what()));
   }
+  check_data(job, path);  // last: it reads files, the checks above only the job
 }
 
 Heartbeat heartbeat_of(const proto::JobSpec& job) {

@@ -2,22 +2,45 @@
 // checks that name the field at fault, all before any training starts.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "proto/job.pb.h"
 
 namespace lockstep {
 
+// The allowed range of every numeric job field (and of the command-line options that override
+// them). Lower bounds are in the checks; these are the upper ones, far above any sensible job but
+// low enough that no product or unit conversion downstream overflows.
+namespace job_limits {
+inline constexpr int64_t kMaxFeatures = int64_t{1} << 24;  // features, channels, one input dimension
+inline constexpr int64_t kMaxWindow = 1024;                // kernel sizes, strides, padding
+inline constexpr int64_t kMaxEpochs = 1000000;             // epochs and every epoch count of the plan
+inline constexpr int64_t kMaxBatch = int64_t{1} << 24;     // samples in one global batch
+inline constexpr int32_t kMaxThreads = 1024;
+inline constexpr int32_t kMaxKeep = 1000000;               // phases.keep_checkpoints
+inline constexpr float kMaxRate = 1e4f;                    // lr, weight decay, gamma, eta_min
+inline constexpr float kMaxNorm = 1e6f;                    // |data.mean|, data.std
+inline constexpr float kMinStd = 1e-6f;
+inline constexpr float kMaxBucketMb = 65536.f;             // 64 GiB
+inline constexpr float kMinSeconds = 0.01f;                // timeouts and intervals
+inline constexpr float kMaxHeartbeatS = 3600.f;            // control.heartbeat_interval_s
+inline constexpr float kMaxSeconds = 7 * 86400.f;          // timeouts: a week
+}  // namespace job_limits
+
 // Throws lockstep::Error "PATH:LINE:COL: ..." on a syntax or type error, "PATH: field: ..." on a
 // bad value.
 proto::JobSpec load_job(const std::string& path);
 // The semantic checks alone (also used on specs built in code). Fields are named by their full
-// path, e.g. "PATH: model.layers[3].conv2d.out_channels: must be positive, got -4".
+// path, the value and the allowed range, e.g.
+// "PATH: model.layers[3].conv2d.out_channels: must be positive, got -4 (allowed: (0, 16777216])".
+// NaN and infinities are refused everywhere.
 void validate_job(const proto::JobSpec& job, const std::string& path);
 // Every check a launch makes before any worker starts: validate_job, then the checks that need the
 // world size (batch_size >= world_size and a multiple of it, naming batch_size and the world size),
-// then the model is built once to check layer shapes (the error names the layer). Throws Error
-// "PATH: field: why", always one line.
+// then the model is built once to check layer shapes (the error names the layer), then the data
+// set's headers and labels (check_data in launcher/data_check.h). Throws Error "PATH: field: why",
+// always one line.
 void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size);
 
 // Heartbeat settings of a job (control { }), defaults filled in.

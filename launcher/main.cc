@@ -9,11 +9,13 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #if LOCKSTEP_HAVE_CONTROL
 #include "launcher/commands/commands.h"
 #endif
+#include "launcher/cli_number.h"
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
@@ -52,15 +54,16 @@ std::string backend_of(const lockstep::proto::JobSpec& job) {
 
 int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) {
   std::string job_path, metrics, data;
-  long long epochs = -1, seed = -1;
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
       return argv[++i];
     };
-    if (a == "--epochs") epochs = std::stoll(value());
-    else if (a == "--seed") seed = std::stoll(value());
+    if (a == "--epochs") epochs = lockstep::cli::whole_number(a, value(), 1, lockstep::job_limits::kMaxEpochs);
+    else if (a == "--seed") seed = lockstep::cli::unsigned_number(a, value());
     else if (a == "--metrics") metrics = value();
     else if (a == "--data") data = value();
     else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\n" << kUsage;
@@ -70,8 +73,8 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given\n" << kUsage;
 
   lockstep::proto::JobSpec job = lockstep::load_job(job_path);
-  if (epochs >= 0) job.set_epochs(epochs);
-  if (seed >= 0) job.set_seed(static_cast<uint64_t>(seed));
+  if (epochs) job.set_epochs(*epochs);
+  if (seed) job.set_seed(*seed);
   if (!metrics.empty()) job.set_metrics_file(metrics);
   if (!data.empty()) job.mutable_data()->set_dir(data);
   lockstep::validate_job(job, job_path);
@@ -84,6 +87,8 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (dist.has_collective_timeout_s())
     spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
   comm = lockstep::make_communicator(spec);
+  // The launch checks (world size, model shapes, data headers) before any data is loaded.
+  lockstep::check_job_for_launch(job, job_path, comm->size());
   // One rank or many, the same loop and the same sampler (launcher/job_sampler.h): one job file
   // means one training run, whatever command runs it.
   return train_distributed(job, *comm);

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
@@ -39,6 +40,7 @@ constexpr const char* kCredentials =
     "workers only, e.g. LOCKSTEP_WORKER_SECRET_FILE=F mpirun -x LOCKSTEP_WORKER_SECRET_FILE ... lockstep worker\n"
     "--coordinator HOST:PORT (or lockstep worker --secret-file F); give it to no user";
 constexpr double kStopWaitS = 60;
+constexpr int64_t kMaxRanks = 1 << 20;
 
 // The credential in `path` (read by `read`), or a new one written there with mode 0600.
 std::string ensure_token(const std::string& path, const char* what, std::string (*read)(const std::string&)) {
@@ -70,19 +72,12 @@ int coordinator_main(int argc, char** argv) {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
       return argv[++i];
     };
-    auto number = [&]() {
-      const std::string v = value();
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      LOCKSTEP_FAIL_IF(v.empty() || *end != '\0') << a << ": expected a whole number, got \"" << v << "\"";
-      return static_cast<int>(n);
-    };
     if (a == "-h" || a == "--help") {
       std::printf("usage: %s\n%s\n", kUsage, kCredentials);
       return 0;
-    } else if (a == "-n") world = number();
+    } else if (a == "-n") world = static_cast<int>(cli::whole_number(a, value(), 1, kMaxRanks));
     else if (a == "--bind") o.bind = value();
-    else if (a == "--port") o.port = number();
+    else if (a == "--port") o.port = static_cast<int>(cli::whole_number(a, value(), 0, 65535));
     else if (a == "--token-file") token_file = value();
     else if (a == "--worker-secret-file") secret_file = value();
     else if (a == "--run-dir") run_dir = value();

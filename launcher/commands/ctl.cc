@@ -13,6 +13,7 @@
 #include <iostream>
 #include <thread>
 
+#include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/status_format.h"
@@ -20,6 +21,8 @@
 
 namespace lockstep {
 namespace {
+
+constexpr double kMaxWaitS = 7 * 86400;  // a week
 
 constexpr const char* kUsage =
     "lockstep ctl status|eval|checkpoint|pause|resume|stop --coordinator HOST:PORT [--token-file F] "
@@ -68,7 +71,7 @@ int run(int argc, char** argv) {
     else if (a == "--tls-ca") o.tls_ca = value();
     else if (a == "--tls-cert") o.tls_cert = value();
     else if (a == "--tls-key") o.tls_key = value();
-    else if (a == "--wait") wait_s = std::stod(value());
+    else if (a == "--wait") wait_s = cli::real_number(a, value(), 0, kMaxWaitS);
     else if (a == "-h" || a == "--help") {
       std::printf("usage: %s\nthe token: --token-file F (RUN_DIR/token), else $LOCKSTEP_TOKEN, else the file "
                   "$LOCKSTEP_TOKEN_FILE; the workers' secret is not accepted\nexit status: 0 done, 3 UNAUTHENTICATED "

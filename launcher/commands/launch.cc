@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
@@ -30,6 +31,9 @@ namespace lockstep::commands {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr int64_t kMaxRanks = 1 << 20;
+constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
     "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] "
@@ -47,7 +51,7 @@ struct LaunchArgs {
   bool resume = false;
   bool overwrite = false;
   int max_restarts = 0;
-  long long epochs = -1;
+  int64_t epochs = 0;  // 0: the job's
   std::vector<std::string> mpirun_args;
 };
 
@@ -59,21 +63,16 @@ LaunchArgs parse(int argc, char** argv) {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << s << " needs a value\nusage: " << kUsage;
       return argv[++i];
     };
-    auto number = [&](const std::string& v) {
-      char* end = nullptr;
-      const long long n = std::strtoll(v.c_str(), &end, 10);
-      LOCKSTEP_FAIL_IF(v.empty() || *end != '\0') << s << ": expected a whole number, got \"" << v << "\"";
-      return n;
-    };
-    if (s == "-n" || s == "--ranks") a.ranks = static_cast<int>(number(value()));
+    using cli::whole_number;
+    if (s == "-n" || s == "--ranks") a.ranks = static_cast<int>(whole_number(s, value(), 1, kMaxRanks));
     else if (s == "--hostfile") a.hostfile = value();
     else if (s == "--bind") a.bind = value();
-    else if (s == "--port") a.port = static_cast<int>(number(value()));
+    else if (s == "--port") a.port = static_cast<int>(whole_number(s, value(), 0, 65535));
     else if (s == "--run-dir") a.run_dir = value();
     else if (s == "--resume") a.resume = true;
     else if (s == "--overwrite") a.overwrite = true;
-    else if (s == "--max-restarts") a.max_restarts = static_cast<int>(number(value()));
-    else if (s == "--epochs") a.epochs = number(value());
+    else if (s == "--max-restarts") a.max_restarts = static_cast<int>(whole_number(s, value(), 0, kMaxRestarts));
+    else if (s == "--epochs") a.epochs = whole_number(s, value(), 1, job_limits::kMaxEpochs);
     else if (s == "--data") a.data = value();
     else if (s == "--tls-cert") a.tls_cert = value();
     else if (s == "--tls-key") a.tls_key = value();
@@ -83,8 +82,7 @@ LaunchArgs parse(int argc, char** argv) {
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "\nusage: " << kUsage;
   }
   LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given\nusage: " << kUsage;
-  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n: the number of ranks must be at least 1\nusage: " << kUsage;
-  LOCKSTEP_FAIL_IF(a.max_restarts < 0) << "--max-restarts must not be negative";
+  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required\nusage: " << kUsage;
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
       << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
       << "; give --bind ADDR, an address of this host they can reach";
@@ -135,7 +133,7 @@ int launch_main(int argc, char** argv) {
   try {
     a = parse(argc, argv);
     job = load_job(a.job_path);
-    if (a.epochs >= 0) job.set_epochs(a.epochs);
+    if (a.epochs > 0) job.set_epochs(a.epochs);
     if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
     job.set_name(checked_job_name(job, a.job_path));
     check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts

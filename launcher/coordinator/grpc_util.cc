@@ -1,6 +1,7 @@
 // Constant-time comparison, status names and PEM reading for the coordinator's server and client.
 #include "launcher/coordinator/grpc_util.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -45,6 +46,8 @@ std::string status_text(const grpc::Status& s) {
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
+  std::error_code ec;  // an ifstream opens a directory and reads it as empty
+  LOCKSTEP_FAIL_IF(std::filesystem::is_directory(path, ec)) << what << " " << path << " is a directory";
   std::ifstream in(path, std::ios::binary);
   LOCKSTEP_FAIL_IF(!in) << "cannot read " << what << " " << path;
   std::ostringstream s;

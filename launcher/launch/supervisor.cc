@@ -77,12 +77,16 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
 }
 
 // mpirun's notice of a rank that died on a signal (Open MPI 4), as one line of ours.
-std::string signal_notice(const std::string& text) {
+// Open MPI 4.1 may print PID 0; the pid the rank registered with is used then.
+std::string signal_notice(const std::string& text, const std::map<int, int64_t>& pids) {
   static const std::regex re(
       R"(process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
   std::smatch m;
   if (!std::regex_search(text, m, re)) return "";
-  return "rank " + m[1].str() + " (pid " + m[2].str() + " on " + m[3].str() + ") was killed by signal " +
+  std::string pid = m[2].str();
+  if (pid == "0")
+    if (auto it = pids.find(std::stoi(m[1].str())); it != pids.end()) pid = std::to_string(it->second);
+  return "rank " + m[1].str() + " (pid " + pid + " on " + m[3].str() + ") was killed by signal " +
          m[4].str() + " (" + m[5].str() + ")";
 }
 
@@ -245,7 +249,7 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   ::kill(-pid, SIGKILL);
   for (const auto& [rank, wpid] : local_pids)
     if (alive(static_cast<pid_t>(wpid))) ::kill(static_cast<pid_t>(wpid), SIGKILL);
-  const std::string notice = signal_notice(mpirun_text);
+  const std::string notice = signal_notice(mpirun_text, local_pids);
   if (!notice.empty()) r.failure = notice;
   else if (r.failure.empty() && r.exit_code != 0 && capture)
     r.failure = "mpirun exited with status " + std::to_string(r.exit_code) + " (its output: " + o_.log_path + ")";

@@ -22,6 +22,35 @@ std::string find_file(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
+DatasetInfo inspect_fashion_mnist(const std::string& dir, bool train) {
+  const std::string prefix = train ? "train" : "t10k";
+  DatasetInfo info;
+  info.images_path = find_file(dir, prefix + "-images-idx3-ubyte");
+  info.labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+  const std::vector<int64_t> dims = read_idx_dims(info.images_path);
+  LOCKSTEP_FAIL_IF(dims.size() != 3)
+      << info.images_path << ": images have " << dims.size() << " dimensions; expected 3 (N, H, W)";
+  const std::vector<int64_t> label_dims = read_idx_dims(info.labels_path);
+  LOCKSTEP_FAIL_IF(label_dims.size() != 1)
+      << info.labels_path << ": labels have " << label_dims.size() << " dimensions; expected 1 (N)";
+  LOCKSTEP_FAIL_IF(label_dims[0] != dims[0])
+      << info.images_path << " + " << info.labels_path << ": " << dims[0] << " images but " << label_dims[0]
+      << " labels";
+  LOCKSTEP_FAIL_IF(dims[0] == 0) << info.images_path << ": holds no samples";
+  LOCKSTEP_FAIL_IF(dims[1] == 0 || dims[2] == 0)
+      << info.images_path << ": images are " << dims[1] << "x" << dims[2] << " pixels";
+  const IdxArray labels = read_idx(info.labels_path);
+  info.size = dims[0];
+  info.height = dims[1];
+  info.width = dims[2];
+  for (size_t i = 0; i < labels.data.size(); ++i)
+    if (labels.data[i] > info.max_label) {
+      info.max_label = labels.data[i];
+      info.max_label_index = static_cast<int64_t>(i);
+    }
+  return info;
+}
+
 Dataset make_dataset(const IdxArray& images, const IdxArray& labels, float mean, float stdv,
                      const std::string& what) {
   LOCKSTEP_FAIL_IF(images.dims.size() != 3)
@@ -30,6 +59,7 @@ Dataset make_dataset(const IdxArray& images, const IdxArray& labels, float mean,
       << what << ": labels have " << labels.dims.size() << " dimensions; expected 1 (N)";
   const int64_t n = images.dims[0], h = images.dims[1], w = images.dims[2];
   LOCKSTEP_FAIL_IF(labels.dims[0] != n) << what << ": " << n << " images but " << labels.dims[0] << " labels";
+  LOCKSTEP_FAIL_IF(n == 0) << what << ": holds no samples";
   LOCKSTEP_FAIL_IF(!(stdv > 0.f)) << what << ": normalisation std must be positive, got " << stdv;
 
   Dataset ds;

@@ -30,10 +30,24 @@ struct Dataset {
   Tensor images(int64_t start, int64_t count) const;
 };
 
-// images: (N, H, W) bytes; labels: (N) bytes below kNumClasses. Errors start with `what` (the
+// images: (N, H, W) bytes, N >= 1; labels: (N) bytes below kNumClasses. Errors start with `what` (the
 // paths the arrays came from) and fit on one line.
 Dataset make_dataset(const IdxArray& images, const IdxArray& labels, float mean, float stdv,
                      const std::string& what);
+
+// What one split's files say, from the image file's header and the label bytes only (pixels are
+// not read: fast enough for a check before a job starts).
+struct DatasetInfo {
+  std::string images_path, labels_path;
+  int64_t size = 0, height = 0, width = 0;
+  int32_t max_label = -1;       // largest label, and the first sample that has it
+  int64_t max_label_index = -1;
+};
+
+// The checks make_dataset makes, but on headers: missing files, IDX magic and truncated headers,
+// images (N, H, W) and labels (N), equal counts, at least one sample. Labels are not checked
+// against a class count (the caller knows the model). Errors name the file and fit on one line.
+DatasetInfo inspect_fashion_mnist(const std::string& dir, bool train);
 
 // Reads {train,t10k}-{images-idx3,labels-idx1}-ubyte from dir, preferring the .gz name over the
 // plain one. The defaults are Fashion-MNIST's training-set pixel mean and standard deviation.

@@ -17,4 +17,10 @@ struct IdxArray {
 // unsigned-byte IDX, it is shorter than its header says, or it holds more than its header says.
 IdxArray read_idx(const std::string& path);
 
+// The dims of an IDX file from its header alone (no data is read), for checks before a job
+// starts. Same errors as read_idx for the magic (naming the element type a foreign IDX file
+// holds, e.g. float) and a truncated header; a plain (not gzipped) file is also checked to hold
+// exactly the bytes its header describes.
+std::vector<int64_t> read_idx_dims(const std::string& path);
+
 }  // namespace lockstep

@@ -85,7 +85,9 @@ TEST_F(DistributedJob, AnErrorEndsEveryRankWithItsMessage) {
   EXPECT_NE(r.status, 124) << "timed out instead of aborting";
   EXPECT_LT(secs, 10.0);
   for (int rank : {0, 1})
-    EXPECT_NE(r.output.find("lockstep: error on rank " + std::to_string(rank) + " of 2: cannot open"),
+    EXPECT_NE(r.output.find("lockstep: error on rank " + std::to_string(rank) + " of 2: " +
+                            source_path("launcher/jobs/fmnist-cnn-ddp.textproto") + ": data.dir: " +
+                            (dir_ / "missing").string() + " does not exist"),
               std::string::npos)
         << r.output;
 }

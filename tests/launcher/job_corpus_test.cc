@@ -150,7 +150,7 @@ TEST(ValidateJob, NamesTheFullFieldPathAndTheValue) {
   conv->set_in_channels(1);
   conv->set_out_channels(-4);
   conv->set_kernel_size(3);
-  EXPECT_EQ(validate_error(job), "j: model.layers[3].conv2d.out_channels: must be positive, got -4");
+  EXPECT_EQ(validate_error(job), "j: model.layers[3].conv2d.out_channels: must be positive, got -4 (allowed: (0, 16777216])");
   conv->set_out_channels(4);
   EXPECT_EQ(validate_error(job), "");
   m->mutable_layers(1)->mutable_dropout()->set_p(1.f);  // p = 1 drops everything
@@ -159,7 +159,7 @@ TEST(ValidateJob, NamesTheFullFieldPathAndTheValue) {
   job.mutable_phases()->set_checkpoint_every(0);  // 0 is allowed: only the final checkpoint
   EXPECT_EQ(validate_error(job), "");
   job.mutable_phases()->set_eval_every(-1);
-  EXPECT_EQ(validate_error(job), "j: phases.eval_every: must be at least 1, got -1");
+  EXPECT_EQ(validate_error(job), "j: phases.eval_every: must be at least 1, got -1 (allowed: [1, 1000000])");
 }
 
 TEST(ValidateJob, ErrorIsOneLineEvenWhenTheFileQuotesControlCharacters) {
