@@ -91,7 +91,7 @@ Worker::Worker(const WorkerSetup& w)
                                                                                             : RemainderPolicy::kDropLast});
   std::string from;
   if (w.reg.resume()) {
-    if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from)) pos_ = *p;
+    if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from, sampler_->num_steps())) pos_ = *p;
     if (lead_)
       std::fprintf(stderr, "lockstep worker: %s\n",
                    from.empty() ? "no valid checkpoint to resume from; starting afresh"
