@@ -10,7 +10,9 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #if LOCKSTEP_HAVE_CONTROL
 #include "launcher/commands/commands.h"
@@ -87,8 +89,20 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (dist.has_collective_timeout_s())
     spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
   comm = lockstep::make_communicator(spec);
-  // The launch checks (world size, model shapes, data headers) before any data is loaded.
-  lockstep::check_job_for_launch(job, job_path, comm->size());
+  // The launch checks (world size, model shapes, data headers) before any data is loaded. The
+  // ranks agree on the outcome before any throws, so each prints its own error before the abort.
+  std::string error;
+  try {
+    lockstep::check_job_for_launch(job, job_path, comm->size());
+  } catch (const lockstep::Error& e) {
+    error = e.what();
+  }
+  if (comm->size() > 1) {
+    std::vector<double> failed{error.empty() ? 0.0 : 1.0};
+    comm->all_reduce(std::span<double>(failed), lockstep::ReduceOp::kSum).wait();
+    if (failed[0] > 0 && error.empty()) error = "another rank found the job invalid";
+  }
+  LOCKSTEP_FAIL_IF(!error.empty()) << error;
   // One rank or many, the same loop and the same sampler (launcher/job_sampler.h): one job file
   // means one training run, whatever command runs it.
   return train_distributed(job, *comm);

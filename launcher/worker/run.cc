@@ -88,7 +88,7 @@ Worker::Worker(const WorkerSetup& w)
   sampler_ = std::make_unique<DistributedSampler>(train_set_.size(), sampler_options(job_, comm_.rank(), comm_.size()));
   std::string from;
   if (w.reg.resume()) {
-    if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from)) pos_ = *p;
+    if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from, sampler_->num_steps())) pos_ = *p;
     if (lead_)
       std::fprintf(stderr, "lockstep worker: %s\n",
                    from.empty() ? "no valid checkpoint to resume from; starting afresh"

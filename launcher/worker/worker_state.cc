@@ -14,6 +14,8 @@
 #include "layers/dropout.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/checkpoint_validate.h"
+#include "launcher/resume_check.h"
 
 namespace lockstep {
 namespace {
@@ -40,28 +42,6 @@ std::string broadcast_verdict(Communicator& comm, const std::string& error) {
 std::vector<std::pair<std::string, Tensor*>> model_state(Sequential& model) { return model.state_dict(); }
 
 }  // namespace
-
-std::string job_hash(const proto::JobSpec& job) {
-  proto::JobSpec j = job;
-  j.clear_epochs();
-  j.clear_phases();
-  j.clear_run_dir();
-  j.clear_metrics_file();
-  j.clear_name();
-  std::string bytes;
-  google::protobuf::io::StringOutputStream raw(&bytes);
-  {
-    google::protobuf::io::CodedOutputStream out(&raw);
-    out.SetSerializationDeterministic(true);
-    j.SerializeToCodedStream(&out);
-  }
-  const auto* p = reinterpret_cast<const Bytef*>(bytes.data());
-  const uLong crc = crc32(0L, p, static_cast<uInt>(bytes.size()));
-  const uLong adler = adler32(1L, p, static_cast<uInt>(bytes.size()));
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%08lx%08lx", crc & 0xffffffffUL, adler & 0xffffffffUL);
-  return hex;
-}
 
 std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id) {
@@ -90,6 +70,8 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
       s.set_optimizer_steps(opt.step_count());
       s.set_lr(opt.lr());
       s.set_phase_id(phase_id);
+      *s.mutable_job() = job;
+      s.mutable_job()->mutable_data()->set_dir(trajectory_spec(job).data().dir());
       for (int r = 0; r < comm.size(); ++r)
         for (size_t i = 0; i < drops.size(); ++i) {
           const double* f = rng.data() + r * block + i * kRngFields;
@@ -118,7 +100,8 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
 
 std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
                                           const proto::JobSpec& job, const std::string& run_dir,
-                                          std::string* from) {
+                                          std::string* from, int64_t steps_per_epoch) {
+  const std::vector<Dropout*> drops = dropout_layers(model);
   std::optional<std::pair<std::string, Checkpoint>> found;
   std::string error;
   if (comm.rank() == 0) {
@@ -128,12 +111,24 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
       });
       if (found) {
         const auto& s = found->second.state;
+        const std::vector<std::string> changed =
+            s.has_job() ? changed_job_fields(s.job(), job) : std::vector<std::string>{};
+        std::string names;
+        for (const auto& f : changed) names += (names.empty() ? "" : ", ") + f;
+        LOCKSTEP_FAIL_IF(!changed.empty()) << "checkpoint " << found->first
+                                           << ": the job changed since this checkpoint was written: " << names
+                                           << "; restore the job file or start a new run_dir";
         LOCKSTEP_FAIL_IF(s.job_hash() != job_hash(job))
             << "checkpoint " << found->first << " was written by another job spec (hash " << s.job_hash()
             << ", this job " << job_hash(job) << "); start a new run_dir or restore the job file";
         LOCKSTEP_FAIL_IF(s.world_size() != comm.size())
             << "checkpoint " << found->first << " was written by " << s.world_size() << " ranks, this job has "
             << comm.size();
+        validate_state(s, {.epochs = job.epochs(),
+                           .steps_per_epoch = steps_per_epoch,
+                           .world_size = comm.size(),
+                           .rng_consumers = static_cast<int64_t>(drops.size())},
+                       found->first);
         copy_tensors(found->second.model, model_state(model), "checkpoint " + found->first + " model.pb");
         copy_tensors(found->second.optimizer, opt.state_tensors(), "checkpoint " + found->first + " optimizer.pb");
       }
@@ -163,13 +158,11 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
   opt.set_step_count(static_cast<int64_t>(head[5]));
   opt.set_lr(static_cast<float>(head[6]));
 
-  const std::vector<Dropout*> drops = dropout_layers(model);
   const size_t block = drops.size() * kRngFields;
   std::vector<double> rng(block * static_cast<size_t>(comm.size()), 0.0);
   if (comm.rank() == 0) {
-    for (const proto::RngRecord& rec : found->second.state.rng()) {
-      const size_t layer = std::stoul(rec.consumer().substr(rec.consumer().find('.') + 1));
-      if (rec.rank() < 0 || rec.rank() >= comm.size() || layer >= drops.size()) continue;
+    for (const proto::RngRecord& rec : found->second.state.rng()) {  // validated above
+      const auto layer = static_cast<size_t>(rng_consumer_index(rec.consumer()));
       RngState s{rec.seed(), rec.key_rank(), static_cast<RngStream>(rec.stream()), rec.step()};
       const auto packed = pack_rng(s);
       std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(rec.rank() * block + layer * kRngFields));

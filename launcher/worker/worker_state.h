@@ -9,6 +9,7 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "launcher/resume_check.h"  // job_hash
 #include "layers/sequential.h"
 #include "proto/job.pb.h"
 #include "runtime/optim/optimizer.h"
@@ -25,9 +26,6 @@ struct JobPosition {
   double epoch_samples = 0;   // and their samples
 };
 
-// Hash of what determines the training trajectory (model, data, optimizer, schedule, seed, batch,
-// distributed settings); epochs, the phase plan, run_dir and metrics_file may change on resume.
-std::string job_hash(const proto::JobSpec& job);
 
 // Collective. Rank 0 writes run_dir/checkpoints/ckpt-<step>/ atomically (keeping the plan's
 // keep_checkpoints newest) and returns its path on every rank. If rank 0's write fails, every rank
@@ -36,10 +34,13 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id);
 
 // Collective. Rank 0 finds the newest valid checkpoint (damaged ones are reported on stderr and
-// skipped), checks the job hash and world size, and every rank restores weights, buffers, optimizer
-// state and its own RNG state. nullopt (on every rank) when run_dir holds no valid checkpoint.
+// skipped), checks that the job is the one it was written by (naming the changed fields), the world
+// size, and every field of its state against this run (validate_state: epoch, epoch_step against
+// steps_per_epoch when >= 0, step counts, rng consumers and ranks; tensor names and shapes), then
+// every rank restores weights, buffers, optimizer state and its own RNG state. nullopt (on every
+// rank) when run_dir holds no valid checkpoint.
 std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
                                           const proto::JobSpec& job, const std::string& run_dir,
-                                          std::string* from = nullptr);
+                                          std::string* from = nullptr, int64_t steps_per_epoch = -1);
 
 }  // namespace lockstep

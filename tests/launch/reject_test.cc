@@ -6,6 +6,7 @@
 
 #include "tests/control/process_util.h"
 #include "tests/launch/launch_util.h"
+#include "tests/launcher/data_faults.h"
 
 namespace fs = std::filesystem;
 using namespace lockstep::testing;
@@ -36,6 +37,46 @@ TEST(LaunchRejects, EveryMalformedJobBeforeAnyWorkerStarts) {
   }
   EXPECT_GE(files, 20);
   fs::remove_all(runs);
+}
+
+class LaunchRejectsData : public TestDirectory {};
+
+// Every data fault is found from the files' headers before the run directory, the token, the
+// coordinator or any worker exists (before: each was a worker's error inside MPI_ABORT output, and
+// a data set of 0 samples ran and wrote ckpt-000000000).
+TEST_F(LaunchRejectsData, EveryDataFaultBeforeTheRunDirectoryExists) {
+  for (const auto& f : data_faults()) {
+    SCOPED_TRACE(f.name);
+    const fs::path data = dir_ / ("data_" + f.name);
+    write_good_data(data);
+    f.damage(data);
+    const std::string data_dir = f.data_is_file ? (data / "train-images-idx3-ubyte").string() : data.string();
+    const std::string job = write_fault_job(dir_, f.model, data_dir);
+    const fs::path run = dir_ / ("run_" + f.name);
+    const auto [st, out] = run_command(lockstep_exe() + " launch -n 2 " + job + " --run-dir " + run.string(), 20);
+    EXPECT_NE(st, 0) << out;
+    EXPECT_NE(st, 124) << "timed out: " << out;
+    EXPECT_NE(out.find(job + ": "), std::string::npos) << "the job file is not named:\n" << out;
+    EXPECT_NE(out.find(f.expect), std::string::npos) << "expected \"" << f.expect << "\" in\n" << out;
+    EXPECT_FALSE(fs::exists(run)) << "the run directory was created";
+    EXPECT_EQ(out.find("coordinator"), std::string::npos) << out;
+    EXPECT_EQ(out.find("MPI_ABORT"), std::string::npos) << out;
+  }
+}
+
+// Numbers on the command line: the whole argument, in range (before: -n 4294967297 ran on 1 rank).
+TEST_F(LaunchRejectsData, OptionsAreParsedStrictly) {
+  const std::string job = write_mlp_job(dir_.string(), 1);
+  const fs::path run = dir_ / "run";
+  for (const std::string& bad : {std::string("-n 4294967297"), std::string("-n 2 --epochs abc"),
+                                 std::string("-n 2 --epochs -5"), std::string("-n 2 --max-restarts -1"),
+                                 std::string("-n 2 --port 1e3")}) {
+    SCOPED_TRACE(bad);
+    const auto [st, out] = run_command(lockstep_exe() + " launch " + bad + " " + job + " --run-dir " + run.string(), 20);
+    EXPECT_NE(st, 0) << out;
+    EXPECT_NE(out.find("expected a whole number in ["), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(run));
+  }
 }
 
 }  // namespace

@@ -51,8 +51,9 @@ TEST_F(RunDirOwnership, AFinishedRunIsRefusedWithoutResumeAndOverwriteStartsOver
   EXPECT_NE(output_.find("--resume"), std::string::npos) << output_;
   EXPECT_EQ(snapshot(path("run/checkpoints")), before) << "a refused launch changed the old checkpoints";
   EXPECT_EQ(read_text(path("run/metrics.jsonl")), metrics) << "a refused launch changed the old metrics";
+  const auto losses = step_losses(path("run/metrics.jsonl"));
   ASSERT_EQ(run(job, path("run"), {"--overwrite"}), 0) << output_;
-  EXPECT_EQ(read_text(path("run/metrics.jsonl")), metrics) << "the same job started over must train the same";
+  EXPECT_EQ(step_losses(path("run/metrics.jsonl")), losses) << "the same job started over must train the same";
 }
 
 TEST_F(RunDirOwnership, ASecondLaunchOnARunningJobIsRefusedNamingIt) {
@@ -61,8 +62,7 @@ TEST_F(RunDirOwnership, ASecondLaunchOnARunningJobIsRefusedNamingIt) {
   ASSERT_TRUE(first->wait_for_output("epoch 1/2  step", 60)) << first->output();
   const std::string token = read_text(path("run/token"));
   ASSERT_FALSE(token.empty());
-  const std::string other = write_mlp_job(path(""), 2, "optimizer { lr: 0.01 sgd { momentum: 0.9 } }\n");
-  auto second = start(other, path("run"), {"--resume"});
+  auto second = start(job, path("run"), {"--resume"});
   EXPECT_EQ(second->wait(30), 2) << second->output();
   EXPECT_NE(second->output().find("is in use by job launch-test"), std::string::npos) << second->output();
   EXPECT_EQ(read_text(path("run/token")), token) << "the refused launch rewrote the running job's token";
@@ -97,7 +97,7 @@ TEST_F(RunDirOwnership, AJobNameIsOneSafePathComponent) {
     std::ofstream(job) << "name: \"" << (name == "\xff" ? "\\377" : name) << "\"\n"
                        << "model { reference: \"fmnist-mlp\" }\n"
                        << "data { dir: \"" << LOCKSTEP_DATA_DIR << "\" }\n"
-                       << "optimizer { lr: 0.05 }\nepochs: 1\nbatch_size: 128\n";
+                       << "optimizer { lr: 0.05 sgd { } }\nepochs: 1\nbatch_size: 128\n";
     const auto [st, out] = run_command("sh -c 'cd " + dir_.string() + " && " + lockstep_exe() + " launch -n 1 " + job + "'", 60);
     EXPECT_EQ(st, 2) << name << ": " << out;
     EXPECT_NE(out.find("name:"), std::string::npos) << out;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <vector>
 
+#include "tests/launcher/data_faults.h"
 #include "tests/launcher/run_command.h"
 
 namespace fs = std::filesystem;
@@ -125,6 +126,71 @@ TEST_F(BadInput, BadValueNamesTheField) {
 TEST_F(BadInput, MissingJobFileNamesThePath) {
   expect_one_line_error(run_command("train " + (dir_ / "nope.textproto").string()),
                         (dir_ / "nope.textproto").string());
+}
+
+// Each data fault is refused by `lockstep train` from the headers, with one line naming the file or
+// field (before: a bare read error after loading, or a 0-sample job that exited 0).
+TEST_F(BadInput, EveryDataFaultIsOneLineBeforeTraining) {
+  for (const auto& f : lockstep::testing::data_faults()) {
+    SCOPED_TRACE(f.name);
+    const fs::path data = dir_ / ("data_" + f.name);
+    lockstep::testing::write_good_data(data);
+    f.damage(data);
+    std::string data_dir = data.string();
+    if (f.data_is_file) data_dir = (data / "train-images-idx3-ubyte").string();
+    const std::string job = lockstep::testing::write_fault_job(dir_, f.model, data_dir);
+    auto r = run_command("train " + job, 60);
+    expect_one_line_error(r, f.expect);
+    EXPECT_NE(r.output.find(job + ": "), std::string::npos) << "the job file is not named: " << r.output;
+    EXPECT_EQ(r.output.find("job data-fault:"), std::string::npos) << "training started: " << r.output;
+  }
+}
+
+// Command-line numbers: the whole argument, in range, else one line naming the option and value.
+TEST_F(BadInput, TrainOptionsAreParsedStrictly) {
+  const std::string j = job("reference: \"fmnist-mlp\"");
+  struct Case {
+    std::string args, expect;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--epochs abc", "--epochs: expected a whole number in [1, 1000000], got \"abc\""},
+           {"--epochs -5", "--epochs: expected a whole number in [1, 1000000], got \"-5\""},
+           {"--epochs 0", "--epochs: expected a whole number in [1, 1000000], got \"0\""},
+           {"--epochs 3x", "got \"3x\""},
+           {"--epochs 99999999999999999999", "got \"99999999999999999999\""},
+           {"--seed -5", "--seed: expected a whole number in [0, 18446744073709551615], got \"-5\""},
+           {"--seed 1.5", "--seed: expected a whole number"}}) {
+    SCOPED_TRACE(c.args);
+    auto r = run_command("train " + j + " " + c.args, 60);
+    expect_one_line_error(r, c.expect);
+    for (const char* raw : {"stoll", "stod", "stoul", "failed at"}) EXPECT_EQ(r.output.find(raw), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(BadInput, JobPathThatIsADirectorySaysSo) {
+  auto r = run_command("train " + dir_.string());
+  expect_one_line_error(r, dir_.string() + ": is a directory, not a job file");
+  EXPECT_EQ(r.output.find("model:"), std::string::npos) << r.output;
+}
+
+TEST_F(BadInput, CtlWaitAndTokenFileAreCheckedBeforeConnecting) {
+  auto r = run_command("ctl status --coordinator 127.0.0.1:1 --wait abc");
+  expect_one_line_error(r, "--wait: expected a number in [0, 604800], got \"abc\"");
+  EXPECT_EQ(r.output.find("stod"), std::string::npos) << r.output;
+  r = run_command("ctl status --coordinator 127.0.0.1:1 --wait nan");
+  expect_one_line_error(r, "--wait: expected a number");
+  r = run_command("ctl status --coordinator 127.0.0.1:1 --token-file " + dir_.string());
+  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_NE(r.output.find("token file " + dir_.string() + " is a directory"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("is empty"), std::string::npos) << r.output;
+}
+
+TEST_F(BadInput, CoordinatorNumbersAreParsedStrictly) {
+  const std::string j = job("reference: \"fmnist-mlp\"");
+  auto r = run_command("coordinator " + j + " -n 4294967297");
+  expect_one_line_error(r, "-n: expected a whole number in [1, 1048576], got \"4294967297\"");
+  r = run_command("coordinator " + j + " -n 2 --port 70000");
+  expect_one_line_error(r, "--port: expected a whole number in [0, 65535], got \"70000\"");
 }
 
 }  // namespace

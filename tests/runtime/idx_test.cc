@@ -93,8 +93,38 @@ TEST_F(IdxTest, BadMagicNamesPathAndMagic) {
   b[2] = 0x09;  // signed-byte type
   for (bool gz : {false, true}) {
     const std::string path = write(gz ? "m.gz" : "m", b, gz);
-    EXPECT_EQ(error_of(path), path + ": bad IDX magic 0x00000901; expected 0x0000080N (unsigned bytes, N dimensions)");
+    EXPECT_EQ(error_of(path), path + ": IDX magic 0x00000901 says the file holds signed byte values; expected "
+                                     "0x0000080N (unsigned bytes, N dimensions)");
   }
+}
+
+// The header alone, as the launcher checks it before a job starts: dims of plain and gzipped files,
+// a foreign element type named, a truncated header, and a plain file's size against its header.
+TEST_F(IdxTest, DimsFromTheHeaderAlone) {
+  for (bool gz : {false, true}) {
+    const std::string path = write(gz ? "d.gz" : "d", idx_bytes({2, 3, 4}, iota_bytes(24)), gz);
+    EXPECT_EQ(read_idx_dims(path), (std::vector<int64_t>{2, 3, 4}));
+  }
+  auto error = [](const std::string& path) {
+    try {
+      read_idx_dims(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  Bytes floats = idx_bytes({2}, Bytes(8));
+  floats[2] = 0x0D;
+  const std::string f = write("f", floats, false);
+  EXPECT_EQ(error(f), f + ": IDX magic 0x00000d01 says the file holds 32-bit float values; expected 0x0000080N "
+                          "(unsigned bytes, N dimensions)");
+  const Bytes header = idx_bytes({20, 28, 28}, {});
+  const std::string h = write("h", Bytes(header.begin(), header.begin() + 9), false);
+  EXPECT_EQ(error(h), h + ": truncated: expected 16 bytes of header, got 9");
+  const std::string t = write("t", idx_bytes({2, 3, 4}, iota_bytes(20)), false);
+  EXPECT_EQ(error(t), t + ": truncated: expected 24 bytes of data, got 20");
+  const std::string l = write("l", idx_bytes({2, 3, 4}, iota_bytes(25)), false);
+  EXPECT_EQ(error(l), l + ": more data than the 24 bytes its header describes");
 }
 
 TEST_F(IdxTest, TruncatedDataNamesPathAndCounts) {

@@ -1,0 +1,146 @@
+// check_resume: a checkpoint is data from outside. Each field of a self-consistent checkpoint (its
+// MANIFEST and CRCs all valid) set to a value that does not fit the job is refused with one line
+// naming the checkpoint and the field; an edited job is refused naming each changed field (compared
+// with protobuf's MessageDifferencer), and a symlink to the same data is the same data.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "launcher/job_builder.h"
+#include "launcher/job_file.h"
+#include "launcher/resume_check.h"
+#include "runtime/check.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "tests/launcher/data_faults.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class ResumeCheck : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lockstep_resume_check_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    lockstep::testing::write_good_data(dir_ / "data");  // 20 samples: batch 4 -> 5 steps per epoch
+    job_ = lockstep::load_job(lockstep::testing::write_fault_job(dir_, "reference: \"fmnist-mlp\"",
+                                                                 (dir_ / "data").string()));
+    job_.set_epochs(3);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A checkpoint of job_ on 2 ranks at epoch 1, step 2 of 5 (global step 7), as save_checkpoint
+  // writes it, after `edit`.
+  void write(const std::function<void(lockstep::Checkpoint&)>& edit = {}) {
+    lockstep::BuiltModel b = lockstep::build_model(job_);
+    auto opt = lockstep::build_optimizer(job_, *b.model);
+    lockstep::Checkpoint c;
+    auto& s = c.state;
+    s.set_step(7);
+    s.set_epoch(1);
+    s.set_epoch_step(2);
+    s.set_job_hash(lockstep::job_hash(job_));
+    s.set_world_size(2);
+    s.set_optimizer_steps(7);
+    s.set_lr(0.05f);
+    *s.mutable_job() = job_;
+    for (int r = 0; r < 2; ++r)
+      for (int i : {3, 7}) {  // fmnist-mlp's dropout layers
+        auto* rec = s.add_rng();
+        rec->set_rank(r);
+        rec->set_consumer("dropout." + std::to_string(i == 3 ? 0 : 1));
+        rec->set_seed(1);
+        rec->set_key_rank(static_cast<uint32_t>(r));
+        rec->set_stream(2);
+        rec->set_step(7);
+      }
+    c.model = lockstep::snapshot_tensors(b.model->state_dict());
+    c.optimizer = lockstep::snapshot_tensors(opt->state_tensors());
+    if (edit) edit(c);
+    lockstep::write_checkpoint((dir_ / "run").string(), c, 0);
+  }
+  std::string error(const lockstep::proto::JobSpec& job) {
+    try {
+      lockstep::check_resume(job, (dir_ / "run").string(), 2);
+    } catch (const lockstep::Error& e) {
+      const std::string err = e.what();
+      EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+      for (const char* raw : {"stoul", "failed at", ".cc:"}) EXPECT_EQ(err.find(raw), std::string::npos) << err;
+      return err;
+    }
+    return "";
+  }
+  void expect_refused(const std::function<void(lockstep::Checkpoint&)>& edit, const std::string& needle) {
+    fs::remove_all(dir_ / "run");
+    write(edit);
+    const std::string err = error(job_);
+    EXPECT_NE(err.find("checkpoint " + (dir_ / "run/checkpoints/ckpt-000000007").string() + ": "),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << err;
+  }
+
+  fs::path dir_;
+  lockstep::proto::JobSpec job_;
+};
+
+TEST_F(ResumeCheck, AConsistentCheckpointAndNoCheckpointPass) {
+  EXPECT_EQ(error(job_), "");  // no checkpoint yet
+  write();
+  EXPECT_EQ(error(job_), "");
+  lockstep::proto::JobSpec longer = job_;  // epochs, phases, run_dir, metrics_file may change
+  longer.set_epochs(10);
+  longer.set_metrics_file("other.jsonl");
+  longer.mutable_phases()->set_eval_every(2);
+  EXPECT_EQ(error(longer), "");
+}
+
+TEST_F(ResumeCheck, AnEditedJobNamesEveryChangedField) {
+  write();
+  lockstep::proto::JobSpec edited = job_;
+  edited.mutable_optimizer()->set_lr(0.1f);
+  edited.set_batch_size(2);
+  edited.mutable_distributed()->set_sync_batchnorm(true);
+  const std::string err = error(edited);
+  EXPECT_NE(err.find("the job changed since this checkpoint was written: "), std::string::npos) << err;
+  for (const char* f : {"optimizer.lr", "batch_size", "distributed.sync_batchnorm"})
+    EXPECT_NE(err.find(f), std::string::npos) << f << " not named in: " << err;
+  EXPECT_EQ(err.find("epochs"), std::string::npos) << err;
+}
+
+TEST_F(ResumeCheck, TheSameDataThroughASymlinkIsTheSameData) {
+  write();
+  fs::create_directory_symlink(dir_ / "data", dir_ / "link");
+  lockstep::proto::JobSpec linked = job_;
+  linked.mutable_data()->set_dir((dir_ / "link").string());
+  EXPECT_EQ(error(linked), "");
+  EXPECT_EQ(lockstep::job_hash(linked), lockstep::job_hash(job_));
+  linked.mutable_data()->set_dir((dir_ / "link/../data/.").string());
+  EXPECT_EQ(lockstep::job_hash(linked), lockstep::job_hash(job_));
+}
+
+TEST_F(ResumeCheck, EveryStateFieldIsCheckedAgainstTheJob) {
+  using C = lockstep::Checkpoint;
+  expect_refused([](C& c) { c.state.mutable_rng(1)->set_consumer("dropout1"); },
+                 "state.pb: rng[1].consumer: expected \"dropout.<layer>\", got \"dropout1\"");
+  expect_refused([](C& c) { c.state.mutable_rng(1)->set_consumer("dropout.9"); },
+                 "rng[1].consumer: \"dropout.9\", but the model has 2 dropout layers");
+  expect_refused([](C& c) { c.state.mutable_rng(2)->set_rank(5); }, "rng[2].rank: must be in [0, 2), got 5");
+  expect_refused([](C& c) { c.state.mutable_rng(3)->set_rank(0); }, "rng[3].consumer: \"dropout.1\" of rank 0 appears twice");
+  expect_refused([](C& c) { c.state.set_epoch_step(1000000000000); }, "epoch_step: must be in [0, 5), got 1000000000000");
+  expect_refused([](C& c) { c.state.set_epoch(-3); }, "epoch: must be in [0, 3], got -3");
+  expect_refused([](C& c) { c.state.set_epoch(4); }, "epoch: must be in [0, 3], got 4");
+  expect_refused([](C& c) { c.state.set_optimizer_steps(8); }, "optimizer_steps: must be in [0, step 7], got 8");
+  expect_refused([](C& c) { c.state.set_lr(-1.f); }, "lr: must be finite and >= 0, got -1");
+  expect_refused([](C& c) { c.state.mutable_rng(0)->set_stream(77); }, "rng[0].stream: unknown stream 77");
+  expect_refused([](C& c) { c.state.set_world_size(3); }, "world_size: written by 3 ranks, this job has 2");
+  expect_refused([](C& c) { c.model[0].tensor = lockstep::Tensor::empty({3, 3}); },
+                 "model.pb '0.weight': shape (3, 3) in the checkpoint");
+  expect_refused([](C& c) { c.model[1].name = "1.weight"; }, "model.pb: tensor 1 is '1.weight' in the checkpoint");
+}
+
+}  // namespace
