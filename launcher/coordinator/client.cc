@@ -78,11 +78,14 @@ CoordinatorClient::~CoordinatorClient() { stop_heartbeats(); }
 proto::RegisterReply CoordinatorClient::register_worker(const proto::RegisterRequest& r, double wait_s) {
   using Clock = std::chrono::steady_clock;
   const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
+  // One nonce for every try: a retry after a lost reply is the same registration, not a takeover.
+  proto::RegisterRequest req = r;
+  if (req.nonce().empty()) req.set_nonce(new_token());
   for (;;) {
     const double left = std::chrono::duration<double>(end - Clock::now()).count();
     auto ctx = impl_->context(std::max(0.05, std::min(opts_.rpc_deadline_s, left)));
     proto::RegisterReply reply;
-    const grpc::Status s = impl_->stub->Register(ctx.get(), r, &reply);
+    const grpc::Status s = impl_->stub->Register(ctx.get(), req, &reply);
     const bool retry = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
                        s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
     if (s.ok() || !retry || Clock::now() + std::chrono::milliseconds(100) >= end) {

@@ -34,6 +34,8 @@ proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
   std::lock_guard<std::mutex> lock(mu_);
   if (ranks_.count(r.rank())) {
     const Rank& had = ranks_.at(r.rank());
+    if (!r.nonce().empty() && r.pid() == had.info.pid() && grpc_util::constant_time_equal(r.nonce(), had.nonce))
+      return register_reply(had.session);  // the same registration, retried
     throw RankTaken("Register: rank " + std::to_string(r.rank()) + " is already registered in attempt " +
                     std::to_string(attempt_) + " (pid " + std::to_string(had.info.pid()) + " on " +
                     had.info.host() + "); a rank registers once per attempt");
@@ -44,8 +46,12 @@ proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
   x.info.set_pid(r.pid());
   x.last_seen = Clock::now();
   x.session = session_for(r.rank());
+  x.nonce = r.nonce();
   registered_cv_.notify_all();
+  return register_reply(x.session);
+}
 
+proto::RegisterReply JobState::register_reply(const std::string& session) const {
   proto::RegisterReply reply;
   *reply.mutable_job() = job_;
   reply.set_run_dir(opts_.run_dir);
@@ -53,7 +59,7 @@ proto::RegisterReply JobState::register_rank(const proto::RegisterRequest& r) {
   reply.set_heartbeat_interval_s(opts_.heartbeat_interval_s);
   reply.set_coordinator_timeout_s(opts_.coordinator_timeout_s);
   reply.set_attempt(attempt_);
-  reply.set_session(x.session);
+  reply.set_session(session);
   return reply;
 }
 

@@ -34,7 +34,8 @@ class JobState {
   int world_size() const { return world_; }
   // Registers the rank for this attempt and hands it a fresh session credential
   // (RegisterReply.session). Throws Error for a bad rank, world size or pid, RankTaken when the rank
-  // is registered already (the first registration stays).
+  // is registered already (the first registration stays) unless this is a retry of that
+  // registration (same non-empty nonce, same pid), which gets the same reply.
   proto::RegisterReply register_rank(const proto::RegisterRequest& r);
   // The rank whose session credential of this attempt `credential` is; -1 for none. Constant time
   // in the credential's secret part.
@@ -53,9 +54,11 @@ class JobState {
     proto::RankStatus info;  // since_heartbeat_s and the rates filled in by status()
     Clock::time_point last_seen;
     std::string session;     // this attempt's credential of the rank
+    std::string nonce;       // of the registration, so its retry gets the same session
     StepRate rate;
   };
   proto::JobStatus status_locked() const;
+  proto::RegisterReply register_reply(const std::string& session) const;  // mu_ held
 
   mutable std::mutex mu_;
   std::condition_variable registered_cv_;

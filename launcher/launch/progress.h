@@ -25,6 +25,8 @@ class ProgressLine {
 
 // The line for a status, e.g.
 // "epoch 2/3  step 700/1404  2345 samples/s  loss 0.4123  ETA 0:41"; empty before any rank reports.
+// samples/s and the ETA are the coordinator's, over a 30 s window of rank 0's step counter
+// (RankStatus.samples_per_sec, status_format::eta_seconds); the loss is rank 0's StepMetrics.loss.
 std::string progress_text(const proto::JobStatus& st);
 
 // The end-of-job table: one row per epoch (train loss, test loss, test accuracy, samples/s) read

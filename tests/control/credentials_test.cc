@@ -135,6 +135,30 @@ TEST_F(Credentials, RegisteredPidStaysAfterRefusals) {
   EXPECT_EQ(s.ranks(1).pid(), register_request(1, kWorld).pid());
 }
 
+// A Register whose reply was lost is sent again by the same process (same nonce, same pid): it gets
+// the same session. Anyone else, even with the worker secret and that pid, is refused.
+TEST(CredentialRetry, RetriedRegisterGetsTheSameSessionOthersAreRefused) {
+  const std::string token = new_token(), secret = testing::worker_secret_for(token);
+  CoordinatorServer server(small_job(), 1, server_options(token));
+  auto stub = testing::raw_stub(server.address());
+  auto reg = [&](const std::string& nonce, int64_t pid, proto::RegisterReply* reply) {
+    proto::RegisterRequest r = register_request(0, 1);
+    r.set_nonce(nonce);
+    r.set_pid(pid);
+    return call(secret, [&](auto* c, auto& q, auto* p) { return stub->Register(c, q, p); }, r, reply);
+  };
+  const std::string nonce = new_token();
+  proto::RegisterReply first, retry, other;
+  ASSERT_TRUE(reg(nonce, 77, &first).ok());
+  ASSERT_TRUE(reg(nonce, 77, &retry).ok());
+  EXPECT_EQ(retry.session(), first.session());
+  expect_status(reg(new_token(), 77, &other), grpc::StatusCode::ALREADY_EXISTS, "rank 0 is already registered");
+  expect_status(reg(nonce, 78, &other), grpc::StatusCode::ALREADY_EXISTS, "rank 0 is already registered");
+  expect_status(reg("", 77, &other), grpc::StatusCode::ALREADY_EXISTS, "rank 0 is already registered");
+  EXPECT_TRUE(other.session().empty());
+  EXPECT_EQ(server.status().registered(), 1);
+}
+
 // "send heartbeats for a frozen rank, which hides it from the deadline".
 TEST_F(Credentials, NobodyHeartbeatsForAnotherRank) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
