@@ -26,6 +26,7 @@
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/launch/run_dir.h"
+#include "launcher/resume_check.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -98,6 +99,7 @@ int coordinator_main(int argc, char** argv) {
   if (run_dir.empty()) run_dir = job.run_dir().empty() ? "runs/" + job.name() : job.run_dir();
   RunDirectory dir(run_dir, job.name(), RunDirOptions{.resume = o.resume, .metrics_file = job.metrics_file()});
   o.run_dir = dir.path();
+  if (o.resume) check_resume(job, dir.path(), world);
   if (token_file.empty()) token_file = o.run_dir + "/token";
   if (secret_file.empty()) secret_file = o.run_dir + "/worker_secret";
   o.token = ensure_token(token_file, "token", &read_token);

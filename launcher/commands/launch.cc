@@ -21,6 +21,7 @@
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
+#include "launcher/resume_check.h"
 #include "launcher/launch/exit_status.h"
 #include "launcher/launch/progress.h"
 #include "launcher/launch/run_dir.h"
@@ -142,6 +143,7 @@ int launch_main(int argc, char** argv) {
         !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
     dir = std::make_unique<RunDirectory>(
         run_dir, job.name(), RunDirOptions{.resume = a.resume, .overwrite = a.overwrite, .metrics_file = job.metrics_file()});
+    if (a.resume) check_resume(job, dir->path(), a.ranks);  // names every field an edited job changed
     token = new_token();
     worker_secret = new_token();  // the workers' own credential (Register only), through mpirun's environment alone
     ServerOptions so;

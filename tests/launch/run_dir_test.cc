@@ -127,4 +127,18 @@ TEST_F(RunDirOwnership, ALaunchThatCannotServeItsPortRewritesNothing) {
   EXPECT_EQ(after[path("run/metrics.jsonl")], before.at(path("run/metrics.jsonl")));
 }
 
+TEST_F(RunDirOwnership, AnEditedJobOnResumeNamesTheChangedFieldsBeforeAnyWorkerStarts) {
+  const std::string job = write_mlp_job(dir_.string(), 1);
+  ASSERT_EQ(run(job, path("run")), 0) << output_;
+  std::string text = read_text(job);
+  text.replace(text.find("lr: 0.05"), 8, "lr: 0.01");
+  const std::string edited = path("edited.textproto");
+  std::ofstream(edited) << text;
+  const auto before = snapshot(path("run/checkpoints"));
+  EXPECT_EQ(run(edited, path("run"), {"--resume", "--epochs", "2"}), 2) << output_;
+  EXPECT_NE(output_.find("optimizer.lr"), std::string::npos) << output_;
+  EXPECT_EQ(output_.find("coordinator"), std::string::npos) << "something started:\n" << output_;
+  EXPECT_EQ(snapshot(path("run/checkpoints")), before);
+}
+
 }  // namespace
