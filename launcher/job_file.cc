@@ -242,6 +242,8 @@ void check_control(const Checker& c, const proto::ControlSpec& s) {
     c.in_range("control.heartbeat_interval_s", s.heartbeat_interval_s(), kMinSeconds, kMaxHeartbeatS);
   if (s.has_heartbeat_timeout_s())
     c.in_range("control.heartbeat_timeout_s", s.heartbeat_timeout_s(), kMinSeconds, kMaxSeconds);
+  if (s.has_startup_timeout_s())
+    c.in_range("control.startup_timeout_s", s.startup_timeout_s(), 1.0f, kMaxSeconds);
   const float interval = s.has_heartbeat_interval_s() ? s.heartbeat_interval_s() : 0.5f;
   const float timeout = s.has_heartbeat_timeout_s() ? s.heartbeat_timeout_s() : 10.0f;
   if (interval > 0 && timeout > 0 && timeout < 2 * interval)
@@ -289,6 +291,8 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   c.non_negative("eval_batch_size", job.eval_batch_size(), kMaxBatch);
   c.non_negative("threads", job.threads(), kMaxThreads);
   // seed: every uint64 value is a seed.
+  if (!proto::JobSpec::NonFinite_IsValid(job.on_nonfinite()))
+    c.fail("on_nonfinite", "unknown value " + str(job.on_nonfinite()));
   check_optimizer(c, job.optimizer());
   check_schedule(c, job.schedule());
   check_distributed(c, job.distributed());
@@ -323,6 +327,7 @@ Heartbeat heartbeat_of(const proto::JobSpec& job) {
   Heartbeat h;
   if (job.control().has_heartbeat_interval_s()) h.interval_s = job.control().heartbeat_interval_s();
   if (job.control().has_heartbeat_timeout_s()) h.timeout_s = job.control().heartbeat_timeout_s();
+  if (job.control().has_startup_timeout_s()) h.startup_s = job.control().startup_timeout_s();
   return h;
 }
 

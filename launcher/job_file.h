@@ -47,6 +47,7 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
 struct Heartbeat {
   double interval_s = 0.5;
   double timeout_s = 10.0;
+  double startup_s = 600.0;  // registration to the end of start-up
 };
 Heartbeat heartbeat_of(const proto::JobSpec& job);
 

@@ -136,7 +136,10 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   Trainer trainer(*built.model, *opt, loss, schedule.get(),
                   {.epochs = job.epochs(),
                    .eval_batch_size = job.eval_batch_size() ? job.eval_batch_size() : 1000,
-                   .sample_shape = built.sample_shape},
+                   .sample_shape = built.sample_shape,
+                   .on_nonfinite = job.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
+                                       ? NonFiniteAction::kSkipStep
+                                       : NonFiniteAction::kStop},
                   dopt);
   std::unique_ptr<MetricsLog> log;
   if (lead) {

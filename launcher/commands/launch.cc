@@ -173,7 +173,7 @@ int launch_main(int argc, char** argv) {
                job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
                run_dir.c_str());
   ProgressLine progress(::isatty(STDERR_FILENO));
-  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .log_path = run_dir + "/mpirun.log"},
+  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + "/mpirun.log"},
                         [&](const proto::JobStatus& st) { progress.update(st); });
   const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.address());
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();

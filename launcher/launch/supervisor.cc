@@ -124,6 +124,7 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   Clock::time_point first_stop{}, exited_at{}, kill_at = Clock::time_point::max();
   std::map<int, int64_t> local_pids;  // rank -> pid of this attempt's ranks on this host
   std::map<int64_t, bool> verified;   // pid -> started by this attempt's mpirun
+  std::map<int, Clock::time_point> registered_at;  // rank -> when this supervisor first saw it
 
   // A failure: mpirun gets the grace period to end the job itself (signalling it while it aborts
   // crashes it), then its process group is killed.
@@ -213,6 +214,12 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
           if (verified[rs.pid()]) local_pids[rs.rank()] = rs.pid();
         }
         if (ending) continue;
+        const auto seen = registered_at.emplace(rs.rank(), Clock::now()).first->second;
+        const double starting_s = std::chrono::duration<double>(Clock::now() - seen).count();
+        if (rs.metrics().steps_per_epoch() == 0 && starting_s > o_.startup_deadline_s)
+          fail("rank " + std::to_string(rs.rank()) + " (pid " + std::to_string(rs.pid()) + " on " + rs.host() +
+               ") did not finish its start-up within " + std::to_string(static_cast<int>(o_.startup_deadline_s)) +
+               " s of registering (control.startup_timeout_s)");
         if (here && verified[rs.pid()] && !alive(static_cast<pid_t>(rs.pid())))
           fail("rank " + std::to_string(rs.rank()) + " (pid " + std::to_string(rs.pid()) + " on " + rs.host() +
                ") exited unexpectedly");

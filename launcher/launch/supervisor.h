@@ -35,6 +35,7 @@ struct AttemptResult {
 struct SupervisorOptions {
   double heartbeat_deadline_s = 10.0;  // a registered rank silent this long fails the attempt
   double register_deadline_s = 120.0;  // every rank must register within this
+  double startup_deadline_s = 600.0;   // and finish its start-up (steps_per_epoch known) this long after
   double tick_s = 0.25;
   double mpirun_grace_s = 3.0;  // after a failure, mpirun may end the job itself before it is killed
   double repeat_signal_s = 1.0;  // a stop signal counts as a second one only this long after the first

@@ -102,7 +102,10 @@ Worker::Worker(const WorkerSetup& w)
   trainer_ = std::make_unique<Trainer>(
       *built_.model, *opt_, loss_, schedule_.get(),
       TrainerOptions{.epochs = job_.epochs(), .eval_batch_size = job_.eval_batch_size() ? job_.eval_batch_size() : 1000,
-                     .sample_shape = built_.sample_shape},
+                     .sample_shape = built_.sample_shape,
+                     .on_nonfinite = job_.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
+                                         ? NonFiniteAction::kSkipStep
+                                         : NonFiniteAction::kStop},
       dopt);
   if (lead_) {
     std::string path = job_.metrics_file().empty() ? "metrics.jsonl" : job_.metrics_file();
@@ -253,9 +256,20 @@ int Worker::run() {
       }
       const auto t0 = Clock::now();
       DistributedSampler::gather(train_set_, sampler_->shard(pos_.epoch_step), x, y);
-      const double loss = trainer_->train_step(x, y, sampler_->first_global_row());
-      pending_sum = loss * static_cast<double>(y.numel());
-      pending_count = static_cast<double>(y.numel());
+      double loss = 0;
+      try {
+        loss = trainer_->train_step(x, y, sampler_->first_global_row());
+      } catch (const NonFiniteStep& e) {
+        throw Error("step " + std::to_string(pos_.step + 1) + " (epoch " + std::to_string(pos_.epoch + 1) + "): " +
+                    e.what());
+      }
+      const bool skipped = trainer_->last_step_skipped();
+      if (skipped && lead_)
+        std::fprintf(stderr, "lockstep worker: step %llu (epoch %lld) skipped: %s\n",
+                     static_cast<unsigned long long>(pos_.step + 1), static_cast<long long>(pos_.epoch + 1),
+                     trainer_->last_skip_reason().c_str());
+      pending_sum = skipped ? 0.0 : loss * static_cast<double>(y.numel());  // a skipped step counts in no mean
+      pending_count = skipped ? 0.0 : static_cast<double>(y.numel());
       ++pos_.step;
       publish(seconds_since(t0));
     }

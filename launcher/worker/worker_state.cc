@@ -6,6 +6,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -41,6 +42,22 @@ std::string broadcast_verdict(Communicator& comm, const std::string& error) {
 
 std::vector<std::pair<std::string, Tensor*>> model_state(Sequential& model) { return model.state_dict(); }
 
+// Note [rank-local buffers]: under eval_buffers AVERAGE each rank keeps its own BatchNorm running
+// statistics between eval phases (they are averaged only when an eval phase begins), so a checkpoint
+// holds every rank's, and a resume gives each rank its own back: the resumed run then continues the
+// uninterrupted one exactly. Under BROADCAST only rank 0's ever count.
+bool rank_local_buffers(const proto::JobSpec& job, const Communicator& comm) {
+  return comm.size() > 1 && job.distributed().eval_buffers() == proto::DistributedSpec::AVERAGE;
+}
+
+int64_t buffer_numel(Sequential& model) {
+  int64_t n = 0;
+  for (auto& [name, t] : model.named_buffers()) n += t->numel();
+  return n;
+}
+
+std::string rank_buffer_name(int rank, const std::string& name) { return "rank" + std::to_string(rank) + "/" + name; }
+
 }  // namespace
 
 std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
@@ -54,6 +71,15 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
     std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(comm.rank() * block + i * kRngFields));
   }
   if (!rng.empty()) comm.all_reduce(std::span<double>(rng), ReduceOp::kSum).wait();
+  // buffers: (world, buffer elements), each rank filling its own row; summed = gathered.
+  const bool local = rank_local_buffers(job, comm);
+  const int64_t nbuf = local ? buffer_numel(model) : 0;
+  std::vector<float> buffers(static_cast<size_t>(nbuf) * static_cast<size_t>(comm.size()), 0.f);
+  if (nbuf > 0) {
+    float* row = buffers.data() + static_cast<size_t>(comm.rank()) * static_cast<size_t>(nbuf);
+    for (auto& [name, t] : model.named_buffers()) row = std::copy(t->data(), t->data() + t->numel(), row);
+    comm.all_reduce(std::span<float>(buffers), ReduceOp::kSum).wait();
+  }
 
   std::string path, error;
   if (comm.rank() == 0) {
@@ -84,7 +110,24 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
           rec->set_step(u64(f[4], f[5]));
         }
       c.model = snapshot_tensors(model_state(model));
+      // A checkpoint is what a resume trusts: never one with NaN or infinite weights or statistics.
+      for (const NamedTensor& t : c.model) {
+        const float* v = t.tensor.data();
+        for (int64_t i = 0, n = t.tensor.numel(); i < n; ++i)
+          LOCKSTEP_FAIL_IF(!std::isfinite(v[i]))
+              << "checkpoint at step " << pos.step << " refused: " << t.name << " holds a non-finite value ("
+              << v[i] << " at index " << i << "); the previous checkpoints are kept";
+      }
       c.optimizer = snapshot_tensors(opt.state_tensors());
+      const auto named = model.named_buffers();
+      for (int r = 1; r < comm.size() && nbuf > 0; ++r) {
+        const float* row = buffers.data() + static_cast<size_t>(r) * static_cast<size_t>(nbuf);
+        for (const auto& [name, t] : named) {
+          c.rank_buffers.push_back(NamedTensor{
+              rank_buffer_name(r, name), Tensor::from(t->shape(), std::span<const float>(row, static_cast<size_t>(t->numel())))});
+          row += t->numel();
+        }
+      }
       const int keep = job.phases().has_keep_checkpoints() ? job.phases().keep_checkpoints() : 2;
       path = write_checkpoint(run_dir, c, keep);
     } catch (const std::exception& e) {
@@ -104,6 +147,10 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
   const std::vector<Dropout*> drops = dropout_layers(model);
   std::optional<std::pair<std::string, Checkpoint>> found;
   std::string error;
+  const bool local = rank_local_buffers(job, comm);
+  const int64_t nbuf = local ? buffer_numel(model) : 0;
+  // (world, buffer elements): rank 0 fills every rank's row from the checkpoint.
+  std::vector<float> buffers(static_cast<size_t>(nbuf) * static_cast<size_t>(comm.size()), 0.f);
   if (comm.rank() == 0) {
     try {
       found = latest_valid_checkpoint(run_dir, [](const std::string& w) {
@@ -131,6 +178,31 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
                        found->first);
         copy_tensors(found->second.model, model_state(model), "checkpoint " + found->first + " model.pb");
         copy_tensors(found->second.optimizer, opt.state_tensors(), "checkpoint " + found->first + " optimizer.pb");
+        if (nbuf > 0) {
+          // Every rank's own buffers (Note [rank-local buffers]); a checkpoint without them (written
+          // before they were kept) gives every rank rank 0's.
+          const auto& saved = found->second.rank_buffers;
+          const auto named = model.named_buffers();
+          float* row = buffers.data();
+          for (int r = 0; r < comm.size(); ++r) {
+            size_t k = static_cast<size_t>(r - 1) * named.size();
+            for (const auto& [name, t] : named) {
+              const Tensor* src = t;
+              if (r > 0 && !saved.empty()) {
+                LOCKSTEP_FAIL_IF(k >= saved.size() || saved[k].name != rank_buffer_name(r, name) ||
+                                 saved[k].tensor.shape() != t->shape())
+                    << "checkpoint " << found->first << " rank_buffers.pb: expected " << rank_buffer_name(r, name)
+                    << " of " << t->numel() << " values at entry " << k;
+                src = &saved[k].tensor;
+                ++k;
+              }
+              row = std::copy(src->data(), src->data() + src->numel(), row);
+            }
+          }
+          LOCKSTEP_FAIL_IF(!saved.empty() && saved.size() != static_cast<size_t>(comm.size() - 1) * named.size())
+              << "checkpoint " << found->first << " rank_buffers.pb: " << saved.size() << " tensors, expected "
+              << (comm.size() - 1) * named.size();
+        }
       }
     } catch (const std::exception& e) {
       error = e.what();
@@ -155,6 +227,14 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model,
   for (auto& [name, t] : model_state(model)) tensors.push_back(t);
   for (auto& [name, t] : opt.state_tensors()) tensors.push_back(t);
   broadcast_tensors(comm, tensors, 0);
+  if (nbuf > 0) {
+    comm.all_reduce(std::span<float>(buffers), ReduceOp::kSum).wait();
+    const float* row = buffers.data() + static_cast<size_t>(comm.rank()) * static_cast<size_t>(nbuf);
+    for (auto& [name, t] : model.named_buffers()) {
+      std::copy(row, row + t->numel(), t->data());
+      row += t->numel();
+    }
+  }
   opt.set_step_count(static_cast<int64_t>(head[5]));
   opt.set_lr(static_cast<float>(head[6]));
 

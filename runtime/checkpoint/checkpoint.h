@@ -24,6 +24,10 @@ struct Checkpoint {
   proto::CheckpointState state;
   std::vector<NamedTensor> model;      // state_dict order (parameters and buffers)
   std::vector<NamedTensor> optimizer;  // optimizer state tensors, in the optimizer's order
+  // Buffers that are rank-local (BatchNorm running statistics under eval_buffers AVERAGE without
+  // SyncBatchNorm): ranks 1..N-1's, named "rank<r>/<state_dict name>"; rank 0's are in `model`.
+  // Empty (and no rank_buffers.pb) when every rank holds rank 0's.
+  std::vector<NamedTensor> rank_buffers;
 };
 
 // Writes run_dir/checkpoints/ckpt-<state.step>/ atomically and returns its path. Every file goes

@@ -17,6 +17,7 @@ namespace lockstep::checkpoint_format {
 inline constexpr const char* kStateFile = "state.pb";
 inline constexpr const char* kModelFile = "model.pb";
 inline constexpr const char* kOptimizerFile = "optimizer.pb";
+inline constexpr const char* kRankBuffersFile = "rank_buffers.pb";  // only when some rank's buffers differ
 inline constexpr const char* kManifestFile = "MANIFEST";
 
 uint32_t crc32_of(std::string_view bytes);

@@ -68,6 +68,8 @@ Checkpoint load(const std::string& dir) {
   c.model = fmt::decode_tensors(files[fmt::kModelFile], fmt::kModelFile);
   files.erase(fmt::kModelFile);
   c.optimizer = fmt::decode_tensors(files[fmt::kOptimizerFile], fmt::kOptimizerFile);
+  if (files.count(fmt::kRankBuffersFile))
+    c.rank_buffers = fmt::decode_tensors(files[fmt::kRankBuffersFile], fmt::kRankBuffersFile);
   return c;
 }
 

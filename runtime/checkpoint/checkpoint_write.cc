@@ -67,6 +67,7 @@ void write_files(const std::string& tmp, const Checkpoint& c) {
   put(fmt::kStateFile, state);
   put(fmt::kModelFile, fmt::encode_tensors(c.model, fmt::kModelFile));
   put(fmt::kOptimizerFile, fmt::encode_tensors(c.optimizer, fmt::kOptimizerFile));
+  if (!c.rank_buffers.empty()) put(fmt::kRankBuffersFile, fmt::encode_tensors(c.rank_buffers, fmt::kRankBuffersFile));
   io::write_file_synced(tmp, fmt::kManifestFile, fmt::encode_manifest(manifest));
   io::sync_dir(tmp, "the temporary directory");
 }

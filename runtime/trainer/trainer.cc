@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
 
 #include "layers/dropout.h"
 #include "runtime/check.h"
@@ -43,8 +46,27 @@ Tensor Trainer::as_input(const Tensor& x) const {
   return x.reshape(s);
 }
 
+namespace {
+
+bool finite_gradients(Sequential& model) {
+  for (Parameter* p : model.parameters()) {
+    const float* g = p->grad.data();
+    for (int64_t i = 0, n = p->grad.numel(); i < n; ++i)
+      if (!std::isfinite(g[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_global_row) {
   model_.train();
+  skipped_ = false;
+  const bool skip_policy = o_.on_nonfinite == NonFiniteAction::kSkipStep;
+  if (skip_policy) {  // a skipped step leaves the running statistics as they were
+    saved_buffers_.clear();
+    for (auto& [name, t] : model_.named_buffers()) saved_buffers_.insert(saved_buffers_.end(), t->data(), t->data() + t->numel());
+  }
   if (d_.per_sample_dropout) set_dropout_first_global_row(model_, first_global_row);
   Tensor logits = model_.forward(as_input(x));
   const double loss = loss_.forward(logits, y);
@@ -54,8 +76,34 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
     const float inv = 1.0f / static_cast<float>(d_.comm->size());
     for (int64_t i = 0; i < dloss.numel(); ++i) dloss[i] *= inv;
   }
+  // A non-finite loss poisons this rank's gradient, so the all-reduced gradients (the same on every
+  // rank) carry every rank's verdict and no rank decides alone.
+  const bool loss_ok = std::isfinite(loss);
+  if (!loss_ok && dloss.numel() > 0) dloss[0] = std::numeric_limits<float>::quiet_NaN();
   model_.backward(dloss);  // the reducer's buckets start all-reducing from its hook
   if (reducer_) reducer_->finalize();  // averaged gradients back in place
+  if (!finite_gradients(model_)) {
+    // Rare: one more collective names the ranks whose loss was not finite.
+    std::vector<double> bad(static_cast<size_t>(d_.comm ? d_.comm->size() : 1), 0.0);
+    bad[static_cast<size_t>(d_.comm ? d_.comm->rank() : 0)] = loss_ok ? 0.0 : 1.0;
+    if (d_.comm && d_.comm->size() > 1) d_.comm->all_reduce(std::span<double>(bad), ReduceOp::kSum).wait();
+    std::string ranks;
+    for (size_t r = 0; r < bad.size(); ++r)
+      if (bad[r] > 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+    const std::string what = ranks.empty() ? "non-finite gradients (every rank's loss finite)"
+                                           : std::string("non-finite loss on rank") +
+                                                 (ranks.find(',') != std::string::npos ? "s " : " ") + ranks;
+    if (!skip_policy)
+      throw NonFiniteStep(what + "; weights unchanged (on_nonfinite: NONFINITE_SKIP_STEP skips such steps)");
+    skipped_ = true;
+    skip_reason_ = what;
+    auto it = saved_buffers_.begin();
+    for (auto& [name, t] : model_.named_buffers()) {
+      std::copy(it, it + t->numel(), t->data());
+      it += t->numel();
+    }
+    return loss;
+  }
   opt_.step();
   return loss;
 }
@@ -69,7 +117,9 @@ double Trainer::train_epoch(const DistributedSampler& sampler, const Dataset& da
   for (int64_t s = 0; s < sampler.num_steps(); ++s) {
     const std::vector<int64_t> idx = sampler.shard(s);
     DistributedSampler::gather(data, idx, x, y);
-    sums[0] += train_step(x, y, sampler.first_global_row()) * static_cast<double>(y.numel());
+    const double loss = train_step(x, y, sampler.first_global_row());
+    if (skipped_) continue;  // a skipped step counts in no mean
+    sums[0] += loss * static_cast<double>(y.numel());
     sums[1] += static_cast<double>(y.numel());
   }
   d_.comm->all_reduce(std::span<double>(sums), ReduceOp::kSum).wait();
@@ -82,7 +132,9 @@ double Trainer::train_epoch(const BatchLoader& loader) {
   int64_t count = 0;
   for (int64_t b = 0; b < loader.num_batches(); ++b) {
     loader.batch(b, x, y);
-    sum += train_step(x, y) * static_cast<double>(y.numel());
+    const double loss = train_step(x, y);
+    if (skipped_) continue;
+    sum += loss * static_cast<double>(y.numel());
     count += y.numel();
   }
   return count ? sum / static_cast<double>(count) : 0.0;

@@ -26,6 +26,7 @@
 #include "runtime/data/loader.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
+#include "runtime/check.h"
 
 namespace lockstep {
 
@@ -46,10 +47,25 @@ struct EvalResult {
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
 };
 
+// What a step with a non-finite loss or gradient does (job field on_nonfinite).
+enum class NonFiniteAction {
+  kStop,      // train_step throws NonFiniteStep
+  kSkipStep,  // no optimizer step; weights, optimizer state and BatchNorm buffers stay as they were
+};
+
+// A step's loss or gradients were not finite (NaN or infinity) under NonFiniteAction::kStop. The
+// same on every rank (the decision comes from the all-reduced gradients); the message names the
+// ranks whose loss was not finite.
+class NonFiniteStep : public Error {
+ public:
+  using Error::Error;
+};
+
 struct TrainerOptions {
   int64_t epochs = 1;
   int64_t eval_batch_size = 1000;
   Shape sample_shape;  // one model input sample, e.g. (784) or (1, 28, 28)
+  NonFiniteAction on_nonfinite = NonFiniteAction::kStop;
 };
 
 struct DistributedOptions {
@@ -77,7 +93,11 @@ class Trainer {
 
   // One optimisation step on (x, y); returns the mean loss of the batch (this rank's shard when
   // distributed; first_global_row is the shard's row in the global batch, for per-sample dropout).
+  // A non-finite loss or gradient on any rank: throws NonFiniteStep (kStop), or skips the step and
+  // sets last_step_skipped() (kSkipStep); every rank decides alike.
   double train_step(const Tensor& x, const Tensor& y, int64_t first_global_row = 0);
+  bool last_step_skipped() const { return skipped_; }
+  const std::string& last_skip_reason() const { return skip_reason_; }
   // Distributed: one pass over the sampler's current epoch; returns the global mean sample loss.
   double train_epoch(const DistributedSampler& sampler, const Dataset& data);
   // Distributed fit: epochs x (train_epoch, evaluate) over the sampler; every rank gets the same
@@ -115,6 +135,9 @@ class Trainer {
   DistributedOptions d_;
   std::unique_ptr<Reducer> reducer_;
   uint32_t phase_ = 0;  // incremented at every train/eval boundary, the same on every rank
+  bool skipped_ = false;
+  std::string skip_reason_;
+  std::vector<float> saved_buffers_;  // kSkipStep: the BatchNorm buffers before the step's forward
 };
 
 }  // namespace lockstep

@@ -15,25 +15,7 @@ using namespace lockstep::testing;
 
 namespace {
 
-class LaunchedJob : public TestDirectory {
- protected:
-  // A launch of the job in the background: lockstep launch -n 2 JOB --run-dir RUN ARGS...
-  std::unique_ptr<ChildProcess> start(const std::string& job, const std::string& run,
-                                      std::vector<std::string> args = {}) {
-    std::vector<std::string> argv{lockstep_exe(), "launch", "-n", "2", job, "--run-dir", run};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return std::make_unique<ChildProcess>(argv, run + ".log");
-  }
-  // Runs a launch to its end (at most limit_s); returns its status.
-  int run(const std::string& job, const std::string& run, std::vector<std::string> args = {}, double limit_s = 120) {
-    auto p = start(job, run, std::move(args));
-    const int st = p->wait(limit_s);
-    output_ = p->output();
-    return st;
-  }
-
-  std::string output_;
-};
+using LaunchedJob = LaunchTest;
 
 TEST_F(LaunchedJob, KilledAfterEpochOneAndResumedEndsBitIdentical) {
   const std::string job = write_mlp_job(dir_.string(), 2);

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/control/process_util.h"
+
 namespace lockstep::testing {
 
 // A fresh directory per test (named after the test and this process), removed afterwards.
@@ -40,6 +42,26 @@ class TestDirectory : public ::testing::Test {
 };
 
 inline std::string lockstep_exe() { return std::string(LOCKSTEP_BINARY_DIR) + "/launcher/lockstep"; }
+
+// A test of whole launches in its own directory: `lockstep launch -n N JOB --run-dir RUN ARGS...`
+// in the background (start) or to its end under a time limit (run: the status; output_ the output).
+class LaunchTest : public TestDirectory {
+ protected:
+  std::unique_ptr<ChildProcess> start(const std::string& job, const std::string& run,
+                                      std::vector<std::string> args = {}, const std::string& n = "2") {
+    std::vector<std::string> argv{lockstep_exe(), "launch", "-n", n, job, "--run-dir", run};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<ChildProcess>(argv, run + ".log");
+  }
+  int run(const std::string& job, const std::string& run, std::vector<std::string> args = {}, double limit_s = 120) {
+    auto p = start(job, run, std::move(args));
+    const int st = p->wait(limit_s);
+    output_ = p->output();
+    return st;
+  }
+
+  std::string output_;
+};
 
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

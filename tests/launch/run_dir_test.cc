@@ -16,20 +16,8 @@ using namespace lockstep::testing;
 
 namespace {
 
-class RunDirOwnership : public TestDirectory {
+class RunDirOwnership : public LaunchTest {
  protected:
-  std::unique_ptr<ChildProcess> start(const std::string& job, const std::string& run,
-                                      std::vector<std::string> args = {}) {
-    std::vector<std::string> argv{lockstep_exe(), "launch", "-n", "2", job, "--run-dir", run};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return std::make_unique<ChildProcess>(argv, run + ".log");
-  }
-  int run(const std::string& job, const std::string& run, std::vector<std::string> args = {}, double limit_s = 120) {
-    auto p = start(job, run, std::move(args));
-    const int st = p->wait(limit_s);
-    output_ = p->output();
-    return st;
-  }
   // Every file under dir with its bytes.
   static std::map<std::string, std::string> snapshot(const std::string& dir) {
     std::map<std::string, std::string> out;
@@ -37,7 +25,6 @@ class RunDirOwnership : public TestDirectory {
       if (e.is_regular_file()) out[e.path().string()] = read_text(e.path().string());
     return out;
   }
-  std::string output_;
 };
 
 TEST_F(RunDirOwnership, AFinishedRunIsRefusedWithoutResumeAndOverwriteStartsOver) {

@@ -15,15 +15,7 @@ using namespace lockstep::testing;
 
 namespace {
 
-class Teardown : public TestDirectory {
- protected:
-  std::unique_ptr<ChildProcess> start(const std::string& job, const std::string& run,
-                                      std::vector<std::string> args = {}, const std::string& n = "2") {
-    std::vector<std::string> argv{lockstep_exe(), "launch", "-n", n, job, "--run-dir", run};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return std::make_unique<ChildProcess>(argv, run + ".log");
-  }
-};
+using Teardown = LaunchTest;
 
 // The rows of the summary's rank table: rank -> steps.
 std::map<int, long> summary_steps(const std::string& out) {

@@ -1,0 +1,72 @@
+// One job file means one training run, whatever command runs it: `lockstep train`, `mpirun -np 1
+// lockstep train` and `lockstep launch -n 1` take the same steps over a data set whose size is not a
+// multiple of the batch (10 samples, batch 4) and report the same train loss, with data.drop_last
+// false (3 steps: the last batch filled from the epoch's first samples) and true (2 steps).
+#include <gtest/gtest.h>
+
+#include "tests/control/process_util.h"
+#include "tests/launch/launch_util.h"
+#include "tests/test_util.h"
+
+namespace fs = std::filesystem;
+using namespace lockstep::testing;
+
+namespace {
+
+class OneRule : public TestDirectory {};
+
+// The "train_loss" of the first epoch line of a metrics file, as printed.
+std::string epoch_train_loss(const std::string& metrics) {
+  std::smatch m;
+  const std::string text = read_text(metrics);
+  if (!std::regex_search(text, m, std::regex("\"kind\":\"epoch\",\"epoch\":1,\"train_loss\":([^,]+),"))) return "";
+  return m[1];
+}
+
+TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
+  fs::create_directories(path("data"));
+  for (const char* split : {"train", "t10k"}) {
+    std::ofstream(path("data/" + std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
+        << idx_bytes({10, 28, 28}, 10 * 784);
+    std::ofstream(path("data/" + std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << idx_bytes({10}, 10);
+  }
+  for (const std::string drop_last : {"false", "true"}) {
+    const std::string job = path("job-" + drop_last + ".textproto");
+    std::ofstream(job) << "name: \"one-rule\"\nmodel { reference: \"fmnist-mlp\" }\n"
+                       << "data { dir: \"" << path("data") << "\" drop_last: " << drop_last << " }\n"
+                       << "optimizer { lr: 0.05 sgd { momentum: 0.9 } }\nseed: 3\nepochs: 1\nbatch_size: 4\n";
+    const std::string exe = lockstep_exe();
+    const auto [st_a, out_a] = run_command(exe + " train " + job + " --metrics " + path("a-" + drop_last + ".jsonl"), 120);
+    ASSERT_EQ(st_a, 0) << out_a;
+    const auto [st_b, out_b] = run_command("mpirun --allow-run-as-root --oversubscribe -np 1 " + exe + " train " + job +
+                                               " --metrics " + path("b-" + drop_last + ".jsonl"),
+                                           120);
+    ASSERT_EQ(st_b, 0) << out_b;
+    const std::string run = path("c-" + drop_last);
+    const auto [st_c, out_c] = run_command(exe + " launch -n 1 " + job + " --run-dir " + run, 120);
+    ASSERT_EQ(st_c, 0) << out_c;
+
+    const size_t steps = drop_last == "true" ? 2u : 3u;
+    EXPECT_EQ(step_losses(run + "/metrics.jsonl").size(), steps) << "drop_last " << drop_last;
+    const std::string a = epoch_train_loss(path("a-" + drop_last + ".jsonl"));
+    ASSERT_FALSE(a.empty()) << read_text(path("a-" + drop_last + ".jsonl"));
+    EXPECT_EQ(epoch_train_loss(path("b-" + drop_last + ".jsonl")), a) << "drop_last " << drop_last;
+    EXPECT_EQ(epoch_train_loss(run + "/metrics.jsonl"), a) << "drop_last " << drop_last;
+  }
+}
+
+TEST_F(OneRule, DropLastAndRemainderThatDisagreeAreRefused) {
+  const std::string job = path("job.textproto");
+  std::ofstream(job) << "name: \"disagree\"\nmodel { reference: \"fmnist-mlp\" }\n"
+                     << "data { dir: \"" << LOCKSTEP_DATA_DIR << "\" drop_last: true }\n"
+                     << "optimizer { lr: 0.05 sgd { } }\nepochs: 1\nbatch_size: 128\n"
+                     << "distributed { remainder: PAD }\n";
+  for (const std::string args : {" train " + job, " launch -n 1 " + job + " --run-dir " + path("run")}) {
+    const auto [st, out] = run_command(lockstep_exe() + args, 60);
+    EXPECT_NE(st, 0) << out;
+    EXPECT_NE(out.find("data.drop_last: true contradicts distributed.remainder: PAD"), std::string::npos) << out;
+  }
+  EXPECT_FALSE(fs::exists(path("run")));
+}
+
+}  // namespace
