@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -99,6 +101,15 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+// A directory of this launch alone (mode 0700), removed with everything in it at the end.
+struct PrivateDirectory {
+  std::string path;
+  ~PrivateDirectory() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
 std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
   const std::string exe = self_exe();
   std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
@@ -106,8 +117,9 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& add
   if (a.hostfile.empty()) {
     // No core binding: the ranks share the machine with whatever else runs on it. One host: the
     // ranks talk through shared memory only (no TCP listener of theirs), and mpirun's out-of-band
-    // channel stays on loopback. (Open MPI 4.1's mpirun still opens its PMIx tool listener on
-    // every interface; no setting of 4.1 confines it.)
+    // channel stays on loopback. Open MPI 4.1's mpirun still opens its PMIx tool listener on every
+    // interface (no setting of 4.1 confines it): the Supervisor starts mpirun in a network
+    // namespace that holds only loopback, so that listener is reachable from nowhere.
     v.insert(v.end(), {"--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader", "--mca",
                        "oob_tcp_if_include", "lo", "--mca", "btl_tcp_if_include", "lo"});
   } else {
@@ -130,6 +142,7 @@ int launch_main(int argc, char** argv) {
   proto::JobSpec job;
   LaunchArgs a;
   std::string token, worker_secret;
+  PrivateDirectory socket_dir;  // declared before the server: removed after it stopped
   std::unique_ptr<CoordinatorServer> server_ptr;
   try {
     a = parse(argc, argv);
@@ -158,6 +171,14 @@ int launch_main(int argc, char** argv) {
     const Heartbeat hb = heartbeat_of(job);
     so.heartbeat_interval_s = hb.interval_s;
     so.coordinator_timeout_s = hb.timeout_s;
+    if (a.hostfile.empty() && a.tls_cert.empty()) {
+      // One host: the ranks run in a network namespace of their own (Supervisor) and reach the
+      // coordinator through a Unix-domain socket in a private directory.
+      char tmpl[] = "/tmp/lockstep-XXXXXX";
+      LOCKSTEP_FAIL_IF(::mkdtemp(tmpl) == nullptr) << "cannot create a private directory in /tmp: " << std::strerror(errno);
+      socket_dir.path = tmpl;
+      so.unix_socket = socket_dir.path + "/coordinator.sock";
+    }
     server_ptr = std::make_unique<CoordinatorServer>(job, a.ranks, so);  // binds --port, or fails
     dir->write_token(token);
   } catch (const std::exception& e) {
@@ -173,9 +194,10 @@ int launch_main(int argc, char** argv) {
                job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
                run_dir.c_str());
   ProgressLine progress(::isatty(STDERR_FILENO));
-  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + "/mpirun.log"},
+  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + "/mpirun.log",
+                                          .private_network = !socket_dir.path.empty()},
                         [&](const proto::JobStatus& st) { progress.update(st); });
-  const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.address());
+  const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.worker_address());
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
 

@@ -2,6 +2,9 @@
 // CoordinatorService (see server.h).
 #include "launcher/coordinator/server.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
 
@@ -62,6 +65,11 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
 
   grpc::ServerBuilder b;
   b.AddListeningPort(wanted, credentials(o), &impl_->port);
+  if (!o.unix_socket.empty()) {
+    LOCKSTEP_FAIL_IF(!o.tls_cert.empty()) << "coordinator: a Unix-domain socket for workers is not served with TLS";
+    ::unlink(o.unix_socket.c_str());  // a stale socket of a crashed launch in the same private directory
+    b.AddListeningPort("unix:" + o.unix_socket, grpc::InsecureServerCredentials());
+  }
   b.RegisterService(&impl_->service);
   b.SetMaxReceiveMessageSize(o.max_message_bytes);
   b.SetMaxSendMessageSize(o.max_message_bytes);
@@ -76,7 +84,9 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
   impl_->server = b.BuildAndStart();
   LOCKSTEP_FAIL_IF(!impl_->server || impl_->port == 0)
       << "coordinator cannot listen on " << wanted
+      << (o.unix_socket.empty() ? "" : " and unix:" + o.unix_socket)
       << " (port in use, or not an address of this host)";
+  if (!o.unix_socket.empty()) ::chmod(o.unix_socket.c_str(), 0600);
 }
 
 CoordinatorServer::~CoordinatorServer() {
@@ -88,6 +98,9 @@ CoordinatorServer::~CoordinatorServer() {
 
 int CoordinatorServer::port() const { return impl_->port; }
 std::string CoordinatorServer::address() const { return host_port(impl_->opts.bind, impl_->port); }
+std::string CoordinatorServer::worker_address() const {
+  return impl_->opts.unix_socket.empty() ? address() : "unix:" + impl_->opts.unix_socket;
+}
 proto::JobStatus CoordinatorServer::status() const { return impl_->state.status(); }
 
 uint64_t CoordinatorServer::request(proto::ControlRequest::Command c) {

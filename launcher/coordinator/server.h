@@ -27,6 +27,9 @@ struct ServerOptions {
   double coordinator_timeout_s = 10.0;  // told to workers at Register
   std::string run_dir;                  // absolute, told to workers
   bool resume = false;
+  // Also serve on this Unix-domain socket path (mode 0600), for workers in a private network
+  // namespace that cannot reach the TCP address. Not with TLS.
+  std::string unix_socket;
 };
 
 class CoordinatorServer {
@@ -39,6 +42,8 @@ class CoordinatorServer {
 
   int port() const;
   std::string address() const;  // "bind:port" ("[bind]:port" for an IPv6 bind)
+  // What workers connect to: "unix:PATH" when ServerOptions::unix_socket is set, else address().
+  std::string worker_address() const;
   proto::JobStatus status() const;  // as a ctl STATUS; thread-safe
   // As a ctl call, in-process (the launcher turns SIGTERM into STOP this way): the directive id, 0
   // for STATUS and RESUME. Throws Error when the directive cannot be queued (job finished).

@@ -2,8 +2,12 @@
 #include "launcher/launch/supervisor.h"
 
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,8 +56,23 @@ bool descends_from(pid_t pid, pid_t ancestor) {
   return false;
 }
 
-// Starts argv in its own process group, its stdout and stderr on the write end of `out` (if given).
-pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
+// In a fresh network namespace: its loopback interface up (it starts down). Syscalls only, for a
+// forked child.
+void bring_up_loopback() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  if (::ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    ::ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  ::close(fd);
+}
+
+// Starts argv in its own process group (and, private_network, its own network namespace), its
+// stdout and stderr on out_fd (if given).
+pid_t spawn(const std::vector<std::string>& argv, int out_fd, bool private_network) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -62,6 +81,7 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd) {
   if (pid == 0) {
     ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // the launcher killed: the job goes with it
+    if (private_network && ::unshare(CLONE_NEWNET) == 0) bring_up_loopback();
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     if (out_fd >= 0) {
@@ -111,7 +131,7 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   }
   std::ofstream log;
   if (capture) log.open(o_.log_path, std::ios::app);
-  const pid_t pid = spawn(argv, capture ? fds[1] : -1);
+  const pid_t pid = spawn(argv, capture ? fds[1] : -1, o_.private_network);
   if (capture) ::close(fds[1]);
   boost::asio::posix::stream_descriptor output(io);
   if (capture) output.assign(fds[0]);

@@ -40,6 +40,11 @@ struct SupervisorOptions {
   double mpirun_grace_s = 3.0;  // after a failure, mpirun may end the job itself before it is killed
   double repeat_signal_s = 1.0;  // a stop signal counts as a second one only this long after the first
   std::string log_path;          // mpirun's whole output (appended); empty: passed through unfiltered
+  // Start mpirun in a network namespace of its own holding only loopback (needs CAP_SYS_ADMIN, as
+  // root; without it mpirun starts in this one): whatever mpirun and the ranks listen on is
+  // unreachable from any network. For one-host jobs whose workers reach the coordinator through a
+  // Unix-domain socket.
+  bool private_network = false;
 };
 
 class Supervisor {

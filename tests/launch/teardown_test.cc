@@ -88,27 +88,38 @@ TEST_F(Teardown, ASlowStartIsNotADeadRank) {
   EXPECT_EQ(p->wait(120), 0) << p->output();
 }
 
-// A local job's workers listen on no address but loopback (`ss -ltnp` during the job).
-TEST_F(Teardown, ALocalJobsWorkersListenOnlyOnLoopback) {
+// A local job listens on no network: in this (the host's) network namespace no process of the
+// launch but the launcher itself (its coordinator, on 127.0.0.1) has a listening socket, and, as
+// root, mpirun and the ranks run in a namespace of their own holding only loopback (`ss -ltnp`,
+// `nsenter ... ip link`). Before, the ranks listened on 0.0.0.0 and mpirun on every interface.
+TEST_F(Teardown, ALocalJobListensOnNoNetwork) {
   if (std::system("command -v ss >/dev/null 2>&1") != 0) GTEST_SKIP() << "no ss (iproute2)";
   const std::string job = write_mlp_job(dir_.string(), 2);
   auto p = start(job, path("run"));
   ASSERT_TRUE(p->wait_for_output("epoch 1/2  step", 60)) << p->output();
-  std::vector<pid_t> workers;  // the ranks (mpirun's own command line names the worker command too)
-  for (pid_t w : worker_pids(process_tree(p->pid())))
-    if (rank_of(w) >= 0) workers.push_back(w);
-  ASSERT_EQ(workers.size(), 2u);
+  const std::set<pid_t> tree = process_tree(p->pid());
+  pid_t mpirun = 0;
+  for (pid_t q : tree)
+    if (read_text("/proc/" + std::to_string(q) + "/comm").rfind("mpirun", 0) == 0) mpirun = q;
+  ASSERT_GT(mpirun, 0);
   const auto [st, ss] = run_command("ss -ltnpH", 10);
   ASSERT_EQ(st, 0) << ss;
   std::istringstream in(ss);
   for (std::string line; std::getline(in, line);)
-    for (pid_t w : workers)
-      if (line.find("pid=" + std::to_string(w) + ",") != std::string::npos) {
-        EXPECT_TRUE(line.find("127.0.0.1:") != std::string::npos || line.find("[::1]:") != std::string::npos)
-            << "a worker listens beyond loopback: " << line;
-        if (line.find("mpirun") != std::string::npos)
-          EXPECT_NE(line.find("127.0.0.1:"), std::string::npos) << line;
+    for (pid_t q : tree)
+      if (line.find("pid=" + std::to_string(q) + ",") != std::string::npos) {
+        EXPECT_EQ(q, p->pid()) << "a process of the job listens in the host's namespace: " << line;
+        EXPECT_NE(line.find("127.0.0.1:"), std::string::npos) << line;
       }
+  if (::geteuid() == 0 && std::system("command -v nsenter >/dev/null 2>&1") == 0) {
+    EXPECT_NE(fs::read_symlink("/proc/" + std::to_string(mpirun) + "/ns/net"), fs::read_symlink("/proc/self/ns/net"))
+        << "mpirun runs in the host's network namespace";
+    const auto [lst, links] = run_command("nsenter -t " + std::to_string(mpirun) + " -n ip -o link show", 10);
+    ASSERT_EQ(lst, 0) << links;
+    std::istringstream l(links);
+    for (std::string line; std::getline(l, line);)
+      EXPECT_NE(line.find(": lo:"), std::string::npos) << "an interface beside loopback: " << line;
+  }
   p->signal(SIGTERM);
   EXPECT_EQ(p->wait(60), 3) << p->output();
 }
