@@ -11,27 +11,10 @@
 #include <sstream>
 #include <string>
 
+#include "launcher/quoted.h"
 #include "runtime/check.h"
 
 namespace lockstep::cli {
-
-// `text` in double quotes, control and non-ASCII bytes as \xNN, so the message stays one line.
-inline std::string quoted_arg(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char ch : text) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += static_cast<char>(ch);
-    } else if (ch < 0x20 || ch >= 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
-      out += buf;
-    } else {
-      out += static_cast<char>(ch);
-    }
-  }
-  return out + "\"";
-}
 
 // A whole number in [lo, hi] (decimal, optional leading '-'); throws Error naming `option`.
 inline int64_t whole_number(const std::string& option, const std::string& text, int64_t lo, int64_t hi) {
@@ -39,7 +22,7 @@ inline int64_t whole_number(const std::string& option, const std::string& text, 
   const char* end = text.data() + text.size();
   const auto [at, ec] = std::from_chars(text.data(), end, v);
   LOCKSTEP_FAIL_IF(text.empty() || ec != std::errc() || at != end || v < lo || v > hi)
-      << option << ": expected a whole number in [" << lo << ", " << hi << "], got " << quoted_arg(text);
+      << option << ": expected a whole number in [" << lo << ", " << hi << "], got " << quoted(text);
   return v;
 }
 
@@ -50,7 +33,7 @@ inline uint64_t unsigned_number(const std::string& option, const std::string& te
   const auto [at, ec] = std::from_chars(text.data(), end, v);
   LOCKSTEP_FAIL_IF(text.empty() || ec != std::errc() || at != end)
       << option << ": expected a whole number in [0, " << std::numeric_limits<uint64_t>::max() << "], got "
-      << quoted_arg(text);
+      << quoted(text);
   return v;
 }
 
@@ -60,7 +43,7 @@ inline double real_number(const std::string& option, const std::string& text, do
   const char* end = text.data() + text.size();
   const auto [at, ec] = std::from_chars(text.data(), end, v);
   LOCKSTEP_FAIL_IF(text.empty() || ec != std::errc() || at != end || !std::isfinite(v) || v < lo || v > hi)
-      << option << ": expected a number in [" << lo << ", " << hi << "], got " << quoted_arg(text);
+      << option << ": expected a number in [" << lo << ", " << hi << "], got " << quoted(text);
   return v;
 }
 

@@ -16,6 +16,7 @@
 #include "launcher/data_check.h"
 #include "launcher/job_builder.h"
 #include "layers/reference_models.h"
+#include "launcher/quoted.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -43,24 +44,6 @@ class Collector : public google::protobuf::io::ErrorCollector {
   std::string path_;
   std::string first_;
 };
-
-// "text" with quotes, backslashes and non-printable bytes escaped, so the message stays one line.
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += static_cast<char>(ch);
-    } else if (ch < 0x20 || ch >= 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", ch);
-      out += buf;
-    } else {
-      out += static_cast<char>(ch);
-    }
-  }
-  return out + "\"";
-}
 
 template <typename T>
 std::string str(T v) {

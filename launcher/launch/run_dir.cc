@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "launcher/quoted.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
 
@@ -23,21 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr size_t kMaxNameBytes = 128;
-
-// The value as the user should see it: printable ASCII as is, every other byte as \xHH.
-std::string escaped(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 bool safe_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -68,7 +54,7 @@ std::string checked_job_name(const proto::JobSpec& job, const std::string& job_p
   const std::string name = !job.name().empty() ? job.name() : fs::path(job_path).stem().string();
   const char* field = !job.name().empty() ? "name" : "name (unset; taken from the file name)";
   auto fail = [&](const std::string& why) {
-    throw Error(job_path + ": " + field + ": \"" + escaped(name) + "\" " + why +
+    throw Error(job_path + ": " + field + ": " + quoted(name) + " " + why +
                 "; a job name becomes its run directory, so it must be one path component of letters, digits, "
                 "'.', '_', '-' or '+', not starting with '.'");
   };
@@ -76,7 +62,7 @@ std::string checked_job_name(const proto::JobSpec& job, const std::string& job_p
   if (name.size() > kMaxNameBytes) fail("is " + std::to_string(name.size()) + " bytes long (at most 128)");
   if (name[0] == '.') fail("starts with '.'");
   for (unsigned char c : name)
-    if (!safe_char(c)) fail("holds the character \"" + escaped(std::string(1, static_cast<char>(c))) + "\"");
+    if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
   return name;
 }
 
