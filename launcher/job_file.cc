@@ -45,6 +45,31 @@ class Collector : public google::protobuf::io::ErrorCollector {
   std::string first_;
 };
 
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    size_t len = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07;
+    else return false;
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
 template <typename T>
 std::string str(T v) {
   std::ostringstream os;
@@ -209,7 +234,8 @@ void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
     c.fail("distributed.remainder", "unknown value " + str(d.remainder()));
   if (!proto::DistributedSpec::EvalBuffers_IsValid(d.eval_buffers()))
     c.fail("distributed.eval_buffers", "unknown value " + str(d.eval_buffers()));
-  if (d.has_bucket_mb()) c.positive("distributed.bucket_mb", d.bucket_mb(), kMaxBucketMb);
+  // At least about 1 KiB: a smaller size rounds to an empty bucket.
+  if (d.has_bucket_mb()) c.in_range("distributed.bucket_mb", d.bucket_mb(), kMinBucketMb, kMaxBucketMb);
   if (d.has_collective_timeout_s())
     c.in_range("distributed.collective_timeout_s", d.collective_timeout_s(), kMinSeconds, kMaxSeconds);
 }
@@ -244,10 +270,40 @@ void check_run_dir(const Checker& c, const std::string& dir) {
 
 }  // namespace
 
-proto::JobSpec load_job(const std::string& path) {
+// Every string field, at any depth, valid UTF-8 without NUL: they travel in protobuf messages
+// (which refuse other bytes at run time) and become paths.
+void check_strings(const Checker& c, const google::protobuf::Message& m, const std::string& prefix) {
+  const auto* r = m.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(m, &fields);
+  for (const auto* f : fields) {
+    const std::string name = prefix + f->name();
+    const int n = f->is_repeated() ? r->FieldSize(m, f) : 1;
+    for (int i = 0; i < n; ++i) {
+      const std::string at = f->is_repeated() ? name + "[" + std::to_string(i) + "]" : name;
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+        check_strings(c, f->is_repeated() ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f), at + ".");
+      } else if (f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        const std::string v = f->is_repeated() ? r->GetRepeatedString(m, f, i) : r->GetString(m, f);
+        if (v.find('\0') != std::string::npos) c.fail(at, "contains a NUL byte: " + quoted(v));
+        if (!valid_utf8(v)) c.fail(at, "is not valid UTF-8: " + quoted(v));
+      }
+    }
+  }
+}
+
+proto::JobSpec parse_job(const std::string& path) {
   std::error_code ec;
   // An ifstream opens a directory and reads nothing: say what it is instead of "set model...".
   LOCKSTEP_FAIL_IF(std::filesystem::is_directory(path, ec)) << path << ": is a directory, not a job file";
+  // /dev/zero or a FIFO would be read without end.
+  const auto status = std::filesystem::status(path, ec);
+  LOCKSTEP_FAIL_IF(!ec && status.type() != std::filesystem::file_type::regular &&
+                   status.type() != std::filesystem::file_type::not_found)
+      << path << ": is not a regular file";
+  const auto size = std::filesystem::file_size(path, ec);
+  LOCKSTEP_FAIL_IF(!ec && size > kMaxJobFileBytes)
+      << path << ": is " << size << " bytes long; a job file is at most " << kMaxJobFileBytes << " bytes";
   std::ifstream in(path);
   LOCKSTEP_FAIL_IF(!in) << "cannot open job file " << path;
   std::stringstream text;
@@ -258,12 +314,18 @@ proto::JobSpec load_job(const std::string& path) {
   parser.RecordErrorsTo(&errors);
   LOCKSTEP_FAIL_IF(!parser.ParseFromString(text.str(), &job))
       << (errors.first().empty() ? path + ": cannot parse job file" : errors.first());
+  return job;
+}
+
+proto::JobSpec load_job(const std::string& path) {
+  proto::JobSpec job = parse_job(path);
   validate_job(job, path);
   return job;
 }
 
 void validate_job(const proto::JobSpec& job, const std::string& path) {
   const Checker c(path);
+  check_strings(c, job, "");
   check_model(c, job.model());
   const auto& d = job.data();
   if (d.dir().empty()) c.fail("data.dir", "required");

@@ -22,6 +22,8 @@ inline constexpr int32_t kMaxKeep = 1000000;               // phases.keep_checkp
 inline constexpr float kMaxRate = 1e4f;                    // lr, weight decay, gamma, eta_min
 inline constexpr float kMaxNorm = 1e6f;                    // |data.mean|, data.std
 inline constexpr float kMinStd = 1e-6f;
+inline constexpr float kMinBucketMb = 0.001f;              // distributed.bucket_mb: about 1 KiB
+inline constexpr uintmax_t kMaxJobFileBytes = 16u << 20;   // a job file
 inline constexpr float kMaxBucketMb = 65536.f;             // 64 GiB
 inline constexpr float kMinSeconds = 0.01f;                // timeouts and intervals
 inline constexpr float kMaxHeartbeatS = 3600.f;            // control.heartbeat_interval_s
@@ -31,6 +33,9 @@ inline constexpr float kMaxSeconds = 7 * 86400.f;          // timeouts: a week
 // Throws lockstep::Error "PATH:LINE:COL: ..." on a syntax or type error, "PATH: field: ..." on a
 // bad value.
 proto::JobSpec load_job(const std::string& path);
+// The syntax alone (a regular file of at most kMaxJobFileBytes); for commands that apply
+// command-line overrides before validate_job / check_job_for_launch.
+proto::JobSpec parse_job(const std::string& path);
 // The semantic checks alone (also used on specs built in code). Fields are named by their full
 // path, the value and the allowed range, e.g.
 // "PATH: model.layers[3].conv2d.out_channels: must be positive, got -4 (allowed: (0, 16777216])".

@@ -62,19 +62,24 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
     std::string a = argv[i];
     auto value = [&]() -> std::string {
       LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
+      LOCKSTEP_FAIL_IF(argv[i + 1][0] == '\0') << a << ": the value is empty";
       return argv[++i];
     };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     if (a == "--epochs") epochs = lockstep::cli::whole_number(a, value(), 1, lockstep::job_limits::kMaxEpochs);
     else if (a == "--seed") seed = lockstep::cli::unsigned_number(a, value());
     else if (a == "--metrics") metrics = value();
     else if (a == "--data") data = value();
-    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\n" << kUsage;
+    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; see lockstep train --help";
     else if (job_path.empty()) job_path = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "\n" << kUsage;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; see lockstep train --help";
   }
-  LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given\n" << kUsage;
+  LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; see lockstep train --help";
 
-  lockstep::proto::JobSpec job = lockstep::load_job(job_path);
+  lockstep::proto::JobSpec job = lockstep::parse_job(job_path);  // validated after the overrides
   if (epochs) job.set_epochs(*epochs);
   if (seed) job.set_seed(*seed);
   if (!metrics.empty()) job.set_metrics_file(metrics);

@@ -51,13 +51,13 @@ int agent_main(int argc, char** argv) {
     for (size_t k = 1; k < opt.size(); ++k)
       if (takes_value(opt[k])) {
         if (k + 1 == opt.size()) {
-          LOCKSTEP_FAIL_IF(i + 1 >= argc) << "agent: option " << opt << " needs a value\nusage: " << kUsage;
+          LOCKSTEP_FAIL_IF(i + 1 >= argc) << "agent: option " << opt << " needs a value; usage: " << kUsage;
           ssh_options.push_back(argv[++i]);
         }
         break;
       }
   }
-  LOCKSTEP_FAIL_IF(i >= argc) << "agent: no host given\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(i >= argc) << "agent: no host given; usage: " << kUsage;
   const std::string host = argv[i++];
   std::vector<std::string> words(argv + i, argv + argc);
 

@@ -86,15 +86,16 @@ int coordinator_main(int argc, char** argv) {
     else if (a == "--tls-cert") o.tls_cert = value();
     else if (a == "--tls-key") o.tls_key = value();
     else if (a == "--tls-client-ca") o.tls_client_ca = value();
-    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\nusage: " << kUsage;
+    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
     else if (job_path.empty()) job_path = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "\nusage: " << kUsage;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
   }
-  LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(world < 1) << "-n N (the number of ranks, >= 1) is required";
 
   proto::JobSpec job = load_job(job_path);
   job.set_name(checked_job_name(job, job_path));
+  job.set_metrics_file(checked_metrics_file(job, job_path));
   check_job_for_launch(job, job_path, world);
   if (run_dir.empty()) run_dir = job.run_dir().empty() ? "runs/" + job.name() : job.run_dir();
   RunDirectory dir(run_dir, job.name(), RunDirOptions{.resume = o.resume, .metrics_file = job.metrics_file()});

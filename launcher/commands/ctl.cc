@@ -16,6 +16,7 @@
 #include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/coordinator/grpc_util.h"
 #include "launcher/coordinator/status_format.h"
 #include "runtime/check.h"
 
@@ -33,7 +34,7 @@ proto::ControlRequest::Command command_of(const std::string& word) {
   std::string upper;
   for (char ch : word) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   LOCKSTEP_FAIL_IF(!proto::ControlRequest::Command_Parse(upper, &c))
-      << "unknown command \"" << word << "\"\nusage: " << kUsage;
+      << "unknown command \"" << word << "\"; usage: " << kUsage;
   return c;
 }
 
@@ -78,12 +79,13 @@ int run(int argc, char** argv) {
                   "or PERMISSION_DENIED (no token, or a wrong one), 4 coordinator unreachable, 1 other errors\n",
                   kUsage);
       return 0;
-    } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "\nusage: " << kUsage;
+    } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
     else if (word.empty()) word = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "\nusage: " << kUsage;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
   }
-  LOCKSTEP_FAIL_IF(word.empty()) << "no command given\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(word.empty()) << "no command given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(o.address.empty()) << "--coordinator HOST:PORT is required";
+  grpc_util::check_address(o.address, "--coordinator");
   const proto::ControlRequest::Command c = command_of(word);
   try {
     o.token = read_token(token_file);

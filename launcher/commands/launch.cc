@@ -63,7 +63,8 @@ LaunchArgs parse(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string s = argv[i];
     auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << s << " needs a value\nusage: " << kUsage;
+      LOCKSTEP_FAIL_IF(i + 1 >= argc) << s << " needs a value; usage: " << kUsage;
+      LOCKSTEP_FAIL_IF(argv[i + 1][0] == '\0') << s << ": the value is empty";
       return argv[++i];
     };
     using cli::whole_number;
@@ -80,12 +81,12 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--tls-cert") a.tls_cert = value();
     else if (s == "--tls-key") a.tls_key = value();
     else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
-    else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "\nusage: " << kUsage;
+    else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
     else if (a.job_path.empty()) a.job_path = s;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "\nusage: " << kUsage;
+    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
   }
-  LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given\nusage: " << kUsage;
-  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given; usage: " << kUsage;
+  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
       << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
       << "; give --bind ADDR, an address of this host they can reach";
@@ -146,10 +147,11 @@ int launch_main(int argc, char** argv) {
   std::unique_ptr<CoordinatorServer> server_ptr;
   try {
     a = parse(argc, argv);
-    job = load_job(a.job_path);
+    job = parse_job(a.job_path);  // validated after the overrides, by check_job_for_launch
     if (a.epochs > 0) job.set_epochs(a.epochs);
     if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
     job.set_name(checked_job_name(job, a.job_path));
+    job.set_metrics_file(checked_metrics_file(job, a.job_path));
     check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
     remainder_policy(job, a.job_path);
     const std::string run_dir =

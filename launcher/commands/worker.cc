@@ -19,6 +19,7 @@
 #include "comm/factory.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/coordinator/grpc_util.h"
 #include "launcher/worker/run.h"
 #include "runtime/check.h"
 
@@ -71,7 +72,7 @@ int worker_main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value\nusage: " << kUsage;
+      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value; usage: " << kUsage;
       return argv[++i];
     };
     if (a == "--coordinator") copt.address = value();
@@ -79,9 +80,10 @@ int worker_main(int argc, char** argv) {
     else if (a == "--tls-ca") copt.tls_ca = value();
     else if (a == "--tls-cert") copt.tls_cert = value();
     else if (a == "--tls-key") copt.tls_key = value();
-    else LOCKSTEP_FAIL_IF(true) << "unknown argument " << a << "\nusage: " << kUsage;
+    else LOCKSTEP_FAIL_IF(true) << "unknown argument " << a << "; usage: " << kUsage;
   }
-  LOCKSTEP_FAIL_IF(copt.address.empty()) << "--coordinator HOST:PORT is required\nusage: " << kUsage;
+  LOCKSTEP_FAIL_IF(copt.address.empty()) << "--coordinator HOST:PORT is required; usage: " << kUsage;
+  grpc_util::check_address(copt.address, "--coordinator");
   // If mpirun (or orted) is killed, this rank must not outlive it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::atomic<bool> terminate{false};

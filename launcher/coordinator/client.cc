@@ -30,6 +30,8 @@ std::shared_ptr<grpc::ChannelCredentials> credentials(const ClientOptions& o) {
 
 CoordinatorClient::Impl::Impl(const ClientOptions& o) : opts(o) {
   LOCKSTEP_FAIL_IF(o.address.empty()) << "no coordinator address (HOST:PORT) given";
+  grpc_util::check_address(o.address, "--coordinator");
+  grpc_util::quiet_grpc_logs();
   credential = clean_token(o.token, "the credential for the coordinator at " + o.address);
   opts.token.clear();  // the credential lives in one place
   grpc::ChannelArguments args;

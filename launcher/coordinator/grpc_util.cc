@@ -1,6 +1,14 @@
 // Constant-time comparison, status names and PEM reading for the coordinator's server and client.
 #include "launcher/coordinator/grpc_util.h"
 
+#include <grpc/support/log.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "launcher/cli_number.h"
+#include "launcher/quoted.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -54,6 +62,31 @@ std::string read_file(const std::string& path, const std::string& what) {
   s << in.rdbuf();
   LOCKSTEP_FAIL_IF(s.str().empty()) << what << " " << path << " is empty";
   return s.str();
+}
+
+namespace {
+
+void drop_or_print(gpr_log_func_args* args) {
+  static const bool print = [] {
+    const char* v = std::getenv("LOCKSTEP_GRPC_LOG");
+    return v && std::string(v) == "1";
+  }();
+  if (print) std::fprintf(stderr, "grpc: %s:%d: %s\n", args->file, args->line, args->message);
+}
+
+}  // namespace
+
+void quiet_grpc_logs() { gpr_set_log_function(&drop_or_print); }
+
+void check_address(const std::string& address, const std::string& what) {
+  if (address.rfind("unix:", 0) == 0) {
+    LOCKSTEP_FAIL_IF(address.size() == 5) << what << " " << quoted(address) << ": no socket path";
+    return;
+  }
+  const size_t colon = address.rfind(':');
+  LOCKSTEP_FAIL_IF(colon == std::string::npos || colon == 0)
+      << what << " " << quoted(address) << ": expected HOST:PORT";
+  cli::whole_number(what + " " + address + ": the port", address.substr(colon + 1), 1, 65535);
 }
 
 }  // namespace lockstep::grpc_util

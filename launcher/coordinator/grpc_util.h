@@ -31,4 +31,13 @@ std::string status_text(const grpc::Status& s);
 // The file's contents; throws Error "cannot read WHAT PATH" when it cannot be read or is empty.
 std::string read_file(const std::string& path, const std::string& what);
 
+// gRPC's own log lines (source paths, internal status dumps) stay off the user's terminal: every
+// failure that matters is reported by lockstep in one line. $LOCKSTEP_GRPC_LOG=1 lets them through.
+// Idempotent; call before the first channel or server.
+void quiet_grpc_logs();
+
+// HOST:PORT (or unix:PATH) checked: throws Error naming `what` and the value when the port is not a
+// whole number in [1, 65535] or there is no host.
+void check_address(const std::string& address, const std::string& what);
+
 }  // namespace lockstep::grpc_util

@@ -62,6 +62,7 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
       << "every user could act as a worker";
   LOCKSTEP_FAIL_IF(o.port < 0 || o.port > 65535) << "coordinator: port " << o.port << " is outside [0, 65535]";
   impl_ = std::make_unique<Impl>(std::move(job), world_size, o);
+  grpc_util::quiet_grpc_logs();
 
   grpc::ServerBuilder b;
   b.AddListeningPort(wanted, credentials(o), &impl_->port);
@@ -85,7 +86,9 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
   LOCKSTEP_FAIL_IF(!impl_->server || impl_->port == 0)
       << "coordinator cannot listen on " << wanted
       << (o.unix_socket.empty() ? "" : " and unix:" + o.unix_socket)
-      << " (port in use, or not an address of this host)";
+      << (o.tls_cert.empty() ? " (port in use, or not an address of this host)"
+                             : " (port in use, not an address of this host, or --tls-cert/--tls-key not a valid PEM "
+                               "certificate chain and its key)");
   if (!o.unix_socket.empty()) ::chmod(o.unix_socket.c_str(), 0600);
 }
 

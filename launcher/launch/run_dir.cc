@@ -66,6 +66,22 @@ std::string checked_job_name(const proto::JobSpec& job, const std::string& job_p
   return name;
 }
 
+std::string checked_metrics_file(const proto::JobSpec& job, const std::string& job_path) {
+  const std::string& m = job.metrics_file();
+  if (m.empty()) return "metrics.jsonl";
+  auto fail = [&](const std::string& why) {
+    throw Error(job_path + ": metrics_file: " + quoted(m) + " " + why +
+                "; a launched job's metrics file is a file name inside its run directory");
+  };
+  if (m.size() > kMaxNameBytes) fail("is longer than 128 bytes");
+  if (m[0] == '.') fail("starts with '.'");
+  for (unsigned char c : m)
+    if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
+  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log"})
+    if (m == own) fail("is the run directory's own " + std::string(own));
+  return m;
+}
+
 RunDirectory::RunDirectory(const std::string& path, const std::string& job_name, const RunDirOptions& o)
     : path_(fs::absolute(path).lexically_normal().string()) {
   while (path_.size() > 1 && path_.back() == '/') path_.pop_back();
@@ -123,13 +139,20 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
     }
     if (o.resume && !ckpts.empty()) {
-      std::string damage;
-      const auto found = latest_valid_checkpoint(path_, [&](const std::string& w) {
-        if (damage.empty()) damage = w;
-      });
-      if (!found)
+      std::string newest_error;
+      bool any_valid = false;
+      for (const std::string& c : ckpts) {
+        try {
+          read_checkpoint(c);
+          any_valid = true;
+          break;
+        } catch (const Error& e) {
+          if (newest_error.empty()) newest_error = e.what();
+        }
+      }
+      if (!any_valid)
         throw Error("--resume: none of the " + std::to_string(ckpts.size()) + " checkpoints in " + path_ +
-                    "/checkpoints is valid (first: " + damage +
+                    "/checkpoints is valid (the newest: " + newest_error +
                     "); nothing was started. Move them away, or start over with --overwrite");
     }
   } catch (...) {

@@ -20,6 +20,11 @@ namespace lockstep {
 // "PATH: name: ..." naming the value (escaped) when it is not one safe path component.
 std::string checked_job_name(const proto::JobSpec& job, const std::string& job_path);
 
+// The job's metrics file, checked for a launch: a file name inside the run directory (default
+// metrics.jsonl), one safe path component that is none of the directory's own files (token,
+// worker_secret, .lock, checkpoints, mpirun.log). Throws Error "PATH: metrics_file: ...".
+std::string checked_metrics_file(const proto::JobSpec& job, const std::string& job_path);
+
 struct RunDirOptions {
   bool resume = false;     // continue from the newest valid checkpoint
   bool overwrite = false;  // start over: remove the directory's checkpoints and metrics first

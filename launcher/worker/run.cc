@@ -44,6 +44,7 @@ class Worker {
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
   void log_step(const Boundary& b);
+  int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary
 
   const WorkerSetup& w_;
   const proto::JobSpec& job_;
@@ -235,6 +236,14 @@ void Worker::log_step(const Boundary& b) {
   if (log_) log_->write(StepRecord{pos_.epoch + 1, static_cast<int64_t>(pos_.step), loss, samples_per_sec_});
 }
 
+int Worker::stopped() {
+  try {
+    w_.client->heartbeat_now(comm_.rank(), board_.get());
+  } catch (const std::exception&) {  // the coordinator may already be gone; the checkpoint is written
+  }
+  return 0;
+}
+
 int Worker::run() {
   Tensor x, y;
   const int64_t steps = sampler_->num_steps();
@@ -251,7 +260,7 @@ int Worker::run() {
       const Boundary agreed = agree(comm_, my_boundary(pending_sum, pending_count));
       log_step(agreed);
       if (!agreed.phases.empty() || agreed.terminate) {
-        if (run_phases(agreed)) return 0;
+        if (run_phases(agreed)) return stopped();
         trainer_->begin_phase(CommMode::kTrain);
       }
       const auto t0 = Clock::now();
@@ -278,7 +287,7 @@ int Worker::run() {
     log_step(last);
     pos_.epoch_step = 0;
     ++pos_.epoch;  // the position a checkpoint taken now resumes from
-    if ((!last.phases.empty() || last.terminate) && run_phases(last)) return 0;
+    if ((!last.phases.empty() || last.terminate) && run_phases(last)) return stopped();
     const double secs = seconds_since(epoch_start);
     EpochMetrics m;
     m.epoch = pos_.epoch;
@@ -302,7 +311,7 @@ int Worker::run() {
     m.test_loss = evaluated_ ? last_eval_.loss() : -1.0;
     m.test_accuracy = evaluated_ ? last_eval_.accuracy() : -1.0;
     if (log_) log_->write(m);
-    if (stop) return 0;
+    if (stop) return stopped();
     --pos_.epoch;  // the for loop's increment
   }
   trainer_->begin_phase(CommMode::kNone);

@@ -46,8 +46,9 @@ std::string write_checkpoint(const std::string& run_dir, const Checkpoint& c, in
 // unparsable).
 Checkpoint read_checkpoint(const std::string& dir);
 
-// Complete checkpoints (ckpt-<digits> directories holding a MANIFEST) under run_dir/checkpoints,
-// highest step first. Temporary *.tmp-* directories are ignored.
+// Checkpoint directories (ckpt-<digits>) under run_dir/checkpoints, highest step first, damaged
+// ones included (one without MANIFEST is damaged: a writer renames only complete ones into place).
+// Temporary *.tmp-* directories are ignored.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 
 // The newest checkpoint that reads back valid, with its directory. Each damaged one met on the way

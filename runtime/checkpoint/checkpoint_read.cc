@@ -94,10 +94,9 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
     const std::string name = e.path().filename().string();
     const std::optional<uint64_t> step = fmt::parse_dir_name(name);  // *.tmp-* never parse
     if (!step) continue;
-    const std::string dir = root + "/" + name;
-    struct stat st {};
-    if (::stat((dir + "/" + fmt::kManifestFile).c_str(), &st) != 0) continue;  // incomplete
-    found.emplace_back(*step, dir);
+    // A writer renames a checkpoint into its final name only once MANIFEST is in it, so one
+    // without MANIFEST is damaged, not in progress: it is listed, and reading it says so.
+    found.emplace_back(*step, root + "/" + name);
   }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<std::string> dirs;

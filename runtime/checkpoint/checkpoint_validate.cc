@@ -69,10 +69,11 @@ void validate_state(const proto::CheckpointState& s, const ResumeLimits& l, cons
                      stream != RngStream::kTest)
         << rec << "stream: unknown stream " << r.stream();
   }
-  if (l.world_size >= 0 && l.rng_consumers >= 0)
+  if (l.world_size >= 0 && l.rng_consumers >= 0) {
     LOCKSTEP_FAIL_IF(static_cast<int64_t>(seen.size()) != l.world_size * l.rng_consumers)
         << at << "rng: " << seen.size() << " records, expected " << l.world_size * l.rng_consumers << " ("
         << l.world_size << " ranks x " << l.rng_consumers << " dropout layers)";
+  }
 }
 
 }  // namespace lockstep

@@ -48,13 +48,17 @@ Tensor Trainer::as_input(const Tensor& x) const {
 
 namespace {
 
+// One vectorised pass: x * 0 is 0 for every finite x and NaN for NaN and infinities, so the sum is
+// 0 exactly when every gradient is finite.
 bool finite_gradients(Sequential& model) {
+  float poison = 0.f;
   for (Parameter* p : model.parameters()) {
     const float* g = p->grad.data();
-    for (int64_t i = 0, n = p->grad.numel(); i < n; ++i)
-      if (!std::isfinite(g[i])) return false;
+    const int64_t n = p->grad.numel();
+#pragma omp simd reduction(+ : poison)
+    for (int64_t i = 0; i < n; ++i) poison += g[i] * 0.f;
   }
-  return true;
+  return poison == 0.f;
 }
 
 }  // namespace

@@ -84,17 +84,23 @@ TEST(Checkpoint, NeverPrunesTheOneJustWritten) {
   EXPECT_EQ(list_checkpoints(run.path()), std::vector<std::string>{dir});
 }
 
-TEST(Checkpoint, TemporaryAndIncompleteDirectoriesAreNotListed) {
+// A crashed writer's directory (complete, never renamed) is not a checkpoint. One under a final
+// name without MANIFEST was damaged after it was written (a writer renames only complete ones into
+// place): it is listed, reported and skipped, so a resume never mistakes it for "no checkpoint".
+TEST(Checkpoint, TemporaryDirectoriesAreNotListedAndOneWithoutManifestIsDamaged) {
   ScratchDir run;
   const std::string good = write_checkpoint(run.path(), random_checkpoint(5, 1), 0);
-  // A crashed writer's directory, complete but never renamed, and one without a MANIFEST.
   const std::string tmp = ckpt_dir(run.path(), 9) + ".tmp-" + std::to_string(::getppid());
   std::filesystem::copy(good, tmp);
-  std::filesystem::create_directories(ckpt_dir(run.path(), 8));
-  EXPECT_EQ(list_checkpoints(run.path()), std::vector<std::string>{good});
-  auto latest = latest_valid_checkpoint(run.path(), [](const std::string& w) { ADD_FAILURE() << w; });
+  std::filesystem::copy(good, ckpt_dir(run.path(), 8));
+  std::filesystem::remove(ckpt_dir(run.path(), 8) + "/MANIFEST");
+  EXPECT_EQ(list_checkpoints(run.path()), (std::vector<std::string>{ckpt_dir(run.path(), 8), good}));
+  std::vector<std::string> warnings;
+  auto latest = latest_valid_checkpoint(run.path(), [&](const std::string& w) { warnings.push_back(w); });
   ASSERT_TRUE(latest.has_value());
   EXPECT_EQ(latest->first, good);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("MANIFEST: missing"), std::string::npos) << warnings[0];
 }
 
 TEST(Checkpoint, WriteRemovesTemporaryDirectoriesOfDeadWritersOnly) {

@@ -55,6 +55,26 @@ TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
   }
 }
 
+// A command-line --epochs fills in a job file without epochs (it is checked after the override).
+TEST_F(OneRule, EpochsFromTheCommandLineCompleteTheJob) {
+  fs::create_directories(path("data"));
+  for (const char* split : {"train", "t10k"}) {
+    std::ofstream(path("data/" + std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
+        << idx_bytes({10, 28, 28}, 10 * 784);
+    std::ofstream(path("data/" + std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << idx_bytes({10}, 10);
+  }
+  const std::string job = path("job.textproto");
+  std::ofstream(job) << "name: \"no-epochs\"\nmodel { reference: \"fmnist-mlp\" }\n"
+                     << "data { dir: \"" << path("data") << "\" }\n"
+                     << "optimizer { lr: 0.05 sgd { } }\nbatch_size: 4\n";
+  auto [st, out] = run_command(lockstep_exe() + " train " + job + " --epochs 1 --metrics " + path("m.jsonl"), 120);
+  EXPECT_EQ(st, 0) << out;
+  std::tie(st, out) = run_command(lockstep_exe() + " launch -n 1 " + job + " --epochs 1 --run-dir " + path("run"), 120);
+  EXPECT_EQ(st, 0) << out;
+  std::tie(st, out) = run_command(lockstep_exe() + " train " + job, 60);
+  EXPECT_NE(out.find("epochs: must be"), std::string::npos) << out;
+}
+
 TEST_F(OneRule, DropLastAndRemainderThatDisagreeAreRefused) {
   const std::string job = path("job.textproto");
   std::ofstream(job) << "name: \"disagree\"\nmodel { reference: \"fmnist-mlp\" }\n"

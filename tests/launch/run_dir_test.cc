@@ -71,11 +71,29 @@ TEST_F(RunDirOwnership, ResumeOverOnlyDamagedCheckpointsIsRefusedAndKeepsThem) {
   const auto damaged = snapshot(path("run"));
   EXPECT_EQ(run(job, path("run"), {"--resume"}), 2) << output_;
   EXPECT_NE(output_.find("is valid"), std::string::npos) << output_;
+  EXPECT_EQ(output_.find("trying the previous one"), std::string::npos) << output_;
   auto after = snapshot(path("run"));
   after.erase(path("run/.lock"));
   auto expected = damaged;
   expected.erase(path("run/.lock"));
   EXPECT_EQ(after, expected) << "a refused --resume changed the run directory";
+  // Without its MANIFEST a checkpoint is damaged too, not absent: no fresh start over it.
+  for (const auto& e : fs::directory_iterator(path("run/checkpoints"))) fs::remove(e.path() / "MANIFEST");
+  EXPECT_EQ(run(job, path("run"), {"--resume"}), 2) << output_;
+  EXPECT_NE(output_.find("MANIFEST: missing"), std::string::npos) << output_;
+  EXPECT_EQ(run(job, path("run")), 2) << "a fresh launch over them: " << output_;
+}
+
+// metrics_file once wrote anywhere (../../x, /etc/x) and over the run's own token.
+TEST_F(RunDirOwnership, AMetricsFileStaysInsideTheRunDirectory) {
+  for (const std::string& m : std::vector<std::string>{"../../escape.jsonl", path("abs.jsonl"), "token", "checkpoints", "sub/m.jsonl"}) {
+    const std::string job = write_mlp_job(dir_.string(), 1, "metrics_file: \"" + m + "\"\n");
+    EXPECT_EQ(run(job, path("run")), 2) << m << ": " << output_;
+    EXPECT_NE(output_.find("metrics_file: \"" + m + "\""), std::string::npos) << output_;
+    EXPECT_FALSE(fs::exists(path("run"))) << m;
+    EXPECT_FALSE(fs::exists(path("abs.jsonl")));
+    EXPECT_FALSE(fs::exists(dir_.parent_path() / "escape.jsonl"));
+  }
 }
 
 TEST_F(RunDirOwnership, AJobNameIsOneSafePathComponent) {
@@ -109,6 +127,9 @@ TEST_F(RunDirOwnership, ALaunchThatCannotServeItsPortRewritesNothing) {
   const std::string port = std::to_string(ntohs(a.sin_port));
   EXPECT_EQ(run(job, path("run"), {"--resume", "--port", port}), 2) << output_;
   ::close(fd);
+  // One line of ours; none of gRPC's own log lines (source paths, status dumps).
+  EXPECT_EQ(output_.find(".cc:"), std::string::npos) << output_;
+  EXPECT_EQ(std::count(output_.begin(), output_.end(), '\n'), 1) << output_;
   auto after = snapshot(path("run"));
   EXPECT_EQ(after[path("run/token")], before.at(path("run/token"))) << "the token was rewritten";
   EXPECT_EQ(after[path("run/metrics.jsonl")], before.at(path("run/metrics.jsonl")));

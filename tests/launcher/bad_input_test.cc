@@ -185,6 +185,29 @@ TEST_F(BadInput, CtlWaitAndTokenFileAreCheckedBeforeConnecting) {
   EXPECT_EQ(r.output.find("is empty"), std::string::npos) << r.output;
 }
 
+TEST_F(BadInput, CoordinatorAddressPortIsChecked) {
+  for (const char* cmd : {"ctl status --coordinator 127.0.0.1:99999 --token-file /dev/null",
+                          "worker --coordinator 127.0.0.1:99999"}) {
+    auto r = run_command(cmd, 20);
+    expect_one_line_error(r, "--coordinator 127.0.0.1:99999: the port: expected a whole number in [1, 65535]");
+  }
+}
+
+TEST_F(BadInput, AJobFileIsARegularFileOfBoundedSize) {
+  expect_one_line_error(run_command("train /dev/zero", 20), "/dev/zero: is not a regular file");
+  const std::string big = write("big.textproto", std::string((16u << 20) + 1, ' '));
+  expect_one_line_error(run_command("train " + big, 20), "a job file is at most 16777216 bytes");
+}
+
+TEST_F(BadInput, EmptyOptionValuesAndHelp) {
+  const std::string j = job("reference: \"fmnist-mlp\"");
+  expect_one_line_error(run_command("launch -n 1 " + j + " --run-dir ''", 20), "--run-dir: the value is empty");
+  expect_one_line_error(run_command("train " + j + " --metrics ''", 20), "--metrics: the value is empty");
+  auto r = run_command("train --help", 20);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("usage: lockstep train"), std::string::npos) << r.output;
+}
+
 TEST_F(BadInput, CoordinatorNumbersAreParsedStrictly) {
   const std::string j = job("reference: \"fmnist-mlp\"");
   auto r = run_command("coordinator " + j + " -n 4294967297");

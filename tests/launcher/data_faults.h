@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,13 @@ inline void write_good_data(const std::filesystem::path& dir) {
     put_file(dir / (std::string(split) + "-images-idx3-ubyte"), idx_bytes({20, 28, 28}, 20 * 784));
     put_file(dir / (std::string(split) + "-labels-idx1-ubyte"), idx_bytes({20}, 20));
   }
+}
+
+// The file gzipped in place (path.gz; the plain file removed), by gzip(1).
+inline std::filesystem::path gzipped(const std::filesystem::path& plain) {
+  const int st = std::system(("gzip -f -n " + plain.string()).c_str());
+  if (st != 0) throw std::runtime_error("gzip failed on " + plain.string());
+  return plain.string() + ".gz";
 }
 
 struct DataFault {
@@ -94,6 +103,21 @@ inline std::vector<DataFault> data_faults() {
          put_file(d / "train-labels-idx1-ubyte", idx_bytes({0}, 0));
        },
        "reference: \"fmnist-mlp\"", "train-images-idx3-ubyte: holds no samples"},
+      // A gzipped file's header is fine, its deflate stream is not: only inflating it all tells.
+      {"images_gz_truncated",
+       [](const P& d) {
+         const P gz = gzipped(d / "train-images-idx3-ubyte");
+         std::filesystem::resize_file(gz, std::filesystem::file_size(gz) - 12);
+       },
+       "reference: \"fmnist-mlp\"", "train-images-idx3-ubyte.gz: truncated"},
+      {"images_gz_corrupt",
+       [](const P& d) {
+         const P gz = gzipped(d / "train-images-idx3-ubyte");
+         std::fstream f(gz, std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(gz) / 2));
+         f.write("\xff\xff\xff\xff", 4);
+       },
+       "reference: \"fmnist-mlp\"", "train-images-idx3-ubyte.gz: read error"},
   };
 }
 

@@ -152,7 +152,7 @@ TEST(FieldRanges, MessagesStateTheAllowedRange) {
   EXPECT_EQ(error_of(job), "j: control.heartbeat_interval_s: must be at least 0.01, got 1e-09 (allowed: [0.01, 3600])");
   job.mutable_control()->clear_heartbeat_interval_s();
   job.mutable_distributed()->set_bucket_mb(1e30f);
-  EXPECT_EQ(error_of(job), "j: distributed.bucket_mb: must be at most 65536, got 1e+30 (allowed: (0, 65536])");
+  EXPECT_EQ(error_of(job), "j: distributed.bucket_mb: must be at most 65536, got 1e+30 (allowed: [0.001, 65536])");
 }
 
 }  // namespace
