@@ -15,6 +15,7 @@ packages=(
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
   iproute2 procps openssl
+  ccache
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,5 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# ccache: a rebuild (and CI on a machine that built before) compiles only what changed.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR="$PWD"
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${launcher[@]}"
 cmake --build build -j"$(nproc)"

@@ -121,7 +121,8 @@ class MultiHost : public ::testing::Test {
   // Bytes every rank must send at least once per step: the gradients of all parameters.
   uint64_t gradient_bytes() const {
     uint64_t n = 0;
-    for (auto* p : lockstep::build_model(job_).model->parameters()) n += uint64_t(p->value.numel()) * sizeof(float);
+    const lockstep::BuiltModel built = lockstep::build_model(job_);  // lives while its parameters are read
+    for (auto* p : built.model->parameters()) n += uint64_t(p->value.numel()) * sizeof(float);
     return n;
   }
   // Runs cmd inside namespace A and checks the veth carried at least kSteps rounds of gradients
