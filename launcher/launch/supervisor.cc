@@ -170,6 +170,11 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
         } catch (const std::exception& e) {
           fail(std::string("cannot stop the job cleanly: ") + e.what());
         }
+        // The ranks on this host hear it at once (their next step boundary stops the job); the
+        // directive reaches the others with rank 0's next heartbeat reply. Either way the delay
+        // is bounded in time: one step, or one heartbeat interval and one step.
+        for (const auto& [rank, wpid] : local_pids)
+          if (alive(static_cast<pid_t>(wpid))) ::kill(static_cast<pid_t>(wpid), SIGTERM);
       } else if (std::chrono::duration<double>(now - first_stop).count() >= o_.repeat_signal_s && !r.killed) {
         r.killed = true;
         fail(std::string("killed on a second ") + strsignal(sig));

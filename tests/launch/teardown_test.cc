@@ -73,6 +73,21 @@ TEST_F(Teardown, OneSigtermDeliveredTwiceAtOnceIsOneStop) {
   EXPECT_TRUE(fs::exists(path("run/checkpoints"))) << p->output();
 }
 
+// A stop takes effect within a bounded time, not a number of steps: with heartbeats every 60 s the
+// STOP directive alone could wait that long; the local ranks hear the signal at once.
+TEST_F(Teardown, ASigtermTakesEffectWithinSecondsWhateverTheHeartbeatInterval) {
+  const std::string job =
+      write_mlp_job(dir_.string(), 3, "control { heartbeat_interval_s: 60 heartbeat_timeout_s: 120 }\n");
+  auto p = start(job, path("run"));
+  ASSERT_TRUE(wait_until([&] { return fs::exists(path("run/metrics.jsonl")) && step_losses(path("run/metrics.jsonl")).size() > 5; }, 60))
+      << p->output();
+  const auto t0 = std::chrono::steady_clock::now();
+  p->signal(SIGTERM);
+  EXPECT_EQ(p->wait(60), 3) << p->output();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(secs, 10.0) << p->output();
+}
+
 TEST_F(Teardown, BadInputExitsTwoAndAFinishedJobZero) {
   auto bad = start(path("missing.textproto"), path("run"));
   EXPECT_EQ(bad->wait(30), 2) << bad->output();
