@@ -15,6 +15,15 @@ namespace {
 
 class OneRule : public TestDirectory {};
 
+// 10 train and 10 test images of 28x28 (a size no batch of 4 divides).
+void write_ten_samples(const std::string& dir) {
+  fs::create_directories(dir);
+  for (const std::string split : {"train", "t10k"}) {
+    std::ofstream(dir + "/" + split + "-images-idx3-ubyte", std::ios::binary) << idx_bytes({10, 28, 28}, 10 * 784);
+    std::ofstream(dir + "/" + split + "-labels-idx1-ubyte", std::ios::binary) << idx_bytes({10}, 10);
+  }
+}
+
 // The "train_loss" of the first epoch line of a metrics file, as printed.
 std::string epoch_train_loss(const std::string& metrics) {
   std::smatch m;
@@ -24,12 +33,7 @@ std::string epoch_train_loss(const std::string& metrics) {
 }
 
 TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
-  fs::create_directories(path("data"));
-  for (const char* split : {"train", "t10k"}) {
-    std::ofstream(path("data/" + std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
-        << idx_bytes({10, 28, 28}, 10 * 784);
-    std::ofstream(path("data/" + std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << idx_bytes({10}, 10);
-  }
+  write_ten_samples(path("data"));
   for (const std::string drop_last : {"false", "true"}) {
     const std::string job = path("job-" + drop_last + ".textproto");
     std::ofstream(job) << "name: \"one-rule\"\nmodel { reference: \"fmnist-mlp\" }\n"
@@ -57,12 +61,7 @@ TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
 
 // A command-line --epochs fills in a job file without epochs (it is checked after the override).
 TEST_F(OneRule, EpochsFromTheCommandLineCompleteTheJob) {
-  fs::create_directories(path("data"));
-  for (const char* split : {"train", "t10k"}) {
-    std::ofstream(path("data/" + std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
-        << idx_bytes({10, 28, 28}, 10 * 784);
-    std::ofstream(path("data/" + std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << idx_bytes({10}, 10);
-  }
+  write_ten_samples(path("data"));
   const std::string job = path("job.textproto");
   std::ofstream(job) << "name: \"no-epochs\"\nmodel { reference: \"fmnist-mlp\" }\n"
                      << "data { dir: \"" << path("data") << "\" }\n"
