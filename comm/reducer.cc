@@ -13,36 +13,28 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 }  // namespace
 
-Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups, ReducerOptions o)
-    : comm_(comm), o_(o), groups_(std::move(groups)) {
+Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, ReducerOptions o)
+    : comm_(comm), o_(o), params_(std::move(params)) {
   LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0)
       << "reducer: bucket sizes must be positive, got " << o_.bucket_bytes << " and " << o_.first_bucket_bytes;
-  struct Entry {
-    Parameter* p;
-    size_t layer, index;
-  };
-  std::vector<Entry> flat;
-  for (size_t l = 0; l < groups_.size(); ++l) {
-    param_index_base_.push_back(flat.size());
-    for (Parameter* p : groups_[l]) {
-      LOCKSTEP_CHECK(p && p->value.defined()) << "reducer: layer " << l << " has an undefined parameter";
-      flat.push_back({p, l, flat.size()});
-    }
-  }
+  for (const auto& [name, p] : params_)
+    LOCKSTEP_CHECK(p && p->value.defined()) << "reducer: parameter " << name << " is undefined";
   // Note [bucket order]: reverse registration order, greedy packing up to bucket_bytes.
-  layer_buckets_.resize(groups_.size());
+  param_bucket_.resize(params_.size());
+  ready_.assign(params_.size(), 0);
   const auto floats = [](int64_t bytes) { return static_cast<size_t>(bytes / static_cast<int64_t>(sizeof(float))); };
   const size_t cap = floats(o_.bucket_bytes), first_cap = floats(std::min(o_.first_bucket_bytes, o_.bucket_bytes));
   size_t fill = 0;
-  for (auto it = flat.rbegin(); it != flat.rend(); ++it) {
-    const auto n = static_cast<size_t>(it->p->value.numel());
+  for (size_t i = params_.size(); i-- > 0;) {
+    Parameter* p = params_[i].second;
+    const auto n = static_cast<size_t>(p->value.numel());
     if (buckets_.empty() || (fill > 0 && fill + n > (buckets_.size() == 1 ? first_cap : cap))) {
       buckets_.emplace_back();
       fill = 0;
     }
-    buckets_.back().slots.push_back({it->p, fill, it->index});
+    buckets_.back().slots.push_back({p, fill, i});
     fill += n;
-    layer_buckets_[it->layer].push_back(buckets_.size() - 1);
+    param_bucket_[i] = buckets_.size() - 1;
   }
   for (Bucket& b : buckets_) {
     int64_t total = 0;
@@ -51,6 +43,12 @@ Reducer::Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups
   }
   bind_gradients();
   reset_pending();
+  for (size_t i = 0; i < params_.size(); ++i)
+    params_[i].second->on_grad_ready = [this, i](Parameter&) { param_ready(i); };
+}
+
+Reducer::~Reducer() {
+  for (auto& [name, p] : params_) p->on_grad_ready = nullptr;
 }
 
 void Reducer::bind_gradients() {
@@ -68,7 +66,7 @@ void Reducer::bind(Bucket& b) {
     const auto n = static_cast<size_t>(s.param->value.numel());
     if (g.defined()) {
       LOCKSTEP_CHECK(g.numel() == s.param->value.numel())
-          << "reducer: parameter " << s.index << " has a gradient of " << g.numel() << " elements for "
+          << "reducer: parameter " << params_[s.index].first << " has a gradient of " << g.numel() << " elements for "
           << s.param->value.numel() << " values";
       std::memcpy(home, g.data(), n * sizeof(float));
     } else {
@@ -85,22 +83,20 @@ void Reducer::reset_pending() {
     b.ready = false;
   }
   next_launch_ = 0;
+  std::fill(ready_.begin(), ready_.end(), 0);
 }
 
-void Reducer::layer_ready(size_t layer) {
+void Reducer::param_ready(size_t index) {
   if (!sync_) return;
-  LOCKSTEP_CHECK(layer < groups_.size()) << "reducer: layer " << layer << " of " << groups_.size();
-  bool any = false;
-  for (size_t b : layer_buckets_[layer]) {
-    Bucket& bk = buckets_[b];
-    LOCKSTEP_CHECK(bk.pending > 0) << "reducer: layer " << layer << " reported ready twice in one backward";
-    if (--bk.pending == 0) {
-      bind(bk);
-      bk.ready = true;
-      any = true;
-    }
+  LOCKSTEP_CHECK(index < params_.size()) << "reducer: parameter " << index << " of " << params_.size();
+  if (ready_[index]) return;  // a hook may fire again in a second backward before finalize
+  ready_[index] = 1;
+  Bucket& bk = buckets_[param_bucket_[index]];
+  if (--bk.pending == 0) {
+    bind(bk);
+    bk.ready = true;
+    if (o_.overlap) launch_ready_in_order();
   }
-  if (any) launch_ready_in_order();
 }
 
 void Reducer::launch_ready_in_order() {
@@ -114,7 +110,18 @@ void Reducer::launch_ready_in_order() {
 
 void Reducer::finalize() {
   if (!sync_) return;
-  // Buckets whose layers never reported (no hook wired, or a layer without backward) go now.
+  std::string unused;
+  for (size_t i = 0; i < params_.size() && unused.empty(); ++i)
+    if (!ready_[i]) unused = params_[i].first;
+  if (!unused.empty() && !o_.find_unused_parameters) {
+    for (Bucket& bk : buckets_) bk.work.wait();  // what was launched completes on every rank
+    reset_pending();
+    LOCKSTEP_FAIL_IF(true) << "parameter " << unused
+                           << " received no gradient in this step: it took no part in computing the loss. "
+                              "Set distributed.find_unused_parameters: true to allow that (as torch DDP's "
+                              "find_unused_parameters); its gradient is then all-reduced as it stands";
+  }
+  // Buckets holding unused parameters, or all of them without overlap, go now.
   for (size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bk = buckets_[b];
     if (bk.ready || b < next_launch_) continue;

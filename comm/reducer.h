@@ -1,13 +1,16 @@
-// Gradient bucketing reducer: packs gradients into ~25 MiB buckets in reverse registration order
-// and starts each bucket's all-reduce (average over ranks) as soon as its last gradient is final,
-// so communication overlaps the rest of backward. finalize(), before the optimizer step, waits for
+// Gradient bucketing reducer (torch DDP's Reducer): packs gradients into ~25 MiB buckets in reverse
+// registration order and starts each bucket's all-reduce (average over ranks) as soon as its last
+// gradient is final, so communication overlaps the rest of backward. A gradient is final when its
+// parameter's autograd hook fires (Parameter::on_grad_ready, runtime/autograd.h), so any graph is
+// data-parallel: residual blocks, branches, shared inputs. finalize(), before the optimizer step, waits for
 // every bucket. Gradients are views of the bucket buffers (PyTorch's gradient_as_bucket_view):
 // the constructor re-points every parameter's grad into its bucket, so the all-reduce averages
 // them in place, with no copy in or out. A grad replaced behind the reducer's back is copied in
 // and re-pointed when its bucket is launched.
 //
-// comm/ sits below layers/, so the reducer sees parameters grouped by layer, not modules: group i
-// holds layer i's parameters, and the trainer wires Sequential's backward hook to layer_ready(i).
+// A parameter whose hook did not fire by finalize() took no part in the loss: by default an error
+// naming it; with find_unused_parameters (torch DDP's option of that name) its gradient, as it
+// stands (zero after zero_grad), is all-reduced with the rest, so every replica stays identical.
 //
 // Note [bucket order]: parameters are taken in reverse registration order (the order backward
 // finishes them, as PyTorch's DDP) and packed greedily: a bucket closes when adding the next
@@ -22,6 +25,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -37,7 +42,13 @@ struct ReducerOptions {
   // pass over every bucket after its all-reduce (Horovod's gradient predivide). Linear in the loss
   // gradient, so exact for a power-of-two world size and within rounding otherwise.
   bool predivided = false;
+  bool find_unused_parameters = false;
+  // Start each bucket's all-reduce from the hooks as soon as it is full (true), or all of them in
+  // finalize (false: no overlap; for measuring what the overlap buys).
+  bool overlap = true;
 };
+
+using NamedParameter = std::pair<std::string, Parameter*>;
 
 // Accumulated over finalize() calls until reset_stats().
 struct ReducerStats {
@@ -50,19 +61,25 @@ struct ReducerStats {
 
 class Reducer {
  public:
-  // groups[i]: the parameters of layer i, in registration order (layers without any are fine).
-  // Every parameter's grad must be defined and shaped like its value at finalize time.
-  Reducer(Communicator& comm, std::vector<std::vector<Parameter*>> groups, ReducerOptions o = {});
+  // params: the model's named parameters in registration order (Module::named_parameters()). Sets
+  // each parameter's on_grad_ready hook (cleared again by the destructor). Every parameter's grad
+  // must be shaped like its value at finalize time.
+  Reducer(Communicator& comm, std::vector<NamedParameter> params, ReducerOptions o = {});
+  ~Reducer();
+  Reducer(const Reducer&) = delete;
+  Reducer& operator=(const Reducer&) = delete;
 
-  // Layer i's parameter gradients are final for this backward: buckets whose last gradient this
-  // was are packed and launched (in bucket order). A no-op under no_sync.
-  void layer_ready(size_t layer);
+  // Parameter `index`'s gradient is final for this backward (its hook): buckets whose last gradient
+  // this was are packed and launched (in bucket order). A no-op under no_sync.
+  void param_ready(size_t index);
   // Launches any bucket not started yet (in order) and waits for all of them: the parameters'
-  // gradients are then the averages. A no-op under no_sync: gradients stay local and keep
-  // accumulating until the step whose finalize syncs them.
+  // gradients are then the averages. Throws Error naming the first parameter that got no gradient
+  // in this backward, unless find_unused_parameters (after waiting for what was launched, so every
+  // rank stays in step). A no-op under no_sync: gradients stay local and keep accumulating until
+  // the step whose finalize syncs them.
   void finalize();
 
-  // Gradient accumulation: while sync is off, neither layer_ready nor finalize communicates.
+  // Gradient accumulation: while sync is off, neither param_ready nor finalize communicates.
   void set_sync(bool on) { sync_ = on; }
   bool sync() const { return sync_; }
   // RAII form: `{ auto guard = reducer.no_sync(); forward; backward; }` for all micro-batches but
@@ -84,7 +101,7 @@ class Reducer {
   // reducer over the same parameters may have taken them over).
   void bind_gradients();
 
-  // Bucket b's parameters, as indices into the flattened registration order of `groups`.
+  // Bucket b's parameters, as indices into the registration order of `params`.
   std::vector<std::vector<size_t>> bucket_layout() const;
   size_t num_buckets() const { return buckets_.size(); }
   const ReducerStats& stats() const { return stats_; }
@@ -99,7 +116,7 @@ class Reducer {
   struct Slot {
     Parameter* param;
     size_t offset;  // in floats, within its bucket's buffer
-    size_t index;   // flattened registration index
+    size_t index;   // registration index
   };
   struct Bucket {
     std::vector<Slot> slots;
@@ -114,11 +131,10 @@ class Reducer {
 
   Communicator& comm_;
   ReducerOptions o_;
-  std::vector<std::vector<Parameter*>> groups_;
-  std::vector<size_t> param_index_base_;  // groups_[i]'s first flattened index
+  std::vector<NamedParameter> params_;
   std::vector<Bucket> buckets_;
-  // For each layer, the buckets holding its parameters (each listed once per parameter).
-  std::vector<std::vector<size_t>> layer_buckets_;
+  std::vector<size_t> param_bucket_;  // params_[i]'s bucket
+  std::vector<char> ready_;           // params_[i]'s hook fired in this backward
   size_t next_launch_ = 0;
   bool sync_ = true;
   ReducerStats stats_;

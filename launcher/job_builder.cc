@@ -137,8 +137,9 @@ void check_layer_shapes(const Sequential& model, const Shape& sample) {
 BuiltModel build_model(const proto::JobSpec& job) {
   BuiltModel b;
   const auto& m = job.model();
+  std::unique_ptr<Sequential> seq;
   if (!m.reference().empty()) {
-    b.model = make_reference_model(m.reference());
+    seq = make_reference_model(m.reference());
     b.sample_shape = reference_model_input(m.reference());
   } else {
     // Sizes first, from the fields alone: nothing is allocated for a model that cannot be.
@@ -149,18 +150,18 @@ BuiltModel build_model(const proto::JobSpec& job) {
       LOCKSTEP_FAIL_IF(!sum || *sum > kMaxTensorElements) << at << ": the model's parameters pass 2^31 elements here";
       total = *sum;
     }
-    b.model = std::make_unique<Sequential>();
+    seq = std::make_unique<Sequential>();
     for (int i = 0; i < m.layers_size(); ++i) {
       try {
-        b.model->add(make_layer(m.layers(i)));
+        seq->add(make_layer(m.layers(i)));
       } catch (const Error& e) {
         throw Error("model.layers[" + std::to_string(i) + "]: " + e.what());
       }
     }
-    (*b.model)[0].set_needs_input_grad(false);
     b.sample_shape.assign(m.input_shape().begin(), m.input_shape().end());
   }
-  check_layer_shapes(*b.model, b.sample_shape);
+  check_layer_shapes(*seq, b.sample_shape);
+  b.model = std::move(seq);
   init_parameters(*b.model, job.seed());
   seed_dropout(*b.model, job.seed(), /*rank=*/0);
   return b;
@@ -174,7 +175,7 @@ void check_model_input(const BuiltModel& built, const Dataset& data) {
       << shape_str(data_sample) << " (" << data.sample_numel() << " values)";
 }
 
-std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Sequential& model) {
+std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Module& model) {
   const auto& o = job.optimizer();
   if (o.has_adamw()) {
     AdamWOptions a{.lr = o.lr(), .weight_decay = o.weight_decay()};

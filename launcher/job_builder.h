@@ -13,7 +13,7 @@
 namespace lockstep {
 
 struct BuiltModel {
-  std::unique_ptr<Sequential> model;
+  std::unique_ptr<Module> model;
   Shape sample_shape;  // one input sample
 };
 
@@ -27,7 +27,7 @@ BuiltModel build_model(const proto::JobSpec& job);
 // Refuses a model whose input sample does not hold exactly the data's sample values (e.g.
 // input_shape (1, 28, 29) for 28 x 28 images), naming model.input_shape and both shapes.
 void check_model_input(const BuiltModel& built, const Dataset& data);
-std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Sequential& model);
+std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Module& model);
 std::unique_ptr<LrSchedule> build_schedule(const proto::JobSpec& job);
 
 }  // namespace lockstep

@@ -27,7 +27,7 @@ BatchNorm::BatchNorm(int spatial_dims, BatchNormOptions o) : spatial_dims_(spati
 
 std::string BatchNorm::describe() const {
   std::ostringstream os;
-  os << "BatchNorm" << spatial_dims_ << "d(" << o_.num_features << ")";
+  os << (sync_ ? "SyncBatchNorm" : "BatchNorm") << spatial_dims_ << "d(" << o_.num_features << ")";
   return os.str();
 }
 
@@ -90,8 +90,8 @@ void channel_map(float* y, int64_t n, int64_t c, int64_t s, G g) {
 
 }  // namespace
 
-void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
-                            std::vector<double>& mean, std::vector<double>& var) {
+void BatchNorm::local_batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
+                                  std::vector<double>& mean, std::vector<double>& var) const {
   const int64_t c = o_.num_features;
   count = n * s;
   if (count == 0) {
@@ -121,7 +121,16 @@ void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count
   }
 }
 
-void BatchNorm::reduce_backward_sums(std::vector<double>&, std::vector<double>&, int64_t&) {}
+void BatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,
+                            std::vector<double>& var) {
+  local_batch_stats(x, n, s, count, mean, var);
+  if (sync_) sync_batch_stats(count, mean, var);
+}
+
+void BatchNorm::reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat,
+                                     int64_t& count) {
+  if (sync_) sync_backward_sums(sum_dy, sum_dy_xhat, count);
+}
 
 Shape BatchNorm::output_shape(const Shape& in) const {
   const int64_t c = o_.num_features;
@@ -134,7 +143,7 @@ Shape BatchNorm::output_shape(const Shape& in) const {
   return in;
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward_impl(const Tensor& x) {
   const int64_t c = o_.num_features;
   output_shape(x.shape());
   const int64_t n = x.dim(0), s = x.numel() / std::max<int64_t>(1, n * c);

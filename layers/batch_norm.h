@@ -4,13 +4,16 @@
 //   eval:  normalise with running_mean / running_var; nothing updated (unless
 //          track_running_stats is false, in which case batch statistics are always used).
 // x: (N, C) or (N, C, L) for 1d, (N, C, H, W) for 2d; viewed as (N, C, S). weight, bias: (C).
-// Statistics go through two virtual hooks so SyncBatchNorm can merge them across ranks.
+// A BatchNorm given a communicator (set_sync: SyncBatchNorm's constructor, convert_sync_batchnorm)
+// merges its train-mode statistics across ranks (layers/sync_batch_norm.h). Conversion happens in
+// place, so references a model holds to its layers stay valid.
 #pragma once
 
 #include <optional>
 #include <vector>
 
-#include "layers/module.h"
+#include "comm/communicator.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
@@ -22,10 +25,10 @@ struct BatchNormOptions {
   bool track_running_stats = true;
 };
 
-class BatchNorm : public Module {
+class BatchNorm : public Layer {
  public:
   BatchNorm(int spatial_dims, BatchNormOptions o);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   // Checks the shape only: whether a batch has more than one value per channel is a property of
@@ -33,19 +36,27 @@ class BatchNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   const BatchNormOptions& options() const { return o_; }
   int spatial_dims() const { return spatial_dims_; }
+  // comm (outliving the layer) makes this a SyncBatchNorm; null makes it local again.
+  void set_sync(Communicator* comm) { sync_ = comm; }
+  Communicator* sync_comm() const { return sync_; }
 
  protected:
   // Per-channel statistics of the batch x viewed as (N, C, S): count, mean and biased variance.
   // Plain BatchNorm uses this rank's batch alone. forward checks the returned count (> 1) and uses
   // it for running_var's unbiased correction, so an override returns the count its statistics
   // cover (SyncBatchNorm: the global batch, even where this rank holds no sample).
-  virtual void batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
-                           std::vector<double>& mean, std::vector<double>& var);
+  void batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,
+                   std::vector<double>& var);
   // Backward reduction of per-channel sum(dy) and sum(dy * xhat) and the count they cover.
-  virtual void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat,
-                                    int64_t& count);
+  void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, int64_t& count);
 
  private:
+  void local_batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,
+                         std::vector<double>& var) const;
+  // SyncBatchNorm's halves of the two hooks (layers/sync_batch_norm.cc).
+  void sync_batch_stats(int64_t& count, std::vector<double>& mean, std::vector<double>& var);
+  void sync_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, int64_t& count);
+
   int spatial_dims_;
   BatchNormOptions o_;
   Parameter* weight_ = nullptr;
@@ -58,6 +69,11 @@ class BatchNorm : public Module {
   Tensor x_;
   std::vector<float> mean_, invstd_;
   bool used_batch_stats_ = false;
+  Communicator* sync_ = nullptr;
+  // Set by the last forward under sync: whether its statistics were merged across ranks, and the
+  // global count they cover (backward divides by it).
+  bool synced_ = false;
+  int64_t global_count_ = 0;
 };
 
 class BatchNorm1d : public BatchNorm {

@@ -59,7 +59,7 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return out;
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
+Tensor Conv2d::forward_impl(const Tensor& x) {
   output_shape(x.shape());
   ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding};
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;

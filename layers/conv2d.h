@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "layers/module.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
@@ -17,10 +17,10 @@ struct Conv2dOptions {
   bool bias = true;
 };
 
-class Conv2d : public Module {
+class Conv2d : public Layer {
  public:
   explicit Conv2d(Conv2dOptions o);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   // Also refuses an input whose per-sample im2col matrix (C_in*K*K, OH*OW) would exceed

@@ -72,7 +72,7 @@ void Dropout::rekey() {
   rng_.set_state(s);
 }
 
-Tensor Dropout::forward(const Tensor& x) {
+Tensor Dropout::forward_impl(const Tensor& x) {
   if (!is_training() || p_ == 0.f) {  // eval: identity, no RNG drawn
     saved_identity_ = grad_enabled();
     mask_ = Tensor();

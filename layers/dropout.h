@@ -14,17 +14,17 @@
 #include <cstdint>
 #include <vector>
 
-#include "layers/module.h"
+#include "layers/layer.h"
 #include "runtime/philox.h"
 
 namespace lockstep {
 
 enum class DropoutKeying { kPerRank, kPerSample };
 
-class Dropout : public Module {
+class Dropout : public Layer {
  public:
   explicit Dropout(float p);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override { return in; }

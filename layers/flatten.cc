@@ -17,7 +17,7 @@ Shape Flatten::output_shape(const Shape& in) const {
   return {in[0], *features};
 }
 
-Tensor Flatten::forward(const Tensor& x) {
+Tensor Flatten::forward_impl(const Tensor& x) {
   Shape out = output_shape(x.shape());
   in_shape_ = x.shape();
   saved_ = grad_enabled();

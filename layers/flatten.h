@@ -1,13 +1,13 @@
 // Flatten: (N, d1, d2, ...) -> (N, d1*d2*...), as torch.nn.Flatten(); a view, no copy.
 #pragma once
 
-#include "layers/module.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
-class Flatten : public Module {
+class Flatten : public Layer {
  public:
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override { return "Flatten"; }
   Shape output_shape(const Shape& in) const override;

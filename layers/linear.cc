@@ -37,7 +37,7 @@ Shape Linear::output_shape(const Shape& in) const {
   return {in[0], out_};
 }
 
-Tensor Linear::forward(const Tensor& x) {
+Tensor Linear::forward_impl(const Tensor& x) {
   output_shape(x.shape());
   const int n = static_cast<int>(x.dim(0));
   Tensor y = Tensor::empty({n, out_});

@@ -2,14 +2,14 @@
 // x: (N, in) -> y: (N, out); weight: (out, in); bias: (out)
 #pragma once
 
-#include "layers/module.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
-class Linear : public Module {
+class Linear : public Layer {
  public:
   Linear(int64_t in, int64_t out, bool bias = true);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;

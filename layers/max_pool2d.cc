@@ -42,7 +42,7 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
   return {in[0], in[1], (in[2] - k_) / stride_ + 1, (in[3] - k_) / stride_ + 1};
 }
 
-Tensor MaxPool2d::forward(const Tensor& x) {
+Tensor MaxPool2d::forward_impl(const Tensor& x) {
   Tensor y = Tensor::empty(output_shape(x.shape()));
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t oh = y.dim(2), ow = y.dim(3);

@@ -8,14 +8,14 @@
 
 #include <vector>
 
-#include "layers/module.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
-class MaxPool2d : public Module {
+class MaxPool2d : public Layer {
  public:
   explicit MaxPool2d(int64_t kernel, int64_t stride = 0);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;

@@ -1,6 +1,7 @@
 // Module tree bookkeeping: modes, registration and state_dict naming.
 #include "layers/module.h"
 
+#include "runtime/autograd.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -18,6 +19,7 @@ Parameter& Module::register_parameter(const std::string& name, Tensor value) {
   auto p = std::make_unique<Parameter>();
   p->grad = Tensor::zeros(value.shape());
   p->value = std::move(value);
+  make_leaf(*p);
   params_.emplace_back(name, std::move(p));
   return *params_.back().second;
 }
@@ -27,9 +29,23 @@ Tensor& Module::register_buffer(const std::string& name, Tensor value) {
   return *buffers_.back().second;
 }
 
-Module& Module::register_module(const std::string& name, std::unique_ptr<Module> m) {
+void Module::add_child(const std::string& name, std::unique_ptr<Module> m) {
+  for (auto& [n, c] : children_) LOCKSTEP_CHECK(n != name) << "two children named " << name;
+  m->train(is_training());
   children_.emplace_back(name, std::move(m));
-  return *children_.back().second;
+}
+
+Shape Module::output_shape(const Shape& in) const {
+  LOCKSTEP_FAIL_IF(true) << describe() << ": no output_shape for input " << shape_str(in)
+                         << " (a module without a shape formula; run forward instead)";
+  return in;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_modules() {
+  std::vector<std::pair<std::string, Module*>> out{{"", this}};
+  for (auto& [n, c] : children_)
+    for (auto& [cn, m] : c->named_modules()) out.emplace_back(cn.empty() ? n : n + "." + cn, m);
+  return out;
 }
 
 std::unique_ptr<Module> Module::swap_child(const std::string& name, std::unique_ptr<Module> m) {

@@ -1,10 +1,14 @@
-// Module: a node of the model tree. Each layer owns its forward and backward (no general autograd:
-// models are sequential stacks). Mode is explicit state of the tree: train()/eval() set it
-// recursively. Grad mode (runtime/grad_mode.h) decides whether forward saves anything for backward.
-// Parameters and buffers are registered under PyTorch's state_dict names ("0.weight",
-// "1.running_mean", "1.num_batches_tracked").
+// Module: a node of the model tree, as torch.nn.Module. A model is a subclass that registers its
+// children, parameters and buffers in its constructor and writes forward() with ops
+// (runtime/ops.h) and child modules; autograd (runtime/autograd.h) records the graph, so there is
+// no backward to write. Leaf layers with fused kernels derive from Layer (layers/layer.h).
+// Mode is explicit state of the tree: train()/eval() set it recursively. Grad mode
+// (runtime/grad_mode.h) decides whether forward records anything for backward. Parameters and
+// buffers get PyTorch's state_dict names from the tree: "layer1.0.conv1.weight",
+// "layer1.0.bn1.running_mean", "0.num_batches_tracked".
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,17 +30,17 @@ class Module {
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
-  // x -> y. In train mode with grad enabled, saves what backward needs.
+  // x -> y. Under grad mode, records what backward needs (runtime/autograd.h).
   virtual Tensor forward(const Tensor& x) = 0;
-  // dL/dy -> dL/dx; accumulates parameter gradients. Valid once per recorded forward.
-  virtual Tensor backward(const Tensor& dy) = 0;
-  // Short description for messages, e.g. "Linear(784->512)".
-  virtual std::string describe() const = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+  // Short description for messages, e.g. "Linear(784->512)"; default "Module".
+  virtual std::string describe() const { return "Module"; }
   // The output shape for an input of shape `in` (batch dimension first), by formula: checks that
   // `in` fits this layer and computes the result with overflow-checked arithmetic, running
   // nothing, so no mode or batch statistic can change the answer. Throws Error naming the layer
   // (describe()), the shape it expects and `in` when `in` does not fit, or when a size overflows.
-  virtual Shape output_shape(const Shape& in) const = 0;
+  // Every layer and Sequential has it; a user's module need not (the default throws, naming it).
+  virtual Shape output_shape(const Shape& in) const;
 
   // Draws fresh initial parameters (PyTorch's default init for each layer) from rng, one RNG
   // "layer" slot per parameter tensor, in registration order; the default recurses into children.
@@ -47,8 +51,8 @@ class Module {
   bool is_training() const { return mode_ == Mode::kTrain; }
   Mode mode() const { return mode_; }
 
-  // When false, backward may skip computing dx (the first layer of a model; like an input that
-  // does not require grad) and returns an undefined Tensor.
+  // When false, a layer's backward may skip computing dx and return an undefined Tensor. The
+  // autograd node of a layer turns it off for the call when the input requires no grad.
   void set_needs_input_grad(bool on) { needs_input_grad_ = on; }
   bool needs_input_grad() const { return needs_input_grad_; }
 
@@ -59,20 +63,29 @@ class Module {
   std::vector<Parameter*> parameters();
   void zero_grad();
 
-  const std::vector<std::pair<std::string, std::unique_ptr<Module>>>& children() const {
-    return children_;
-  }
+  const std::deque<std::pair<std::string, std::unique_ptr<Module>>>& children() const { return children_; }
+  // Every module of the tree with its qualified name ("" for this one, "layer1.0.conv1"), parents
+  // before children, in registration order (torch's named_modules).
+  std::vector<std::pair<std::string, Module*>> named_modules();
 
  protected:
+  // value becomes a leaf of the autograd graph whose gradient accumulates into .grad.
   Parameter& register_parameter(const std::string& name, Tensor value);
   Tensor& register_buffer(const std::string& name, Tensor value);
-  Module& register_module(const std::string& name, std::unique_ptr<Module> m);
+  // The child keeps this module's mode. The reference stays valid as long as this module lives.
+  template <typename T>
+  T& register_module(const std::string& name, std::unique_ptr<T> m) {
+    T& ref = *m;
+    add_child(name, std::move(m));
+    return ref;
+  }
   // Replaces the child registered as `name`; returns the previous one.
   std::unique_ptr<Module> swap_child(const std::string& name, std::unique_ptr<Module> m);
   // Throws if the last forward saved nothing (no-grad) or backward already consumed it.
   void require_saved(bool saved) const;
 
  private:
+  void add_child(const std::string& name, std::unique_ptr<Module> m);
   void collect(const std::string& prefix, bool params, bool buffers,
                std::vector<std::pair<std::string, Tensor*>>& out);
 
@@ -80,7 +93,7 @@ class Module {
   bool needs_input_grad_ = true;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> params_;
   std::vector<std::pair<std::string, std::unique_ptr<Tensor>>> buffers_;
-  std::vector<std::pair<std::string, std::unique_ptr<Module>>> children_;
+  std::deque<std::pair<std::string, std::unique_ptr<Module>>> children_;  // stable addresses
 };
 
 }  // namespace lockstep

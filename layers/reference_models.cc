@@ -40,7 +40,6 @@ std::unique_ptr<Sequential> make_reference_model(const std::string& name, ModelO
     for (const auto& n : reference_model_names()) known += (known.empty() ? "" : ", ") + n;
     LOCKSTEP_FAIL_IF(true) << "unknown model \"" << name << "\" (known: " << known << ")";
   }
-  (*m)[0].set_needs_input_grad(false);
   return m;
 }
 

@@ -2,13 +2,13 @@
 // except where y <= 0 (torch's threshold_backward), so a NaN output passes its gradient on.
 #pragma once
 
-#include "layers/module.h"
+#include "layers/layer.h"
 
 namespace lockstep {
 
-class ReLU : public Module {
+class ReLU : public Layer {
  public:
-  Tensor forward(const Tensor& x) override;
+  Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override { return "ReLU"; }
   Shape output_shape(const Shape& in) const override { return in; }

@@ -1,4 +1,4 @@
-// Sequential forward/backward and layer-indexed error context.
+// Sequential forward and index-named error context.
 #include "layers/sequential.h"
 
 #include <sstream>
@@ -8,9 +8,7 @@
 namespace lockstep {
 
 Sequential& Sequential::add(std::unique_ptr<Module> m) {
-  Module& ref = register_module(std::to_string(layers_.size()), std::move(m));
-  ref.train(is_training());
-  layers_.push_back(&ref);
+  layers_.push_back(&register_module(std::to_string(layers_.size()), std::move(m)));
   return *this;
 }
 
@@ -40,19 +38,6 @@ Tensor Sequential::forward(const Tensor& x) {
     }
   }
   return h;
-}
-
-Tensor Sequential::backward(const Tensor& dy) {
-  Tensor g = dy;
-  for (size_t i = layers_.size(); i-- > 0;) {
-    try {
-      g = layers_[i]->backward(g);
-    } catch (const Error& e) {
-      throw Error("layer " + std::to_string(i) + ": " + e.what());
-    }
-    if (backward_hook_) backward_hook_(i);
-  }
-  return g;
 }
 
 Shape Sequential::output_shape(const Shape& in) const {

@@ -7,7 +7,6 @@
 #include <memory>
 #include <sstream>
 
-#include "layers/sequential.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -25,18 +24,9 @@ double get(const float* in) { return static_cast<double>(in[0]) + static_cast<do
 
 }  // namespace
 
-SyncBatchNorm::SyncBatchNorm(int spatial_dims, BatchNormOptions o, Communicator& comm)
-    : BatchNorm(spatial_dims, o), comm_(&comm) {}
-
-std::string SyncBatchNorm::describe() const {
-  std::ostringstream os;
-  os << "SyncBatchNorm" << spatial_dims() << "d(" << options().num_features << ")";
-  return os.str();
-}
-
-void SyncBatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& count,
-                                std::vector<double>& mean, std::vector<double>& var) {
-  BatchNorm::batch_stats(x, n, s, count, mean, var);  // this rank's shard
+void BatchNorm::sync_batch_stats(int64_t& count, std::vector<double>& mean, std::vector<double>& var) {
+  // count, mean, var: this rank's shard
+  Communicator* comm_ = sync_;
   synced_ = is_training();
   if (!synced_) return;  // eval without running stats: local batch, no collective (as PyTorch)
 
@@ -90,8 +80,9 @@ void SyncBatchNorm::batch_stats(const float* x, int64_t n, int64_t s, int64_t& c
     for (int64_t ch = 0; ch < c; ++ch) var[ch] = m2a[ch] < 0.0 ? 0.0 : m2a[ch] / na;  // NaN stays NaN
 }
 
-void SyncBatchNorm::reduce_backward_sums(std::vector<double>& sum_dy,
-                                         std::vector<double>& sum_dy_xhat, int64_t& count) {
+void BatchNorm::sync_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat,
+                                   int64_t& count) {
+  Communicator* comm_ = sync_;
   if (!synced_) return;
   const size_t c = sum_dy.size();
   std::vector<double> buf(2 * c);
@@ -103,37 +94,14 @@ void SyncBatchNorm::reduce_backward_sums(std::vector<double>& sum_dy,
   count = global_count_;
 }
 
-void convert_sync_batchnorm(Sequential& model, Communicator& comm) {
-  for (size_t i = 0; i < model.size(); ++i) {
-    Module& layer = model[i];
-    if (auto* seq = dynamic_cast<Sequential*>(&layer)) {
-      convert_sync_batchnorm(*seq, comm);
-      continue;
+int convert_sync_batchnorm(Module& model, Communicator& comm) {
+  int converted = 0;
+  for (auto& [name, m] : model.named_modules())
+    if (auto* bn = dynamic_cast<BatchNorm*>(m); bn && bn->sync_comm() != &comm) {
+      bn->set_sync(&comm);
+      ++converted;
     }
-    auto* bn = dynamic_cast<BatchNorm*>(&layer);
-    if (!bn || dynamic_cast<SyncBatchNorm*>(bn)) continue;
-    auto sync = std::make_unique<SyncBatchNorm>(bn->spatial_dims(), bn->options(), comm);
-    // Same class layout, so parameters and buffers pair up by name in registration order.
-    auto from_p = bn->named_parameters();
-    auto to_p = sync->named_parameters();
-    LOCKSTEP_CHECK(from_p.size() == to_p.size()) << bn->describe() << ": parameter count";
-    for (size_t k = 0; k < from_p.size(); ++k) {
-      LOCKSTEP_CHECK(from_p[k].first == to_p[k].first) << "parameter " << from_p[k].first;
-      to_p[k].second->value.copy_from(from_p[k].second->value);
-      to_p[k].second->grad.copy_from(from_p[k].second->grad);
-    }
-    auto from_b = bn->named_buffers();
-    auto to_b = sync->named_buffers();
-    LOCKSTEP_CHECK(from_b.size() == to_b.size()) << bn->describe() << ": buffer count";
-    for (size_t k = 0; k < from_b.size(); ++k) {
-      LOCKSTEP_CHECK(from_b[k].first == to_b[k].first) << "buffer " << from_b[k].first;
-      to_b[k].second->copy_from(*from_b[k].second);
-    }
-    const bool training = bn->is_training();
-    sync->set_needs_input_grad(bn->needs_input_grad());
-    model.replace(i, std::move(sync));
-    model[i].train(training);
-  }
+  return converted;
 }
 
 }  // namespace lockstep

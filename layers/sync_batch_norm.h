@@ -22,31 +22,19 @@
 
 namespace lockstep {
 
-class Sequential;
-
+// A BatchNorm built with a communicator: the same layer as BatchNorm1d/2d after set_sync(&comm).
 class SyncBatchNorm : public BatchNorm {
  public:
   // comm must outlive the layer.
-  SyncBatchNorm(int spatial_dims, BatchNormOptions o, Communicator& comm);
-  std::string describe() const override;
-
- protected:
-  void batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,
-                   std::vector<double>& var) override;
-  void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat,
-                            int64_t& count) override;
-
- private:
-  Communicator* comm_;
-  // Set by the last forward: whether its statistics were merged across ranks, and the global
-  // count they cover (backward divides by it).
-  bool synced_ = false;
-  int64_t global_count_ = 0;
+  SyncBatchNorm(int spatial_dims, BatchNormOptions o, Communicator& comm) : BatchNorm(spatial_dims, o) {
+    set_sync(&comm);
+  }
 };
 
-// Replaces every BatchNorm1d / BatchNorm2d of model (nested Sequentials included) by a
-// SyncBatchNorm with the same options, carrying parameters, gradients, buffers and mode over
-// exactly; state_dict names are unchanged. Layers that already are SyncBatchNorm stay.
-void convert_sync_batchnorm(Sequential& model, Communicator& comm);
+// Makes every BatchNorm of the module tree (any depth, any module type) a SyncBatchNorm over comm,
+// in place: parameters, gradients, buffers, mode and every reference to the layers are unchanged,
+// and so are the state_dict names (torch.nn.SyncBatchNorm.convert_sync_batchnorm). Returns how many
+// layers it converted.
+int convert_sync_batchnorm(Module& model, Communicator& comm);
 
 }  // namespace lockstep

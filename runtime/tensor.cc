@@ -127,7 +127,7 @@ Tensor Tensor::view(const Tensor& base, int64_t offset, Shape shape) {
   const int64_t n = shape_numel(shape);
   LOCKSTEP_CHECK(base.defined() && offset >= 0 && offset + n <= base.numel_)
       << "view of " << n << " elements at " << offset << " in a tensor of " << base.numel_;
-  Tensor t;
+  Tensor t;  // out of the graph: the reducer's bucket views of gradients
   t.storage_ = std::shared_ptr<float[]>(base.storage_, base.storage_.get() + offset);  // aliasing
   t.shape_ = std::move(shape);
   t.numel_ = n;
@@ -151,6 +151,12 @@ Tensor Tensor::reshape(Shape shape) const {
       << "cannot reshape " << shape_str(shape_) << " to " << shape_str(shape);
   Tensor t = *this;
   t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::detach() const {
+  Tensor t = *this;
+  t.grad_fn_ = nullptr;
   return t;
 }
 

@@ -1,5 +1,8 @@
 // Tensor: a dense, contiguous float32 array with a shape, backed by 64-byte-aligned storage that
-// copies share (like torch.Tensor views). kCUDA tensors hold device memory (runtime/device.h) and
+// copies share (like torch.Tensor views). Under grad mode a tensor made by an op or a layer also
+// carries the autograd node that made it (grad_fn, runtime/autograd.h); a parameter's value carries
+// the node that accumulates into its .grad. Gradients travel between nodes as contiguous values,
+// so reshape keeps grad_fn: each node reads an incoming gradient in its own output's shape. kCUDA tensors hold device memory (runtime/device.h) and
 // move with to(); the layers' kernels run on kCPU tensors. Live and peak storage bytes are counted so tests and
 // benchmarks can measure what forward keeps for backward.
 #pragma once
@@ -13,6 +16,8 @@
 #include <vector>
 
 namespace lockstep {
+
+class Node;
 
 enum class Device { kCPU, kCUDA };
 
@@ -49,15 +54,27 @@ class Tensor {
   // a bucket reduces the gradients in place, with no copy in or out.
   static Tensor view(const Tensor& base, int64_t offset, Shape shape);
   Tensor to(Device device) const;     // a copy on `device` (this tensor itself if already there)
-  Tensor clone() const;
+  Tensor clone() const;  // a copy out of the graph (torch: x.detach().clone())
   void fill(float value);
   void copy_from(const Tensor& other);  // same numel required
+
+  // Autograd (runtime/autograd.h). requires_grad: made under grad mode by a recorded op or layer
+  // from something that requires grad, or a parameter's value.
+  bool requires_grad() const { return grad_fn_ != nullptr; }
+  const std::shared_ptr<Node>& grad_fn() const { return grad_fn_; }
+  void set_grad_fn(std::shared_ptr<Node> fn) { grad_fn_ = std::move(fn); }
+  Tensor detach() const;  // the same storage, out of the graph
+  // Reverse-mode pass from this tensor: `grad` is dL/d(this), default 1 for a one-element tensor
+  // (a scalar loss). See lockstep::backward.
+  void backward() const;
+  void backward(const Tensor& grad) const;
 
  private:
   std::shared_ptr<float[]> storage_;
   Shape shape_;
   int64_t numel_ = 0;
   Device device_ = Device::kCPU;
+  std::shared_ptr<Node> grad_fn_;
 };
 
 // Storage accounting, process-wide because it mirrors the allocator (like a CUDA caching allocator's

@@ -40,7 +40,7 @@ std::string broadcast_verdict(Communicator& comm, const std::string& error) {
   return std::string(reinterpret_cast<const char*>(buf.data()));
 }
 
-std::vector<std::pair<std::string, Tensor*>> model_state(Sequential& model) { return model.state_dict(); }
+std::vector<std::pair<std::string, Tensor*>> model_state(Module& model) { return model.state_dict(); }
 
 // Note [rank-local buffers]: under eval_buffers AVERAGE each rank keeps its own BatchNorm running
 // statistics between eval phases (they are averaged only when an eval phase begins), so a checkpoint
@@ -50,7 +50,7 @@ bool rank_local_buffers(const proto::JobSpec& job, const Communicator& comm) {
   return comm.size() > 1 && job.distributed().eval_buffers() == proto::DistributedSpec::AVERAGE;
 }
 
-int64_t buffer_numel(Sequential& model) {
+int64_t buffer_numel(Module& model) {
   int64_t n = 0;
   for (auto& [name, t] : model.named_buffers()) n += t->numel();
   return n;
@@ -60,7 +60,7 @@ std::string rank_buffer_name(int rank, const std::string& name) { return "rank" 
 
 }  // namespace
 
-std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
+std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, const proto::JobSpec& job,
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id) {
   const std::vector<Dropout*> drops = dropout_layers(model);
   const size_t block = drops.size() * kRngFields;
@@ -141,7 +141,7 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
   return path;
 }
 
-std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
+std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Optimizer& opt,
                                           const proto::JobSpec& job, const std::string& run_dir,
                                           std::string* from, int64_t steps_per_epoch) {
   const std::vector<Dropout*> drops = dropout_layers(model);

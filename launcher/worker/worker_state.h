@@ -30,7 +30,7 @@ struct JobPosition {
 // Collective. Rank 0 writes run_dir/checkpoints/ckpt-<step>/ atomically (keeping the plan's
 // keep_checkpoints newest) and returns its path on every rank. If rank 0's write fails, every rank
 // throws its message (the previous checkpoints are untouched).
-std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& opt, const proto::JobSpec& job,
+std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, const proto::JobSpec& job,
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id);
 
 // Collective. Rank 0 finds the newest valid checkpoint (damaged ones are reported on stderr and
@@ -39,7 +39,7 @@ std::string save_checkpoint(Communicator& comm, Sequential& model, Optimizer& op
 // steps_per_epoch when >= 0, step counts, rng consumers and ranks; tensor names and shapes), then
 // every rank restores weights, buffers, optimizer state and its own RNG state. nullopt (on every
 // rank) when run_dir holds no valid checkpoint.
-std::optional<JobPosition> restore_latest(Communicator& comm, Sequential& model, Optimizer& opt,
+std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Optimizer& opt,
                                           const proto::JobSpec& job, const std::string& run_dir,
                                           std::string* from = nullptr, int64_t steps_per_epoch = -1);
 

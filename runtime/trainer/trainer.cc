@@ -8,12 +8,13 @@
 #include <string>
 
 #include "layers/dropout.h"
+#include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
 
 namespace lockstep {
 
-Trainer::Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule,
+Trainer::Trainer(Module& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule,
                  TrainerOptions o, DistributedOptions d)
     : model_(model), opt_(opt), loss_(loss), schedule_(schedule), o_(std::move(o)), d_(d) {
   if (!d_.comm) return;
@@ -23,18 +24,14 @@ Trainer::Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule
   std::vector<Tensor*> state;
   for (auto& [name, t] : model_.state_dict()) state.push_back(t);
   broadcast_tensors(comm, state, 0);
-  std::vector<std::vector<Parameter*>> groups;
-  for (size_t i = 0; i < model_.size(); ++i) groups.push_back(model_[i].parameters());
   // The loss gradient is divided by the world size (train_step), so a sum is the average.
   ReducerOptions ro = d_.reducer;
   ro.predivided = true;
-  reducer_ = std::make_unique<Reducer>(comm, std::move(groups), ro);
-  if (d_.overlap) model_.set_backward_hook([r = reducer_.get()](size_t layer) { r->layer_ready(layer); });
+  ro.overlap = d_.overlap;
+  reducer_ = std::make_unique<Reducer>(comm, model_.named_parameters(), ro);
 }
 
-Trainer::~Trainer() {
-  if (reducer_) model_.set_backward_hook({});
-}
+Trainer::~Trainer() = default;
 
 void Trainer::begin_phase(CommMode mode) {
   if (d_.comm) d_.comm->set_phase(++phase_, mode);
@@ -50,7 +47,7 @@ namespace {
 
 // One vectorised pass: x * 0 is 0 for every finite x and NaN for NaN and infinities, so the sum is
 // 0 exactly when every gradient is finite.
-bool finite_gradients(Sequential& model) {
+bool finite_gradients(Module& model) {
   float poison = 0.f;
   for (Parameter* p : model.parameters()) {
     const float* g = p->grad.data();
@@ -84,7 +81,7 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
   // rank) carry every rank's verdict and no rank decides alone.
   const bool loss_ok = std::isfinite(loss);
   if (!loss_ok && dloss.numel() > 0) dloss[0] = std::numeric_limits<float>::quiet_NaN();
-  model_.backward(dloss);  // the reducer's buckets start all-reducing from its hook
+  backward(logits, dloss);  // the reducer's buckets start all-reducing from the parameters' hooks
   if (reducer_) reducer_->finalize();  // averaged gradients back in place
   if (!finite_gradients(model_)) {
     // Rare: one more collective names the ranks whose loss was not finite.

@@ -75,7 +75,7 @@ struct DistributedOptions {
   // Per-sample dropout keying: before every forward, each Dropout learns the global row of this
   // rank's first sample (the model must be seeded with DropoutKeying::kPerSample).
   bool per_sample_dropout = false;
-  // Start each bucket's all-reduce from the backward hook as soon as it is full (true), or all of
+  // Start each bucket's all-reduce from the gradient hooks as soon as it is full (true), or all of
   // them in finalize after backward (false: no overlap; for measuring what the overlap buys).
   bool overlap = true;
 };
@@ -85,7 +85,7 @@ class Trainer {
   // schedule may be null (constant lr); it is stepped once per epoch, as PyTorch's epoch schedulers.
   // With d.comm set this is collective: every rank constructs its trainer (rank 0's parameters and
   // buffers win).
-  Trainer(Sequential& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule, TrainerOptions o,
+  Trainer(Module& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule, TrainerOptions o,
           DistributedOptions d = {});
   ~Trainer();
   Trainer(const Trainer&) = delete;
@@ -127,7 +127,7 @@ class Trainer {
   Tensor as_input(const Tensor& x) const;
   EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end);
 
-  Sequential& model_;
+  Module& model_;
   Optimizer& opt_;
   Loss& loss_;
   const LrSchedule* schedule_;

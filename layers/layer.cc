@@ -1,0 +1,58 @@
+// Layer::forward and the autograd node that runs a layer's fused backward.
+#include "layers/layer.h"
+
+#include "runtime/autograd.h"
+#include "runtime/check.h"
+#include "runtime/grad_mode.h"
+
+namespace lockstep {
+
+class LayerNode final : public Node {
+ public:
+  LayerNode(Layer& layer, const Tensor& x, Shape out_shape)
+      : Node({x.grad_fn()}), layer_(layer), call_(layer.calls_), out_shape_(std::move(out_shape)) {
+    for (Parameter* p : layer.parameters()) params_.push_back(p);
+  }
+  std::vector<Tensor> apply(const Tensor& g) override {
+    LOCKSTEP_FAIL_IF(layer_.calls_ != call_)
+        << layer_.describe() << ": called again before the backward of an earlier call in the same graph, "
+        << "which overwrote that call's saved values; register one layer per use";
+    const bool need_dx = next()[0] != nullptr;
+    const bool user = layer_.needs_input_grad();
+    layer_.set_needs_input_grad(user && need_dx);
+    Tensor dx;
+    try {
+      dx = layer_.backward(g.shape() == out_shape_ ? g : g.reshape(out_shape_));
+    } catch (...) {
+      layer_.set_needs_input_grad(user);
+      throw;
+    }
+    layer_.set_needs_input_grad(user);
+    return {need_dx ? dx : Tensor()};
+  }
+  std::string name() const override { return layer_.describe(); }
+  std::vector<Parameter*> accumulates() const override { return params_; }
+
+ private:
+  Layer& layer_;
+  uint64_t call_;
+  Shape out_shape_;
+  std::vector<Parameter*> params_;
+};
+
+Tensor Layer::forward(const Tensor& x) {
+  bool record = grad_enabled() && x.requires_grad();
+  if (grad_enabled() && !record)
+    for (Parameter* p : parameters())
+      if (p->value.requires_grad()) {
+        record = true;
+        break;
+      }
+  if (!record) return forward_impl(x).detach();  // out of any graph (backward() may still be called directly)
+  ++calls_;
+  Tensor y = forward_impl(x);
+  y.set_grad_fn(std::make_shared<LayerNode>(*this, x, y.shape()));
+  return y;
+}
+
+}  // namespace lockstep

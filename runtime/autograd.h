@@ -1,0 +1,76 @@
+// Define-by-run reverse-mode autograd, as PyTorch's engine (torch.autograd.backward) and
+// Flashlight's Variable. Under grad mode (runtime/grad_mode.h) every op or layer whose input
+// requires grad records one Node on its output (Tensor::grad_fn); the nodes and their edges are the
+// graph. backward(loss) walks it in reverse: each node turns dL/d(output) into dL/d(input) for each
+// input, gradients reaching a node along several edges are summed first, and parameters accumulate
+// into .grad (never overwrite it: zero_grad sets it to zero, as in PyTorch).
+//
+// Note [backward order]: among nodes whose gradient is complete, the most recently created runs
+// first (PyTorch's sequence-number priority). The order is therefore a pure function of the
+// forward's order of operations, the same on every rank, and a parameter's on_grad_ready hook
+// fires at the same point of every rank's backward: the gradient reducer launches its buckets from
+// there.
+//
+// A graph is used once: apply() consumes what the node saved (retain_graph=False in PyTorch). A
+// fused layer keeps its saved activations in the layer itself, so the layer must outlive the graph.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/parameter.h"
+#include "runtime/tensor.h"
+
+namespace lockstep {
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // dL/d(output) -> one gradient per edge of next(), in order; an undefined Tensor where an input
+  // gets none. grad_output holds the output's numel contiguous values in any shape (see
+  // Tensor::reshape). Called at most once, under no-grad.
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // For messages: "Linear(784->512)", "add".
+  virtual std::string name() const = 0;
+  // Parameters whose gradient this node accumulates itself (a fused layer, a parameter's leaf):
+  // the engine calls their on_grad_ready after the last node that accumulates into them.
+  virtual std::vector<Parameter*> accumulates() const { return {}; }
+
+  // The nodes that made this node's inputs; null where an input requires no grad.
+  const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
+  uint64_t sequence() const { return sequence_; }
+
+ protected:
+  explicit Node(std::vector<std::shared_ptr<Node>> next);
+
+ private:
+  std::vector<std::shared_ptr<Node>> next_;
+  uint64_t sequence_;
+};
+
+// Whether an op over `inputs` records a node: grad mode is on and some input requires grad.
+bool should_record(std::initializer_list<const Tensor*> inputs);
+bool should_record(std::span<const Tensor> inputs);
+
+// The backward of an op as a function: dL/d(output) -> one gradient per input (undefined where
+// that input does not require grad).
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+// Records `out` as made by op `name` from `inputs` with backward `fn` (which captures what it
+// needs), when should_record(inputs); returns out either way. The building block of runtime/ops.
+Tensor record(const char* name, Tensor out, std::span<const Tensor> inputs, BackwardFn fn);
+Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs, BackwardFn fn);
+
+// Runs the graph behind `root` in reverse (Note [backward order]). grad is dL/d(root), of root's
+// numel; undefined means 1, allowed only for a one-element root (a scalar loss). Throws Error when
+// root does not require grad, when grad does not fit, or when a node's saved state is gone.
+void backward(const Tensor& root, const Tensor& grad = Tensor());
+
+}  // namespace lockstep
