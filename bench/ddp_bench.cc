@@ -77,18 +77,16 @@ int main(int argc, char** argv) {
     if (d.comm) d.comm->set_phase(1, CommMode::kTrain);
     run(3);  // warm-up: caches, allocator, first collectives
     // Each serial-trainer round is timed right before its overlapped round, so drifting machine
-    // load hits both alike. The serial trainer is constructed after `trainer` and took over the
-    // backward hook: unset it for the serial rounds, wire it back for the overlapped ones.
+    // load hits both alike. Each trainer's reducer takes the gradient hooks over for its rounds.
     std::vector<double> rates, serial_waits, overlap_waits;
     for (int r = 0; r < repeats; ++r) {
       if (serial) {
-        model->set_backward_hook({});
+        serial->reducer()->attach_hooks();
         d.comm->barrier().wait();
         serial->reducer()->reset_stats();
         run_with(*serial, steps);
         serial_waits.push_back(serial->reducer()->stats().finalize_wait_seconds / static_cast<double>(steps));
-        Reducer* red = trainer.reducer();
-        model->set_backward_hook([red](size_t layer) { red->layer_ready(layer); });
+        trainer.reducer()->attach_hooks();
       }
       if (trainer.reducer()) {
         d.comm->barrier().wait();

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       const size_t n = mib << 18;  // floats
       Parameter p{Tensor::full({static_cast<int64_t>(n)}, 1.f), Tensor::full({static_cast<int64_t>(n)}, 1.f)};
       const auto bytes = static_cast<int64_t>(n * sizeof(float));
-      Reducer reducer(*comm, {{&p}}, ReducerOptions{.bucket_bytes = bytes, .first_bucket_bytes = bytes, .predivided = true});
+      Reducer reducer(*comm, {{"p", &p}}, ReducerOptions{.bucket_bytes = bytes, .first_bucket_bytes = bytes, .predivided = true, .find_unused_parameters = true});
       std::vector<float> x(n, 1.f);
       std::vector<double> tr, tb;
       for (int r = 0; r < reps + 1; ++r) {

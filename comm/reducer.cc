@@ -43,6 +43,10 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
   }
   bind_gradients();
   reset_pending();
+  attach_hooks();
+}
+
+void Reducer::attach_hooks() {
   for (size_t i = 0; i < params_.size(); ++i)
     params_[i].second->on_grad_ready = [this, i](Parameter&) { param_ready(i); };
 }

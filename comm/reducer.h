@@ -100,6 +100,9 @@ class Reducer {
   // Re-points every parameter's grad into this reducer's buckets, keeping its values (another
   // reducer over the same parameters may have taken them over).
   void bind_gradients();
+  // Makes the parameters' on_grad_ready hooks call this reducer (the constructor does; another
+  // reducer over the same parameters takes them over when constructed).
+  void attach_hooks();
 
   // Bucket b's parameters, as indices into the registration order of `params`.
   std::vector<std::vector<size_t>> bucket_layout() const;

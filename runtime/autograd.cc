@@ -95,8 +95,8 @@ Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs
 
 void backward(const Tensor& root, const Tensor& grad) {
   LOCKSTEP_FAIL_IF(!root.requires_grad())
-      << "backward(): the tensor does not require grad (it was made under NoGradGuard, or from "
-         "nothing that requires grad)";
+      << "backward(): the tensor does not require grad (it was made under no-grad (NoGradGuard), or "
+         "from nothing that requires grad)";
   Tensor seed = grad;
   if (!seed.defined()) {
     LOCKSTEP_FAIL_IF(root.numel() != 1) << "backward(): grad can be implied only for a one-element tensor, got "

@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/autograd.h"
+#include "runtime/parameter.h"
+
 namespace lockstep::testing {
 
 struct CommandResult {
@@ -41,5 +44,23 @@ inline std::string idx_bytes(const std::vector<uint32_t>& dims, size_t data_byte
   for (size_t i = 0; i < data_bytes; ++i) out.push_back(static_cast<char>((i * 7 + i / 784) % 10));
   return out;
 }
+
+// An input that requires grad (torch's x.requires_grad_()): the gradient backward computes for it
+// lands in grad().
+class GradInput {
+ public:
+  explicit GradInput(const Tensor& x) {
+    p_.value = x.clone();
+    p_.grad = Tensor::zeros(x.shape());
+    make_leaf(p_);
+  }
+  GradInput(const GradInput&) = delete;
+  GradInput& operator=(const GradInput&) = delete;
+  const Tensor& value() const { return p_.value; }
+  const Tensor& grad() const { return p_.grad; }
+
+ private:
+  Parameter p_;
+};
 
 }  // namespace lockstep::testing

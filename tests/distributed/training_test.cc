@@ -123,19 +123,18 @@ TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
   }
 }
 
-// A small model's parameters grouped by layer, with a gradient r + 1 + j / 1000 at element j on
-// rank r: the average over n ranks is (n + 1) / 2 + j / 1000.
+// A small model's parameters (the shapes grouped by layer, as a model would register them), with a
+// gradient r + 1 + j / 1000 at element j on rank r: the average over n ranks is (n + 1) / 2 + j / 1000.
 struct GradFixture {
   std::vector<std::unique_ptr<Parameter>> params;
-  std::vector<std::vector<Parameter*>> groups;
+  std::vector<NamedParameter> named;
   explicit GradFixture(const std::vector<std::vector<int64_t>>& sizes) {
     for (const auto& layer : sizes) {
-      groups.emplace_back();
       for (int64_t n : layer) {
         auto p = std::make_unique<Parameter>();
         p->value = Tensor::zeros({n});
         p->grad = Tensor::zeros({n});
-        groups.back().push_back(p.get());
+        named.emplace_back("p" + std::to_string(params.size()), p.get());
         params.push_back(std::move(p));
       }
     }
@@ -144,8 +143,10 @@ struct GradFixture {
     for (auto& p : params)
       for (int64_t j = 0; j < p->grad.numel(); ++j) p->grad[j] += float(rank + 1) + float(j) / 1000.f;
   }
-  void backward(Reducer& r) {  // layers finish in reverse order, as Sequential::backward
-    for (size_t l = groups.size(); l-- > 0;) r.layer_ready(l);
+  void backward(Reducer& r, size_t skip = SIZE_MAX) {  // gradients final in reverse order, as autograd's
+    for (size_t i = params.size(); i-- > 0;)
+      if (i != skip && params[i]->on_grad_ready) params[i]->on_grad_ready(*params[i]);
+    (void)r;
   }
 };
 
@@ -153,13 +154,8 @@ TEST(Reducer, BucketOrderIsReverseRegistrationAndIdenticalOnEveryRank) {
   Communicator& comm = test_comm();
   // The CNN's parameter shapes, 64 KiB buckets: several buckets, some holding several parameters.
   auto model = make_reference_model("fmnist-cnn");
-  std::vector<std::vector<Parameter*>> groups;
-  size_t nparams = 0;
-  for (size_t i = 0; i < model->size(); ++i) {
-    groups.push_back((*model)[i].parameters());
-    nparams += groups.back().size();
-  }
-  Reducer reducer(comm, groups, ReducerOptions{.bucket_bytes = 64 << 10});
+  const size_t nparams = model->named_parameters().size();
+  Reducer reducer(comm, model->named_parameters(), ReducerOptions{.bucket_bytes = 64 << 10});
   const auto layout = reducer.bucket_layout();
   ASSERT_GT(layout.size(), 2u);
   std::vector<float> flat;
@@ -183,7 +179,7 @@ TEST(Reducer, AveragedGradientsEqualTheFormula) {
   Communicator& comm = test_comm();
   const int n = comm.size();
   GradFixture f({{300, 7}, {}, {5000}, {12, 1}, {2000, 3}});
-  Reducer reducer(comm, f.groups, ReducerOptions{.bucket_bytes = 8 << 10});
+  Reducer reducer(comm, f.named, ReducerOptions{.bucket_bytes = 8 << 10});
   f.add_grads(comm.rank());
   comm.set_phase(1, CommMode::kTrain);
   f.backward(reducer);
@@ -200,7 +196,7 @@ TEST(Reducer, AccumulationSyncsOnlyOnTheLastMicroBatch) {
   const int n = comm.size();
   constexpr int kMicro = 4;
   GradFixture f({{100}, {50, 2}, {3000}});
-  Reducer reducer(comm, f.groups, ReducerOptions{.bucket_bytes = 4 << 10});
+  Reducer reducer(comm, f.named, ReducerOptions{.bucket_bytes = 4 << 10});
   comm.set_phase(1, CommMode::kTrain);
   const uint64_t before = comm.collectives_issued();
   for (int m = 0; m < kMicro - 1; ++m) {
@@ -217,6 +213,40 @@ TEST(Reducer, AccumulationSyncsOnlyOnTheLastMicroBatch) {
   for (auto& p : f.params)
     for (int64_t j = 0; j < p->grad.numel(); ++j)
       ASSERT_NEAR(p->grad[j], kMicro * (float(n + 1) / 2 + float(j) / 1000.f), 1e-4) << "element " << j;
+}
+
+TEST(Reducer, AParameterWithoutGradientIsAnErrorNamingIt) {
+  Communicator& comm = test_comm();
+  GradFixture f({{100}, {50}, {3000}});
+  Reducer reducer(comm, f.named, ReducerOptions{.bucket_bytes = 1 << 10});
+  comm.set_phase(1, CommMode::kTrain);
+  f.add_grads(comm.rank());
+  f.backward(reducer, /*skip=*/1);
+  try {
+    reducer.finalize();
+    ADD_FAILURE() << "finalize accepted a parameter that got no gradient";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parameter p1 received no gradient"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("find_unused_parameters"), std::string::npos) << e.what();
+  }
+  // The reducer is usable again: a full backward syncs every bucket.
+  f.backward(reducer);
+  reducer.finalize();
+  EXPECT_EQ(reducer.stats().syncs, 1);
+}
+
+TEST(Reducer, FindUnusedParametersStillAveragesThem) {
+  Communicator& comm = test_comm();
+  const int n = comm.size();
+  GradFixture f({{100}, {50}, {3000}});
+  Reducer reducer(comm, f.named, ReducerOptions{.bucket_bytes = 1 << 10, .find_unused_parameters = true});
+  comm.set_phase(1, CommMode::kTrain);
+  f.add_grads(comm.rank());
+  f.backward(reducer, /*skip=*/1);
+  reducer.finalize();
+  for (auto& p : f.params)
+    for (int64_t j = 0; j < p->grad.numel(); ++j)
+      ASSERT_NEAR(p->grad[j], float(n + 1) / 2 + float(j) / 1000.f, 1e-5) << "element " << j;
 }
 
 }  // namespace
