@@ -49,7 +49,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // ---- Shape ----
 // The same values in another shape (torch.reshape / Tensor.view; every tensor here is contiguous,
 // so the two are one). One dim may be -1, inferred. Shares x's storage and keeps its grad_fn:
-// gradients travel as contiguous values, so no node is needed. Throws when the element counts
+// gradients travel as contiguous values, so no node is needed (under NoGradGuard the result is out
+// of the graph, as torch's). Throws when the element counts
 // differ: "reshape: cannot reshape (2, 3) to (4, -1)".
 Tensor reshape(const Tensor& x, Shape shape);
 Tensor view(const Tensor& x, Shape shape);

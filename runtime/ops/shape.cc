@@ -3,11 +3,18 @@
 #include <sstream>
 
 #include "runtime/autograd.h"
+#include "runtime/grad_mode.h"
 #include "runtime/ops.h"
 #include "runtime/ops/op_util.h"
 
 namespace lockstep {
 namespace {
+
+// x in a new shape, in the graph only under grad mode (torch: a view made under no_grad does not
+// require grad).
+Tensor reshaped(const Tensor& x, Shape shape) {
+  return grad_enabled() ? x.reshape(std::move(shape)) : x.detach().reshape(std::move(shape));
+}
 
 Tensor reshape_as(const char* op, const Tensor& x, Shape shape) {
   ops_detail::check_input(op, x);
@@ -25,7 +32,7 @@ Tensor reshape_as(const char* op, const Tensor& x, Shape shape) {
   if (ok) ok = (infer >= 0 ? x.numel() / known * known : known) == x.numel();
   LOCKSTEP_FAIL_IF(!ok) << op << ": cannot reshape " << shape_str(x.shape()) << " (" << x.numel()
                         << " elements) to " << shape_str(shape);
-  return x.reshape(std::move(shape));  // keeps grad_fn
+  return reshaped(x, std::move(shape));  // keeps grad_fn under grad mode
 }
 
 }  // namespace
@@ -35,7 +42,7 @@ Tensor view(const Tensor& x, Shape shape) { return reshape_as("view", x, std::mo
 
 Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   ops_detail::check_input("flatten", x);
-  if (x.ndim() == 0) return x.reshape({1});
+  if (x.ndim() == 0) return reshaped(x, {1});
   const int64_t s = ops_detail::wrap_dim("flatten", start_dim, x.shape());
   const int64_t e = ops_detail::wrap_dim("flatten", end_dim, x.shape());
   LOCKSTEP_FAIL_IF(s > e) << "flatten: start_dim " << start_dim << " comes after end_dim " << end_dim
@@ -45,7 +52,7 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   for (int64_t d = s; d <= e; ++d) merged *= x.shape()[d];
   out.push_back(merged);
   out.insert(out.end(), x.shape().begin() + e + 1, x.shape().end());
-  return x.reshape(std::move(out));
+  return reshaped(x, std::move(out));
 }
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
