@@ -13,6 +13,9 @@
 // Errors (lockstep::Error) are one line naming the op and the shapes: "add: shapes (2, 3) and (4)
 // do not broadcast". Inputs must be defined CPU tensors.
 //
+// Note: lockstep::tanh(const Tensor&) hides std::tanh(float) for unqualified calls inside namespace
+// lockstep in files that include this header; write std::tanh (and std::exp, ...) there.
+//
 // Implementations: runtime/ops/{elementwise,matmul,shape,reduce,activation}.cc.
 #pragma once
 
@@ -50,8 +53,8 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 // The same values in another shape (torch.reshape / Tensor.view; every tensor here is contiguous,
 // so the two are one). One dim may be -1, inferred. Shares x's storage and keeps its grad_fn:
 // gradients travel as contiguous values, so no node is needed (under NoGradGuard the result is out
-// of the graph, as torch's). Throws when the element counts
-// differ: "reshape: cannot reshape (2, 3) to (4, -1)".
+// of the graph, as torch's). Throws when the element counts differ: "reshape: cannot reshape
+// (2, 3) (6 elements) to (4, -1)".
 Tensor reshape(const Tensor& x, Shape shape);
 Tensor view(const Tensor& x, Shape shape);
 // Dims start_dim..end_dim merged into one (torch.flatten), negative dims counting from the end.
@@ -61,8 +64,8 @@ Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1);
 
 // Concatenation along dim (torch.cat): every tensor of the same rank and the same sizes except at
 // dim, which may be negative. Backward hands each input its slice of the gradient.
-// Throws on an empty list, a rank or size mismatch: "cat: tensor 1 has shape (2, 4), expected
-// (2, *) after (2, 3) along dim 1"-style, naming both shapes.
+// Throws on an empty list, a 0-d tensor, or a rank or size mismatch: "cat: tensor 1 has shape
+// (4, 5), tensor 0 has (2, 3); all sizes but dim 1 must match".
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 
 // ---- Reductions (torch.sum / torch.mean) ----
