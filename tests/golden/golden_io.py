@@ -8,13 +8,16 @@ import struct
 import numpy as np
 
 
-def save(path, tensors):
+def save(path, tensors, keep_0d=False):
+    """keep_0d: write 0-d tensors with ndim 0 (shape ()); by default they are written as shape (1),
+    which the older fixtures (num_batches_tracked, losses) were made with."""
     with open(path, "wb") as f:
         f.write(b"LSGOLD1\n")
         for name, t in tensors.items():
             if hasattr(t, "detach"):
                 t = t.detach().cpu().numpy()
-            a = np.ascontiguousarray(np.asarray(t, dtype=np.float32))
+            a = np.asarray(t, dtype=np.float32)
+            a = a.copy(order="C") if keep_0d and a.ndim == 0 else np.ascontiguousarray(a)
             nb = name.encode()
             f.write(struct.pack("<I", len(nb)))
             f.write(nb)
