@@ -4,11 +4,15 @@
 #include <algorithm>
 #include <string>
 
+#include "layers/adaptive_avg_pool2d.h"
+#include "layers/avg_pool2d.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
+#include "layers/identity.h"
 #include "layers/init.h"
+#include "layers/layer_norm.h"
 #include "layers/linear.h"
 #include "layers/max_pool2d.h"
 #include "layers/reference_models.h"
@@ -40,10 +44,33 @@ std::unique_ptr<Module> make_layer(const proto::Layer& l) {
       const auto& c = l.conv2d();
       return std::make_unique<Conv2d>(Conv2dOptions{c.in_channels(), c.out_channels(), c.kernel_size(),
                                                     c.has_stride() ? c.stride() : 1, c.padding(),
-                                                    !c.has_bias() || c.bias()});
+                                                    !c.has_bias() || c.bias(),
+                                                    c.has_dilation() ? c.dilation() : 1,
+                                                    c.has_groups() ? c.groups() : 1});
     }
-    case proto::Layer::kMaxPool2D:
-      return std::make_unique<MaxPool2d>(l.max_pool2d().kernel_size(), l.max_pool2d().stride());
+    case proto::Layer::kMaxPool2D: {
+      const auto& p = l.max_pool2d();
+      return std::make_unique<MaxPool2d>(MaxPool2dOptions{p.kernel_size(), p.stride(), p.padding(),
+                                                          p.has_dilation() ? p.dilation() : 1});
+    }
+    case proto::Layer::kAvgPool2D: {
+      const auto& p = l.avg_pool2d();
+      return std::make_unique<AvgPool2d>(AvgPool2dOptions{p.kernel_size(), p.stride(), p.padding(), p.ceil_mode(),
+                                                          !p.has_count_include_pad() || p.count_include_pad()});
+    }
+    case proto::Layer::kAdaptiveAvgPool2D: {
+      const auto& s = l.adaptive_avg_pool2d().output_size();
+      LOCKSTEP_FAIL_IF(s.empty()) << "adaptive_avg_pool2d.output_size: empty";
+      return std::make_unique<AdaptiveAvgPool2d>(s[0], s.size() > 1 ? s[1] : s[0]);
+    }
+    case proto::Layer::kIdentity:
+      return std::make_unique<Identity>();
+    case proto::Layer::kLayerNorm: {
+      const auto& n = l.layer_norm();
+      return std::make_unique<LayerNorm>(Shape(n.normalized_shape().begin(), n.normalized_shape().end()),
+                                         n.has_eps() ? n.eps() : 1e-5f,
+                                         !n.has_elementwise_affine() || n.elementwise_affine());
+    }
     case proto::Layer::kRelu:
       return std::make_unique<ReLU>();
     case proto::Layer::kFlatten:
@@ -84,7 +111,10 @@ int64_t checked_parameter_count(const proto::Layer& l, const std::string& at) {
     }
     case proto::Layer::kConv2D: {
       const auto& c = l.conv2d();
-      const int64_t in = c.in_channels(), out = c.out_channels(), k = c.kernel_size();
+      const int64_t groups = c.has_groups() ? c.groups() : 1;
+      if (groups <= 0 || c.in_channels() % groups != 0) return 0;
+      // The weight is (out, in/groups, k, k): a depthwise layer's in is 1.
+      const int64_t in = c.in_channels() / groups, out = c.out_channels(), k = c.kernel_size();
       if (in <= 0 || out <= 0 || k <= 0) return 0;
       const auto w = checked_numel({out, in, k, k});
       if (!w || *w > kMaxTensorElements) {
@@ -92,7 +122,7 @@ int64_t checked_parameter_count(const proto::Layer& l, const std::string& at) {
                                    std::to_string(k) + ", " + std::to_string(k) + ")";
         const auto kk = checked_mul(k, k);
         if (!kk || (*kk >= in && *kk >= out)) refuse("conv2d.kernel_size", k, weight);
-        refuse(out >= in ? "conv2d.out_channels" : "conv2d.in_channels", std::max(in, out), weight);
+        refuse(out >= in ? "conv2d.out_channels" : "conv2d.in_channels", out >= in ? out : c.in_channels(), weight);
       }
       return *w + out;
     }
@@ -103,6 +133,17 @@ int64_t checked_parameter_count(const proto::Layer& l, const std::string& at) {
       if (b.num_features() > kMaxTensorElements)
         refuse(field + ".num_features", b.num_features(), "the weight and running statistics");
       return b.num_features() > 0 ? 2 * b.num_features() : 0;
+    }
+    case proto::Layer::kLayerNorm: {
+      const auto& n = l.layer_norm();
+      if (n.has_elementwise_affine() && !n.elementwise_affine()) return 0;
+      const Shape shape(n.normalized_shape().begin(), n.normalized_shape().end());
+      for (int64_t d : shape)
+        if (d <= 0) return 0;
+      const auto w = checked_numel(shape);
+      if (!w || *w > kMaxTensorElements)
+        refuse("layer_norm.normalized_shape", w ? *w : INT64_MAX, "the weight " + shape_str(shape));
+      return 2 * *w;
     }
     default:
       return 0;

@@ -149,12 +149,49 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
       c.positive(f + "kernel_size", k.kernel_size(), kMaxWindow);
       if (k.has_stride()) c.positive(f + "stride", k.stride(), kMaxWindow);
       c.non_negative(f + "padding", k.padding(), kMaxWindow);
+      if (k.has_dilation()) c.positive(f + "dilation", k.dilation(), kMaxWindow);
+      if (k.has_groups()) {
+        c.positive(f + "groups", k.groups(), kMaxFeatures);
+        if (k.in_channels() % k.groups() != 0)
+          c.fail(f + "groups", str(k.groups()) + " does not divide in_channels " + str(k.in_channels()));
+        if (k.out_channels() % k.groups() != 0)
+          c.fail(f + "groups", str(k.groups()) + " does not divide out_channels " + str(k.out_channels()));
+      }
       break;
     }
-    case proto::Layer::kMaxPool2D:
-      c.positive(f + "kernel_size", l.max_pool2d().kernel_size(), kMaxWindow);
-      c.non_negative(f + "stride", l.max_pool2d().stride(), kMaxWindow);  // 0: kernel_size
+    case proto::Layer::kMaxPool2D: {
+      const auto& p = l.max_pool2d();
+      c.positive(f + "kernel_size", p.kernel_size(), kMaxWindow);
+      c.non_negative(f + "stride", p.stride(), kMaxWindow);  // 0: kernel_size
+      c.in_range(f + "padding", p.padding(), int64_t{0}, p.kernel_size() / 2);  // as torch
+      if (p.has_dilation()) c.positive(f + "dilation", p.dilation(), kMaxWindow);
       break;
+    }
+    case proto::Layer::kAvgPool2D: {
+      const auto& p = l.avg_pool2d();
+      c.positive(f + "kernel_size", p.kernel_size(), kMaxWindow);
+      c.non_negative(f + "stride", p.stride(), kMaxWindow);  // 0: kernel_size
+      c.in_range(f + "padding", p.padding(), int64_t{0}, p.kernel_size() / 2);  // as torch
+      break;
+    }
+    case proto::Layer::kAdaptiveAvgPool2D: {
+      const auto& p = l.adaptive_avg_pool2d();
+      if (p.output_size_size() < 1 || p.output_size_size() > 2)
+        c.fail(f + "output_size", "must hold 1 or 2 sizes ([s] or [h, w]), got " + str(p.output_size_size()));
+      for (int j = 0; j < p.output_size_size(); ++j)
+        c.positive(f + "output_size[" + std::to_string(j) + "]", p.output_size(j), kMaxFeatures);
+      break;
+    }
+    case proto::Layer::kLayerNorm: {
+      const auto& n = l.layer_norm();
+      if (n.normalized_shape_size() < 1 || n.normalized_shape_size() > 3)
+        c.fail(f + "normalized_shape", "must hold 1 to 3 sizes (the last dims of a sample), got " +
+                                           str(n.normalized_shape_size()));
+      for (int j = 0; j < n.normalized_shape_size(); ++j)
+        c.positive(f + "normalized_shape[" + std::to_string(j) + "]", n.normalized_shape(j), kMaxFeatures);
+      if (n.has_eps()) c.positive(f + "eps", n.eps(), 1.f);
+      break;
+    }
     case proto::Layer::kBatchNorm1D:
       check_batch_norm(c, f, l.batch_norm1d());
       break;
@@ -166,6 +203,7 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
       break;
     case proto::Layer::kRelu:
     case proto::Layer::kFlatten:
+    case proto::Layer::kIdentity:
     case proto::Layer::KIND_NOT_SET:
       break;
   }

@@ -1,4 +1,4 @@
-// Conv2d forward/backward: im2col + GEMM (kernel library) per image.
+// Conv2d forward/backward: im2col + GEMM (kernel library) per image and group.
 #include "layers/conv2d.h"
 
 #include <algorithm>
@@ -15,39 +15,62 @@
 namespace lockstep {
 
 Conv2d::Conv2d(Conv2dOptions o) : o_(o) {
-  LOCKSTEP_FAIL_IF(o.in_channels <= 0 || o.out_channels <= 0 || o.kernel <= 0 || o.stride <= 0 ||
-                   o.padding < 0)
-      << describe() << ": channels, kernel and stride must be positive, padding non-negative";
-  weight_ = &register_parameter("weight",
-                                Tensor::zeros({o.out_channels, o.in_channels, o.kernel, o.kernel}));
+  auto positive = [&](const char* field, int64_t v) {
+    LOCKSTEP_FAIL_IF(v <= 0) << describe() << ": " << field << " must be positive, got " << v;
+  };
+  positive("in_channels", o.in_channels);
+  positive("out_channels", o.out_channels);
+  positive("kernel", o.kernel);
+  positive("stride", o.stride);
+  positive("dilation", o.dilation);
+  positive("groups", o.groups);
+  LOCKSTEP_FAIL_IF(o.padding < 0) << describe() << ": padding must not be negative, got " << o.padding;
+  LOCKSTEP_FAIL_IF(o.in_channels % o.groups != 0)
+      << describe() << ": in_channels " << o.in_channels << " is not divisible by groups " << o.groups;
+  LOCKSTEP_FAIL_IF(o.out_channels % o.groups != 0)
+      << describe() << ": out_channels " << o.out_channels << " is not divisible by groups " << o.groups;
+  const auto w = checked_numel({o.out_channels, o.in_channels / o.groups, o.kernel, o.kernel});
+  LOCKSTEP_FAIL_IF(!w || *w > kMaxTensorElements)
+      << describe() << ": the weight is more than 2^31 elements";
+  weight_ = &register_parameter(
+      "weight", Tensor::zeros({o.out_channels, o.in_channels / o.groups, o.kernel, o.kernel}));
   if (o.bias) bias_ = &register_parameter("bias", Tensor::zeros({o.out_channels}));
 }
 
 std::string Conv2d::describe() const {
   std::ostringstream os;
   os << "Conv2d(" << o_.in_channels << "->" << o_.out_channels << ", k=" << o_.kernel
-     << ", stride=" << o_.stride << ", pad=" << o_.padding << ")";
+     << ", stride=" << o_.stride << ", pad=" << o_.padding;
+  if (o_.dilation != 1) os << ", dilation=" << o_.dilation;
+  if (o_.groups != 1) os << ", groups=" << o_.groups;
+  os << ")";
   return os.str();
 }
 
+// kaiming_uniform_(a=sqrt(5)) reduces to U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in the weight's
+// size(1) * K * K = C_in/groups * K * K; the bias uses the same bound (torch's _ConvNd).
 void Conv2d::reset_parameters(Philox& rng, uint32_t& slot) {
-  float bound = 1.f / std::sqrt(static_cast<float>(o_.in_channels * o_.kernel * o_.kernel));
+  const int64_t fan_in = o_.in_channels / o_.groups * o_.kernel * o_.kernel;
+  float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
   fill_uniform(weight_->value, bound, rng, slot++);
   if (bias_) fill_uniform(bias_->value, bound, rng, slot++);
 }
 
-// (N, C_in, H, W) -> (N, C_out, OH, OW), OH = (H + 2*pad - K) / stride + 1, every step checked.
+// (N, C_in, H, W) -> (N, C_out, OH, OW), OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1, every step
+// checked.
 Shape Conv2d::output_shape(const Shape& in) const {
   LOCKSTEP_FAIL_IF(in.size() != 4 || in[1] != o_.in_channels)
       << describe() << ": expected input (N, " << o_.in_channels << ", H, W), got " << shape_str(in);
+  const auto span = checked_mul(o_.dilation, o_.kernel - 1);  // dilated extent - 1
+  LOCKSTEP_FAIL_IF(!span) << describe() << ": dilation " << o_.dilation << " overflows 64-bit sizes";
   auto out_size = [&](int64_t size) -> int64_t {
     const auto twice_pad = checked_mul(2, o_.padding);
     const auto padded = twice_pad ? checked_add(size, *twice_pad) : std::nullopt;
     LOCKSTEP_FAIL_IF(!padded) << describe() << ": input " << shape_str(in) << " with padding "
                               << o_.padding << " overflows 64-bit sizes";
-    LOCKSTEP_FAIL_IF(*padded < o_.kernel)
-        << describe() << ": input " << shape_str(in) << " is smaller than the kernel";
-    return (*padded - o_.kernel) / o_.stride + 1;
+    LOCKSTEP_FAIL_IF(*padded <= *span)
+        << describe() << ": input " << shape_str(in) << " is smaller than the (dilated) kernel";
+    return (*padded - *span - 1) / o_.stride + 1;
   };
   const Shape out{in[0], o_.out_channels, out_size(in[2]), out_size(in[3])};
   const auto hw = checked_mul(out[2], out[3]);
@@ -61,9 +84,11 @@ Shape Conv2d::output_shape(const Shape& in) const {
 
 Tensor Conv2d::forward_impl(const Tensor& x) {
   output_shape(x.shape());
-  ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding};
+  ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
+  // Per group: gout output channels, gkk im2col rows (its input channels' taps).
+  const int64_t groups = o_.groups, gout = cout / groups, gkk = kk / groups;
   Tensor y = Tensor::empty({n, cout, oh, ow});
   // Training keeps every image's im2col for backward; no-grad reuses one image's scratch.
   const bool save = grad_enabled();
@@ -75,10 +100,11 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
     float* yi = y.data() + i * cout * hw;
     if (bias_)
       for (int64_t c = 0; c < cout; ++c) std::fill_n(yi + c * hw, hw, bias_->value[c]);
-    // y_i (C_out, HW) = W (C_out, KK) col_i (KK, HW) + bias
-    gemm(false, false, static_cast<int>(cout), static_cast<int>(hw), static_cast<int>(kk), 1.f,
-         weight_->value.data(), static_cast<int>(kk), col, static_cast<int>(hw), bias_ ? 1.f : 0.f, yi,
-         static_cast<int>(hw));
+    // y_i,g (C_out/G, HW) = W_g (C_out/G, KK/G) col_i,g (KK/G, HW) + bias
+    for (int64_t gi = 0; gi < groups; ++gi)
+      gemm(false, false, static_cast<int>(gout), static_cast<int>(hw), static_cast<int>(gkk), 1.f,
+           weight_->value.data() + gi * gout * gkk, static_cast<int>(gkk), col + gi * gkk * hw,
+           static_cast<int>(hw), bias_ ? 1.f : 0.f, yi + gi * gout * hw, static_cast<int>(hw));
   }
   x_ = save ? x : Tensor();
   return y;
@@ -86,9 +112,10 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
 
 Tensor Conv2d::backward(const Tensor& dy) {
   require_saved(cols_.defined());
-  ConvGeometry g{x_.dim(1), x_.dim(2), x_.dim(3), o_.kernel, o_.stride, o_.padding};
+  ConvGeometry g{x_.dim(1), x_.dim(2), x_.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x_.dim(0), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = g.oh() * g.ow(), in_hw = g.c * g.h * g.w;
+  const int64_t groups = o_.groups, gout = cout / groups, gkk = kk / groups;
   LOCKSTEP_CHECK(dy.numel() == n * cout * hw) << describe() << ": grad " << shape_str(dy.shape());
   Tensor dx;
   if (needs_input_grad()) dx = Tensor::zeros(x_.shape());
@@ -104,16 +131,21 @@ Tensor Conv2d::backward(const Tensor& dy) {
         bias_->grad[c] += s;
       }
     }
-    // dW (C_out, KK) += dy_i (C_out, HW) col_i^T (HW, KK)
-    gemm(false, true, static_cast<int>(cout), static_cast<int>(kk), static_cast<int>(hw), 1.f, dyi,
-         static_cast<int>(hw), col, static_cast<int>(hw), 1.f, weight_->grad.data(), static_cast<int>(kk));
-    if (dx.defined()) {
-      // dcol_i (KK, HW) = W^T (KK, C_out) dy_i (C_out, HW), over the saved im2col (used up)
-      gemm(true, false, static_cast<int>(kk), static_cast<int>(hw), static_cast<int>(cout), 1.f,
-           weight_->value.data(), static_cast<int>(kk), dyi, static_cast<int>(hw), 0.f, col,
-           static_cast<int>(hw));
-      col2im_add(col, g, hw, dx.data() + i * in_hw);
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const float* dyg = dyi + gi * gout * hw;
+      float* colg = col + gi * gkk * hw;
+      // dW_g (C_out/G, KK/G) += dy_i,g (C_out/G, HW) col_i,g^T (HW, KK/G)
+      gemm(false, true, static_cast<int>(gout), static_cast<int>(gkk), static_cast<int>(hw), 1.f, dyg,
+           static_cast<int>(hw), colg, static_cast<int>(hw), 1.f, weight_->grad.data() + gi * gout * gkk,
+           static_cast<int>(gkk));
+      // dcol_i,g (KK/G, HW) = W_g^T (KK/G, C_out/G) dy_i,g (C_out/G, HW), over the saved im2col
+      // (used up)
+      if (dx.defined())
+        gemm(true, false, static_cast<int>(gkk), static_cast<int>(hw), static_cast<int>(gout), 1.f,
+             weight_->value.data() + gi * gout * gkk, static_cast<int>(gkk), dyg, static_cast<int>(hw), 0.f,
+             colg, static_cast<int>(hw));
     }
+    if (dx.defined()) col2im_add(col, g, hw, dx.data() + i * in_hw);
   }
   x_ = Tensor();
   cols_ = Tensor();

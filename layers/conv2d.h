@@ -1,7 +1,10 @@
-// Conv2d: square kernel, stride and zero padding, as torch.nn.Conv2d (groups=1, dilation=1).
-// x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in, K, K); bias: (C_out)
-// OH = (H + 2*pad - K) / stride + 1. Computed as im2col + one GEMM per image: an image's im2col
-// matrix stays in cache between its gather and its GEMM. With grad enabled forward keeps the im2col
+// Conv2d: square kernel, stride, zero padding, dilation and groups, as torch.nn.Conv2d
+// (padding_mode="zeros").
+// x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in/groups, K, K); bias: (C_out)
+// OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1. Computed as im2col (dilation is in the gather) +
+// one GEMM per image and group: output channels [g*C_out/G, (g+1)*C_out/G) read input channels
+// [g*C_in/G, (g+1)*C_in/G), whose im2col rows are one contiguous block. An image's im2col matrix
+// stays in cache between its gather and its GEMMs. With grad enabled forward keeps the im2col
 // matrices (N*KK*HW floats) so backward need not rebuild them.
 #pragma once
 
@@ -15,6 +18,8 @@ struct Conv2dOptions {
   int64_t in_channels, out_channels, kernel;
   int64_t stride = 1, padding = 0;
   bool bias = true;
+  int64_t dilation = 1;
+  int64_t groups = 1;  // in_channels and out_channels must both divide by it; in_channels: depthwise
 };
 
 class Conv2d : public Layer {

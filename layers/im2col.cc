@@ -11,7 +11,7 @@ namespace {
 
 // Output columns x whose input column x*stride - pad + kw lies in [0, w).
 inline void valid_range(const ConvGeometry& g, int64_t kw, int64_t ow, int64_t& x0, int64_t& x1) {
-  const int64_t off = kw - g.pad;  // ix = x*stride + off
+  const int64_t off = kw * g.dil - g.pad;  // ix = x*stride + off
   x0 = off >= 0 ? 0 : (-off + g.stride - 1) / g.stride;
   x1 = g.w - off <= 0 ? 0 : std::min(ow, (g.w - off + g.stride - 1) / g.stride);
   x0 = std::min(x0, x1);
@@ -19,9 +19,12 @@ inline void valid_range(const ConvGeometry& g, int64_t kw, int64_t ow, int64_t& 
 
 
 // "Same" convolution at stride 1 (OH = H, OW = W): row (c, kh, kw) of col is the image shifted by
-// (kh - pad) * W + (kw - pad) elements, so it is one contiguous copy, after which the columns that
-// wrapped around a row edge (and the rows past the top or bottom) are zeroed.
-bool is_same_stride1(const ConvGeometry& g) { return g.stride == 1 && g.oh() == g.h && g.ow() == g.w; }
+// (kh*dil - pad) * W + (kw*dil - pad) elements, so it is one contiguous copy, after which the
+// columns that wrapped around a row edge (and the rows past the top or bottom) are zeroed. Needs
+// pad < W: a horizontal shift of a whole row or more would zero past the row.
+bool is_same_stride1(const ConvGeometry& g) {
+  return g.stride == 1 && g.pad < g.w && g.oh() == g.h && g.ow() == g.w;
+}
 
 void im2col_same(const float* image, const ConvGeometry& g, float* col, int64_t ld) {
   const int64_t hw = g.h * g.w;
@@ -30,7 +33,7 @@ void im2col_same(const float* image, const ConvGeometry& g, float* col, int64_t 
     for (int64_t kh = 0; kh < g.k; ++kh)
       for (int64_t kw = 0; kw < g.k; ++kw) {
         float* dst = col + ((c * g.k + kh) * g.k + kw) * ld;
-        const int64_t dx = kw - g.pad, shift = (kh - g.pad) * g.w + dx;
+        const int64_t dx = kw * g.dil - g.pad, shift = (kh * g.dil - g.pad) * g.w + dx;
         const int64_t lo = std::max<int64_t>(0, -shift), hi = std::min<int64_t>(hw, hw - shift);
         std::fill(dst, dst + lo, 0.f);
         std::memcpy(dst + lo, src + lo + shift, sizeof(float) * std::max<int64_t>(0, hi - lo));
@@ -52,7 +55,7 @@ void col2im_same_add(float* col, const ConvGeometry& g, int64_t ld, float* image
     for (int64_t kh = 0; kh < g.k; ++kh)
       for (int64_t kw = 0; kw < g.k; ++kw) {
         float* src = col + ((c * g.k + kh) * g.k + kw) * ld;
-        const int64_t dx = kw - g.pad, shift = (kh - g.pad) * g.w + dx;
+        const int64_t dx = kw * g.dil - g.pad, shift = (kh * g.dil - g.pad) * g.w + dx;
         if (dx < 0)
           for (int64_t y = 0; y < g.h; ++y) std::fill(src + y * g.w, src + y * g.w - dx, 0.f);
         else if (dx > 0)
@@ -77,9 +80,9 @@ void im2col(const float* image, const ConvGeometry& g, float* col, int64_t ld) {
         float* dst = col + ((c * g.k + kh) * g.k + kw) * ld;
         int64_t x0, x1;
         valid_range(g, kw, ow, x0, x1);
-        const int64_t off = kw - g.pad;
+        const int64_t off = kw * g.dil - g.pad;
         for (int64_t y = 0; y < oh; ++y) {
-          const int64_t iy = y * g.stride - g.pad + kh;
+          const int64_t iy = y * g.stride - g.pad + kh * g.dil;
           float* row = dst + y * ow;
           if (iy < 0 || iy >= g.h) {
             std::memset(row, 0, sizeof(float) * ow);
@@ -109,9 +112,9 @@ void col2im_add(float* col, const ConvGeometry& g, int64_t ld, float* image) {
         const float* src = col + ((c * g.k + kh) * g.k + kw) * ld;
         int64_t x0, x1;
         valid_range(g, kw, ow, x0, x1);
-        const int64_t off = kw - g.pad;
+        const int64_t off = kw * g.dil - g.pad;
         for (int64_t y = 0; y < oh; ++y) {
-          const int64_t iy = y * g.stride - g.pad + kh;
+          const int64_t iy = y * g.stride - g.pad + kh * g.dil;
           if (iy < 0 || iy >= g.h) continue;
           float* drow = dst + iy * g.w + off;
           const float* row = src + y * ow;

@@ -2,11 +2,19 @@
 #include "layers/loss.h"
 
 #include <cmath>
+#include <memory>
 
+#include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
 
 namespace lockstep {
+
+CrossEntropyLoss::CrossEntropyLoss(CrossEntropyOptions o)
+    : reduction_(o.reduction), smoothing_(o.label_smoothing) {
+  LOCKSTEP_FAIL_IF(!(smoothing_ >= 0.f && smoothing_ <= 1.f))
+      << "CrossEntropyLoss: label_smoothing must be in [0, 1], got " << smoothing_;
+}
 
 double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& target) {
   LOCKSTEP_FAIL_IF(logits.ndim() != 2 || target.ndim() != 1 || target.dim(0) != logits.dim(0))
@@ -26,7 +34,13 @@ double CrossEntropyLoss::forward(const Tensor& logits, const Tensor& target) {
     double sum = 0.0;
     for (int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[j]) - m);
     const double lse = m + std::log(sum);
-    total += lse - z[t];
+    if (smoothing_ == 0.f) {  // not (1 - 0) * ... + 0 * ...: an infinite mean would make 0 * inf = NaN
+      total += lse - z[t];
+    } else {
+      double zsum = 0.0;
+      for (int64_t j = 0; j < c; ++j) zsum += z[j];
+      total += (1.0 - smoothing_) * (lse - z[t]) + smoothing_ * (lse - zsum / static_cast<double>(c));
+    }
     for (int64_t j = 0; j < c; ++j) probs[i * c + j] = static_cast<float>(std::exp(z[j] - lse));
   }
   if (grad_enabled()) {
@@ -40,9 +54,13 @@ Tensor CrossEntropyLoss::backward(float grad_output) {
   LOCKSTEP_FAIL_IF(!probs_.defined()) << "CrossEntropyLoss: backward() without a recorded forward";
   const int64_t n = probs_.dim(0), c = probs_.dim(1);
   const float scale = grad_output / (reduction_ == Reduction::kMean ? static_cast<float>(n) : 1.f);
+  // d loss_i / d z_i,j = p_i,j - (1 - e) * [j == t_i] - e / C
+  const float on = 1.f - smoothing_, off = smoothing_ / static_cast<float>(c);
   Tensor d = probs_;  // reuse: probs are not needed afterwards
   for (int64_t i = 0; i < n; ++i) {
-    d[i * c + static_cast<int64_t>(target_[i])] -= 1.f;
+    if (smoothing_ != 0.f)
+      for (int64_t j = 0; j < c; ++j) d[i * c + j] -= off;
+    d[i * c + static_cast<int64_t>(target_[i])] -= on;
     for (int64_t j = 0; j < c; ++j) d[i * c + j] *= scale;
   }
   probs_ = Tensor();
@@ -72,6 +90,16 @@ Tensor MSELoss::backward(float grad_output) {
   for (float& v : d.span()) v *= scale;
   diff_ = Tensor();
   return d;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, CrossEntropyOptions o) {
+  auto loss = std::make_shared<CrossEntropyLoss>(o);
+  const double value = loss->forward(logits, target);
+  Tensor out = Tensor::full({1}, static_cast<float>(value));
+  // The node owns the loss (and so its saved softmax) until backward has run or the graph is dropped.
+  return record("cross_entropy", std::move(out), {logits}, [loss](const Tensor& g) -> std::vector<Tensor> {
+    return {loss->backward(g[0])};
+  });
 }
 
 int64_t count_correct(const Tensor& logits, const Tensor& target) {

@@ -5,41 +5,66 @@
 #include <sstream>
 
 #include "layers/pool_kernels.h"
+#include "layers/shape_math.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
 
 namespace lockstep {
 
-MaxPool2d::MaxPool2d(int64_t kernel, int64_t stride) : k_(kernel), stride_(stride ? stride : kernel) {
-  LOCKSTEP_FAIL_IF(k_ <= 0 || stride_ <= 0) << describe() << ": kernel and stride must be positive";
+MaxPool2d::MaxPool2d(MaxPool2dOptions o)
+    : k_(o.kernel), stride_(o.stride ? o.stride : o.kernel), pad_(o.padding), dil_(o.dilation) {
+  LOCKSTEP_FAIL_IF(k_ <= 0) << describe() << ": kernel must be positive, got " << k_;
+  LOCKSTEP_FAIL_IF(stride_ <= 0) << describe() << ": stride must be positive, got " << stride_;
+  LOCKSTEP_FAIL_IF(dil_ <= 0) << describe() << ": dilation must be positive, got " << dil_;
+  LOCKSTEP_FAIL_IF(pad_ < 0 || pad_ > k_ / 2)
+      << describe() << ": padding must be in [0, kernel/2 = " << k_ / 2 << "], got " << pad_;
 }
 
 std::string MaxPool2d::describe() const {
   std::ostringstream os;
-  os << "MaxPool2d(k=" << k_ << ", stride=" << stride_ << ")";
+  os << "MaxPool2d(k=" << k_ << ", stride=" << stride_;
+  if (pad_ != 0) os << ", pad=" << pad_;
+  if (dil_ != 1) os << ", dilation=" << dil_;
+  os << ")";
   return os.str();
 }
 
-// Offset (a * w + b) of the k x k window at `top_left` (rows w apart) chosen by PyTorch's rule
-// (pool_takes_over: the first maximum, but the last NaN when there is one).
-int64_t MaxPool2d::window_argmax(const float* top_left, int64_t w) const {
+// PyTorch's rule (pool_takes_over: the first maximum, but the last NaN when there is one) over the
+// window's in-bounds taps; with every tap -inf, the first in-bounds tap.
+int64_t MaxPool2d::window_argmax(const float* plane, int64_t h, int64_t w, int64_t i, int64_t j) const {
+  const int64_t y0 = i * stride_ - pad_, x0 = j * stride_ - pad_;
   float m = -__builtin_inff();
-  int64_t at = 0;
-  for (int64_t a = 0; a < k_; ++a)
+  int64_t at = -1, first = -1;
+  for (int64_t a = 0; a < k_; ++a) {
+    const int64_t iy = y0 + a * dil_;
+    if (iy < 0 || iy >= h) continue;
     for (int64_t b = 0; b < k_; ++b) {
-      const float v = top_left[a * w + b];
+      const int64_t ix = x0 + b * dil_;
+      if (ix < 0 || ix >= w) continue;
+      const int64_t idx = iy * w + ix;
+      if (first < 0) first = idx;
+      const float v = plane[idx];
       if (pool_takes_over(v, m)) {
         m = v;
-        at = a * w + b;
+        at = idx;
       }
     }
-  return at;
+  }
+  return at >= 0 ? at : first;
 }
 
 Shape MaxPool2d::output_shape(const Shape& in) const {
-  LOCKSTEP_FAIL_IF(in.size() != 4 || in[2] < k_ || in[3] < k_)
-      << describe() << ": expected input (N, C, H>=" << k_ << ", W>=" << k_ << "), got " << shape_str(in);
-  return {in[0], in[1], (in[2] - k_) / stride_ + 1, (in[3] - k_) / stride_ + 1};
+  LOCKSTEP_FAIL_IF(in.size() != 4) << describe() << ": expected input (N, C, H, W), got " << shape_str(in);
+  const auto span = checked_mul(dil_, k_ - 1);
+  LOCKSTEP_FAIL_IF(!span) << describe() << ": dilation overflows 64-bit sizes";
+  auto out_size = [&](int64_t size) {
+    const auto padded = checked_add(size, 2 * pad_);  // pad_ <= k_/2: no overflow
+    LOCKSTEP_FAIL_IF(!padded || *padded <= *span)
+        << describe() << ": expected input (N, C, H, W) with H and W at least " << *span + 1 - 2 * pad_
+        << ", got " << shape_str(in);
+    return (*padded - *span - 1) / stride_ + 1;
+  };
+  return {in[0], in[1], out_size(in[2]), out_size(in[3])};
 }
 
 Tensor MaxPool2d::forward_impl(const Tensor& x) {
@@ -47,19 +72,19 @@ Tensor MaxPool2d::forward_impl(const Tensor& x) {
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t oh = y.dim(2), ow = y.dim(3);
   const bool save = grad_enabled();
-  const bool k2s2 = k_ == 2 && stride_ == 2;
+  const bool k2s2 = is_k2s2();
   pos_.resize(save && k2s2 ? static_cast<size_t>(y.numel()) : 0);
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * h * w;
     float* dst = y.data() + p * oh * ow;
     for (int64_t i = 0; i < oh; ++i) {
       float* out = dst + i * ow;
-      const float* r0 = src + i * stride_ * w;
       if (k2s2) {  // the common case: row kernels
+        const float* r0 = src + i * 2 * w;
         max_pool2x2_row(r0, r0 + w, ow, out, save ? pos_.data() + (p * oh + i) * ow : nullptr);
         continue;
       }
-      for (int64_t j = 0; j < ow; ++j) out[j] = r0[j * stride_ + window_argmax(r0 + j * stride_, w)];
+      for (int64_t j = 0; j < ow; ++j) out[j] = src[window_argmax(src, h, w, i, j)];
     }
   }
   if (save) {
@@ -92,11 +117,7 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
     const float* src = x_.data() + p * h * w;
     float* d = dx.data() + p * h * w;
     for (int64_t i = 0; i < oh; ++i)
-      for (int64_t j = 0; j < ow; ++j) {
-        const int64_t o = (p * oh + i) * ow + j;
-        const int64_t base = i * stride_ * w + j * stride_;
-        d[base + window_argmax(src + base, w)] += dy[o];
-      }
+      for (int64_t j = 0; j < ow; ++j) d[window_argmax(src, h, w, i, j)] += dy[(p * oh + i) * ow + j];
   }
   x_ = y_ = Tensor();
   return dx;

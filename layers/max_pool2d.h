@@ -1,9 +1,11 @@
-// MaxPool2d without padding, as torch.nn.MaxPool2d(kernel, stride); stride defaults to kernel.
-// x: (N, C, H, W) -> y: (N, C, OH, OW), OH = (H - K) / stride + 1.
-// Each window picks PyTorch's element: the first maximum in scan order, but a NaN wins (the last
-// NaN of the window), so NaN propagates forward and its gradient goes to that NaN. For 2x2 windows
-// at stride 2 forward keeps a one-byte position per output; otherwise backward finds each
-// window's element again in the saved input (which the previous layer holds anyway).
+// MaxPool2d, as torch.nn.MaxPool2d(kernel, stride, padding, dilation) (ceil_mode=False); stride
+// defaults to kernel. x: (N, C, H, W) -> y: (N, C, OH, OW), OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1.
+// Padded positions count as -inf and are never chosen (torch requires pad <= K/2, so every window
+// holds an input). Each window picks PyTorch's element: the first maximum in scan order, but a NaN
+// wins (the last NaN of the window), so NaN propagates forward and its gradient goes to that NaN.
+// For 2x2 windows at stride 2 without padding or dilation forward keeps a one-byte position per
+// output; otherwise backward finds each window's element again in the saved input (which the
+// previous layer holds anyway).
 #pragma once
 
 #include <vector>
@@ -12,18 +14,28 @@
 
 namespace lockstep {
 
+struct MaxPool2dOptions {
+  int64_t kernel;
+  int64_t stride = 0;  // 0: kernel
+  int64_t padding = 0;
+  int64_t dilation = 1;
+};
+
 class MaxPool2d : public Layer {
  public:
-  explicit MaxPool2d(int64_t kernel, int64_t stride = 0);
+  explicit MaxPool2d(int64_t kernel, int64_t stride = 0) : MaxPool2d(MaxPool2dOptions{kernel, stride}) {}
+  explicit MaxPool2d(MaxPool2dOptions o);
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
 
  private:
-  int64_t window_argmax(const float* top_left, int64_t w) const;
+  // Offset (iy * w + ix) in an (h, w) plane of the input chosen for output (i, j).
+  int64_t window_argmax(const float* plane, int64_t h, int64_t w, int64_t i, int64_t j) const;
+  bool is_k2s2() const { return k_ == 2 && stride_ == 2 && pad_ == 0 && dil_ == 1; }
 
-  int64_t k_, stride_;
+  int64_t k_, stride_, pad_, dil_;
   Tensor x_, y_;  // saved input and output (shared storage, no copies)
   std::vector<uint8_t> pos_;  // 2x2 windows: position 0..3 of each output's maximum
 };

@@ -137,6 +137,81 @@ def nonfinite_cases(r):
     loss_case("nonfinite_mse", nn.MSELoss(), spiked(r(3, 4), spots2), r(3, 4), 1.0)
 
 
+def vision_cases(r):
+    """Issue 9, layers of real vision models. Drawn after every older case, so those keep their
+    random numbers."""
+    # Conv2d: dilation (a "same" convolution too), groups, depthwise (with a channel multiplier),
+    # groups with dilation, and padding at least the width (the same-size gather must not be used).
+    module_case("conv_dil2_same", nn.Conv2d(3, 5, 3, padding=2, dilation=2), [r(2, 3, 7, 9)])
+    module_case("conv_dil2_s2", nn.Conv2d(3, 4, 3, stride=2, padding=1, dilation=2), [r(2, 3, 9, 8)])
+    module_case("conv_groups2", nn.Conv2d(4, 6, 3, padding=1, groups=2), [r(2, 4, 5, 6)])
+    module_case("conv_depthwise", nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4, bias=False),
+                [r(2, 4, 7, 7)])
+    module_case("conv_depthwise_x2", nn.Conv2d(3, 6, 5, padding=2, groups=3), [r(1, 3, 6, 5)])
+    module_case("conv_groups2_dil3", nn.Conv2d(6, 4, 2, dilation=3, groups=2), [r(2, 6, 8, 7)])
+    module_case("conv_pad_ge_width", nn.Conv2d(2, 3, 7, padding=3), [r(1, 2, 2, 3)])
+
+    # MaxPool2d with padding (never chosen: inputs all negative) and dilation.
+    module_case("pool_k3s2p1", nn.MaxPool2d(3, 2, 1), [r(2, 3, 8, 7) - 5])
+    module_case("pool_k2s1p1", nn.MaxPool2d(2, 1, 1), [r(1, 2, 5, 4) - 5])
+    module_case("pool_k3s1p1_dil2", nn.MaxPool2d(3, 1, 1, dilation=2), [r(1, 3, 7, 6)])
+    # A window whose in-bounds taps are all -inf picks its first in-bounds tap; NaN still wins.
+    x = spiked(r(1, 1, 4, 5), {(0, 0, 0, 0): -INF, (0, 0, 0, 1): -INF, (0, 0, 1, 0): -INF,
+                               (0, 0, 1, 1): -INF, (0, 0, 2, 4): NAN})
+    module_case("nonfinite_pool_k3s2p1", nn.MaxPool2d(3, 2, 1), [x])
+
+    # AvgPool2d: default stride, padding counted or not, ceil_mode with and without padding.
+    module_case("avgpool_k2", nn.AvgPool2d(2), [r(2, 3, 7, 9)])
+    module_case("avgpool_k3s2p1", nn.AvgPool2d(3, 2, 1), [r(2, 3, 8, 7)])
+    module_case("avgpool_k3s2p1_nocount", nn.AvgPool2d(3, 2, 1, count_include_pad=False), [r(2, 3, 8, 7)])
+    module_case("avgpool_k3s2p1_ceil", nn.AvgPool2d(3, 2, 1, ceil_mode=True), [r(1, 2, 8, 8)])
+    module_case("avgpool_k3s2_ceil_nocount", nn.AvgPool2d(3, 2, ceil_mode=True, count_include_pad=False),
+                [r(1, 2, 7, 6)])
+    module_case("avgpool_k2s1p1_ceil_nocount",
+                nn.AvgPool2d(2, 1, 1, ceil_mode=True, count_include_pad=False), [r(1, 2, 4, 5)])
+
+    # AdaptiveAvgPool2d: global, overlapping windows, output larger than the input.
+    module_case("adaptive_1", nn.AdaptiveAvgPool2d(1), [r(2, 5, 7, 9)])
+    module_case("adaptive_3x2", nn.AdaptiveAvgPool2d((3, 2)), [r(2, 3, 7, 5)])
+    module_case("adaptive_4x5_up", nn.AdaptiveAvgPool2d((4, 5)), [r(1, 2, 3, 3)])
+
+    # LayerNorm: over the last dim of a 3-d input, over two dims, without affine, a large eps on a
+    # small-variance input, two calls accumulating parameter gradients.
+    module_case("ln_last", nn.LayerNorm(7), [r(2, 4, 7)])
+    module_case("ln_2d", nn.LayerNorm([4, 5]), [r(3, 4, 5) * 3 + 2])
+    module_case("ln_noaffine", nn.LayerNorm(6, elementwise_affine=False), [r(4, 6)])
+    module_case("ln_eps", nn.LayerNorm(5, eps=1e-3), [r(3, 5) * 0.05 + 1])
+    module_case("ln_accum", nn.LayerNorm(6), [r(2, 6), r(3, 6)])
+
+    # Identity: y is x, dx is dy.
+    module_case("identity", nn.Identity(), [r(2, 3, 4)])
+
+    # Cross entropy with label smoothing: several values, both reductions, e = 1, large logits.
+    ce_target = lambda n, c: torch.randint(0, c, (n,))  # noqa: E731
+    loss_case("ce_ls01_mean", nn.CrossEntropyLoss(label_smoothing=0.1), r(5, 7) * 3, ce_target(5, 7), 1.0,
+              class_target=True)
+    loss_case("ce_ls03_sum", nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.3), r(4, 3),
+              ce_target(4, 3), 0.5, class_target=True)
+    loss_case("ce_ls1_mean", nn.CrossEntropyLoss(label_smoothing=1.0), r(3, 6), ce_target(3, 6), 1.0,
+              class_target=True)
+    loss_case("ce_ls02_large", nn.CrossEntropyLoss(label_smoothing=0.2), r(3, 5) * 40 + 100,
+              ce_target(3, 5), 2.0, class_target=True)
+
+    # cross_entropy through autograd: Linear(4->3) then the loss (smoothing 0.2), one backward.
+    lin = nn.Linear(4, 3)
+    randomise(lin)
+    x, t = r(5, 4), ce_target(5, 3)
+    for name, p in lin.state_dict().items():
+        golden[f"ce_autograd.state.{name}"] = p.detach().clone()
+    loss = nn.CrossEntropyLoss(label_smoothing=0.2)(lin(x), t)
+    loss.backward()
+    golden["ce_autograd.x"] = x
+    golden["ce_autograd.target"] = t.float()
+    golden["ce_autograd.loss"] = loss.detach().reshape(1)
+    for name, p in lin.named_parameters():
+        golden[f"ce_autograd.grad.{name}"] = p.grad
+
+
 def main():
     torch.manual_seed(1234)
     r = torch.randn
@@ -219,6 +294,7 @@ def main():
     loss_case("mse_sum", nn.MSELoss(reduction="sum"), r(2, 7), r(2, 7), 2.0)
 
     nonfinite_cases(r)
+    vision_cases(r)
 
     golden_io.save(OUT, golden)
     print(f"wrote {len(golden)} tensors to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes)")

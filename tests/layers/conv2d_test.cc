@@ -1,13 +1,17 @@
 // Conv2d against PyTorch (tests/golden/gen_layers.py): 3 -> 5 channels (and 5 -> 7), odd spatial
-// sizes, stride 1 and 2, padding 0 and 1, kernels 1, 2 and 3, with and without bias; output, input
-// and parameter gradients, in train and eval mode (Conv2d does not depend on the mode).
+// sizes, stride 1 and 2, padding 0 and 1, kernels 1, 2 and 3, with and without bias, dilation,
+// groups and depthwise; output, input and parameter gradients, in train and eval mode (Conv2d does
+// not depend on the mode). Also option validation and PyTorch's init bound.
 #include "layers/conv2d.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <ostream>
 #include <string>
 
+#include "layers/init.h"
 #include "runtime/check.h"
 #include "tests/layers/golden_module.h"
 
@@ -50,7 +54,32 @@ INSTANTIATE_TEST_SUITE_P(
         ConvCase{"conv_k2s2_nobias",
                  {.in_channels = 5, .out_channels = 7, .kernel = 2, .stride = 2, .bias = false}},
         // x (1,3,3,5) -> y (1,5,3,5)
-        ConvCase{"conv_k1", {.in_channels = 3, .out_channels = 5, .kernel = 1}}),
+        ConvCase{"conv_k1", {.in_channels = 3, .out_channels = 5, .kernel = 1}},
+        // x (2,3,7,9) -> y (2,5,7,9): a "same" convolution through the shifted-copy gather
+        ConvCase{"conv_dil2_same",
+                 {.in_channels = 3, .out_channels = 5, .kernel = 3, .padding = 2, .dilation = 2}},
+        // x (2,3,9,8) -> y (2,4,4,3)
+        ConvCase{"conv_dil2_s2",
+                 {.in_channels = 3, .out_channels = 4, .kernel = 3, .stride = 2, .padding = 1, .dilation = 2}},
+        // x (2,4,5,6) -> y (2,6,5,6): channels 0-1 -> 0-2, 2-3 -> 3-5
+        ConvCase{"conv_groups2",
+                 {.in_channels = 4, .out_channels = 6, .kernel = 3, .padding = 1, .groups = 2}},
+        // x (2,4,7,7) -> y (2,4,4,4): depthwise, one filter per channel
+        ConvCase{"conv_depthwise", {.in_channels = 4,
+                                    .out_channels = 4,
+                                    .kernel = 3,
+                                    .stride = 2,
+                                    .padding = 1,
+                                    .bias = false,
+                                    .groups = 4}},
+        // x (1,3,6,5) -> y (1,6,6,5): depthwise with two filters per channel
+        ConvCase{"conv_depthwise_x2",
+                 {.in_channels = 3, .out_channels = 6, .kernel = 5, .padding = 2, .groups = 3}},
+        // x (2,6,8,7) -> y (2,4,5,4)
+        ConvCase{"conv_groups2_dil3",
+                 {.in_channels = 6, .out_channels = 4, .kernel = 2, .dilation = 3, .groups = 2}},
+        // x (1,2,2,3) -> y (1,3,2,3): padding 3 >= width 3, kernel 7 wider than the input
+        ConvCase{"conv_pad_ge_width", {.in_channels = 2, .out_channels = 3, .kernel = 7, .padding = 3}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Conv2d, RejectsWrongChannelsAndTooSmallInput) {
@@ -58,6 +87,60 @@ TEST(Conv2d, RejectsWrongChannelsAndTooSmallInput) {
   EXPECT_THROW(m.forward(Tensor::zeros({1, 4, 7, 7})), Error);
   EXPECT_THROW(m.forward(Tensor::zeros({1, 3, 2, 7})), Error);
   EXPECT_THROW(m.forward(Tensor::zeros({3, 7, 7})), Error);
+}
+
+// The error of constructing Conv2d(o), or "" when it constructs.
+std::string construction_error(Conv2dOptions o) {
+  try {
+    Conv2d m(o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Conv2d, RejectsBadOptionsNamingFieldAndValue) {
+  const Conv2dOptions ok{.in_channels = 4, .out_channels = 6, .kernel = 3};
+  auto with = [&](auto set) {
+    Conv2dOptions o = ok;
+    set(o);
+    return construction_error(o);
+  };
+  EXPECT_EQ(construction_error(ok), "");
+  EXPECT_NE(with([](auto& o) { o.groups = 3; }).find("in_channels 4 is not divisible by groups 3"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& o) { o.groups = 4; }).find("out_channels 6 is not divisible by groups 4"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& o) { o.groups = 0; }).find("groups must be positive, got 0"), std::string::npos);
+  EXPECT_NE(with([](auto& o) { o.dilation = -1; }).find("dilation must be positive, got -1"), std::string::npos);
+  EXPECT_NE(with([](auto& o) { o.stride = 0; }).find("stride must be positive, got 0"), std::string::npos);
+  EXPECT_NE(with([](auto& o) { o.padding = -2; }).find("padding must not be negative, got -2"),
+            std::string::npos);
+}
+
+TEST(Conv2d, DilatedKernelMustFitThePaddedInput) {
+  // span = 2*(3-1)+1 = 5: a 4-wide input fits with padding 1, not without
+  Conv2d m({.in_channels = 1, .out_channels = 1, .kernel = 3, .dilation = 2});
+  EXPECT_THROW(m.output_shape({1, 1, 4, 4}), Error);
+  EXPECT_EQ(m.output_shape({1, 1, 5, 6}), (Shape{1, 1, 1, 2}));
+  Conv2d p({.in_channels = 1, .out_channels = 1, .kernel = 3, .padding = 1, .dilation = 2});
+  EXPECT_EQ(p.output_shape({1, 1, 4, 4}), (Shape{1, 1, 2, 2}));
+}
+
+TEST(Conv2d, InitBoundIsOneOverSqrtOfGroupFanIn) {
+  // torch: kaiming_uniform_(a=sqrt(5)) -> U(-b, b), b = 1/sqrt(C_in/groups * K * K); bias alike.
+  Conv2d m({.in_channels = 8, .out_channels = 16, .kernel = 3, .groups = 4});
+  EXPECT_EQ(m.named_parameters()[0].second->value.shape(), (Shape{16, 2, 3, 3}));
+  init_parameters(m, 7);
+  const double bound = 1.0 / std::sqrt(2.0 * 9.0);
+  for (auto& [name, p] : m.named_parameters()) {
+    SCOPED_TRACE(name);
+    float most = 0.f;
+    for (float v : p->value.span()) most = std::max(most, std::fabs(v));
+    EXPECT_LE(most, bound);
+    // 288 weights: all under 0.9 * bound has probability 0.9^288; 16 biases: 0.5^16
+    EXPECT_GT(most, (name == "weight" ? 0.9 : 0.5) * bound);
+  }
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include <set>
 #include <string>
 
-#include "layers/module.h"
+#include "layers/layer.h"
 #include "tests/golden_io.h"
 
 namespace lockstep::testing {
@@ -83,7 +83,7 @@ inline void load_state(Module& m, const Golden& g, const std::string& prefix) {
 
 // Runs case c on m in m's current mode. Buffers are compared exactly in count
 // (num_batches_tracked) and with `out` tolerance otherwise; NaN must sit exactly where PyTorch's is.
-inline void expect_module_case(Module& m, const std::string& c, Tolerance out = {}, Tolerance grad = {}) {
+inline void expect_module_case(Layer& m, const std::string& c, Tolerance out = {}, Tolerance grad = {}) {
   SCOPED_TRACE("case " + c + (m.is_training() ? " (train)" : " (eval)"));
   const Golden& g = layers_golden();
   ASSERT_TRUE(has(g, c + ".x0")) << "no golden case " << c;

@@ -1,5 +1,6 @@
 // CrossEntropyLoss and MSELoss against PyTorch (tests/golden/gen_layers.py): loss value and
-// d(grad_output * loss)/dinput for mean and sum reductions, batch 1 and large logits.
+// d(grad_output * loss)/dinput for mean and sum reductions, batch 1 and large logits, label
+// smoothing 0.1, 0.2, 0.3 and 1; cross_entropy() through autograd behind a Linear.
 #include "layers/loss.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "layers/linear.h"
+#include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "tests/layers/golden_module.h"
 
@@ -46,6 +49,47 @@ TEST(CrossEntropyLossGolden, Batch1) {
 TEST(CrossEntropyLossGolden, LargeLogits) {
   CrossEntropyLoss loss;  // logits around 100 +- 40: exp would overflow without the max shift
   expect_loss_case(loss, "ce_large");
+}
+
+TEST(CrossEntropyLossGolden, LabelSmoothing) {
+  CrossEntropyLoss ls01({.label_smoothing = 0.1f});  // logits (5,7)
+  expect_loss_case(ls01, "ce_ls01_mean");
+  CrossEntropyLoss ls03({.reduction = Reduction::kSum, .label_smoothing = 0.3f});  // (4,3), grad_output 0.5
+  expect_loss_case(ls03, "ce_ls03_sum");
+  CrossEntropyLoss ls1({.label_smoothing = 1.f});  // (3,6): the target plays no part
+  expect_loss_case(ls1, "ce_ls1_mean");
+  CrossEntropyLoss ls02({.label_smoothing = 0.2f});  // logits around 100 +- 40, grad_output 2
+  expect_loss_case(ls02, "ce_ls02_large");
+}
+
+TEST(CrossEntropyLoss, RejectsSmoothingOutsideZeroOne) {
+  EXPECT_THROW(CrossEntropyLoss({.label_smoothing = -0.1f}), Error);
+  EXPECT_THROW(CrossEntropyLoss({.label_smoothing = 1.5f}), Error);
+  EXPECT_THROW(CrossEntropyLoss({.label_smoothing = std::nanf("")}), Error);
+}
+
+TEST(CrossEntropyLossAutograd, BackwardReachesTheModel) {
+  // cross_entropy(linear(x), t, smoothing 0.2).backward() gives PyTorch's loss and Linear gradients.
+  const auto& g = layers_golden();
+  Linear lin(4, 3);
+  for (auto& [name, p] : lin.named_parameters()) p->value.copy_from(at(g, "ce_autograd.state." + name));
+  lin.zero_grad();
+  Tensor loss = cross_entropy(lin(at(g, "ce_autograd.x")), at(g, "ce_autograd.target"),
+                              {.label_smoothing = 0.2f});
+  ASSERT_EQ(loss.numel(), 1);
+  ASSERT_TRUE(loss.requires_grad());
+  EXPECT_NEAR(loss[0], at(g, "ce_autograd.loss")[0], 1e-5);
+  loss.backward();
+  for (auto& [name, p] : lin.named_parameters()) {
+    SCOPED_TRACE(name);
+    EXPECT_ALLCLOSE(p->grad, at(g, "ce_autograd.grad." + name), 1e-6, 1e-4);
+  }
+}
+
+TEST(CrossEntropyLossAutograd, NothingRecordedForAConstant) {
+  Tensor loss = cross_entropy(Tensor::zeros({2, 3}), Tensor::from({2}, std::vector<float>{0.f, 2.f}));
+  EXPECT_FALSE(loss.requires_grad());
+  EXPECT_NEAR(loss[0], std::log(3.0), 1e-6);  // uniform softmax over 3 classes
 }
 
 TEST(MSELossGolden, Mean) {
