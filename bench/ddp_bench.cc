@@ -27,7 +27,7 @@
 #include "runtime/data/distributed_sampler.h"
 #include "runtime/gemm.h"
 #include "runtime/optim/sgd.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 using namespace lockstep;
 

@@ -18,7 +18,7 @@
 #include "runtime/data/loader.h"
 #include "runtime/gemm.h"
 #include "runtime/optim/sgd.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 using namespace lockstep;
 

@@ -30,11 +30,11 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
 #include "runtime/gemm.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 namespace {
 
-// One rank of a data-parallel run of `job` (comm->size() > 1): see runtime/trainer/trainer.h.
+// One rank of a data-parallel run of `job` (comm->size() > 1): see launcher/train/trainer.h.
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm);
 
 constexpr const char* kUsage =

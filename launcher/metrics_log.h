@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 namespace lockstep {
 

@@ -8,17 +8,22 @@
 #include "layers/linear.h"
 #include "layers/max_pool2d.h"
 #include "layers/relu.h"
+#include "layers/resnet.h"
 #include "runtime/check.h"
 
 namespace lockstep {
 
-std::vector<std::string> reference_model_names() { return {"fmnist-mlp", "fmnist-cnn"}; }
+std::vector<std::string> reference_model_names() {
+  return {"fmnist-mlp", "fmnist-cnn", "fmnist-resnet8", "fmnist-resnet20"};
+}
 
 Shape reference_model_input(const std::string& name) {
   return name == "fmnist-mlp" ? Shape{784} : Shape{1, 28, 28};
 }
 
-std::unique_ptr<Sequential> make_reference_model(const std::string& name, ModelOptions o) {
+std::unique_ptr<Module> make_reference_model(const std::string& name, ModelOptions o) {
+  if (name == "fmnist-resnet8" || name == "fmnist-resnet20")
+    return std::make_unique<ResNet>(ResNetOptions{.blocks_per_stage = name == "fmnist-resnet8" ? 1 : 3});
   auto m = std::make_unique<Sequential>();
   auto bn = [](int64_t c) { return BatchNormOptions{.num_features = c}; };
   if (name == "fmnist-mlp") {

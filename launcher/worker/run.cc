@@ -18,7 +18,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
 #include "runtime/gemm.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 namespace lockstep {
 namespace {

@@ -38,7 +38,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
 #include "runtime/optim/sgd.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 #include "tests/distributed/test_comm.h"
 
 namespace lockstep {

@@ -18,7 +18,7 @@
 #include "layers/reference_models.h"
 #include "runtime/data/dataset.h"
 #include "runtime/optim/sgd.h"
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 #include "tests/golden_io.h"
 
 namespace lockstep {

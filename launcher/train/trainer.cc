@@ -1,5 +1,5 @@
 // The train/eval loop, single-process or one data-parallel replica.
-#include "runtime/trainer/trainer.h"
+#include "launcher/train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
