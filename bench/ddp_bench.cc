@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/bootstrap.h"
 #include "comm/factory.h"
 #include "layers/dropout.h"
 #include "layers/init.h"
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
   try {
     set_kernel_threads(1);
     std::unique_ptr<Communicator> comm;
-    if (std::getenv("OMPI_COMM_WORLD_SIZE")) {
+    if (default_backend() == "mpi") {
       CommSpec spec;
       spec.backend = "mpi";
       comm = make_communicator(spec);

@@ -58,8 +58,11 @@ class Communicator {
   virtual Work all_reduce(std::span<float> buf, ReduceOp op) = 0;
   virtual Work all_reduce(std::span<double> buf, ReduceOp op) = 0;
   virtual Work broadcast(std::span<std::byte> buf, int root) = 0;
-  // out holds size() * in.size() floats: rank r's block at r * in.size().
+  // out holds size() * in.size() elements: rank r's block at r * in.size(). `in` may be this
+  // rank's own block of `out`. The byte form carries any trivially copyable record (every rank
+  // runs the same binary): gather std::as_bytes of a span into std::as_writable_bytes of another.
   virtual Work all_gather(std::span<const float> in, std::span<float> out) = 0;
+  virtual Work all_gather(std::span<const std::byte> in, std::span<std::byte> out) = 0;
   virtual Work barrier() = 0;
 
   // Ends every rank of the job at once after a fatal error (MPI_Abort for MPI-based backends), so

@@ -2,11 +2,13 @@
 //   "mpi"  OpenMPI on CPU tensors (under mpirun, or a size-1 world without it);
 //   "nccl" NCCL on device buffers, one rank per GPU (CUDA builds only), bootstrapped over MPI;
 //   "self" a size-1 communicator for single-process runs without MPI.
+// A job that names none gets default_backend() (comm/bootstrap.h, included for it).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "comm/bootstrap.h"
 #include "comm/communicator.h"
 
 namespace lockstep {

@@ -51,7 +51,7 @@ std::string usage() {
 // The job's backend: distributed.backend, else "mpi" when mpirun started us, else "self".
 std::string backend_of(const lockstep::proto::JobSpec& job) {
   if (!job.distributed().backend().empty()) return job.distributed().backend();
-  return std::getenv("OMPI_COMM_WORLD_SIZE") ? "mpi" : "self";
+  return lockstep::default_backend();
 }
 
 int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) {

@@ -10,19 +10,6 @@
 #include "runtime/check.h"
 
 namespace lockstep {
-namespace {
-
-// all_gather moves floats; a double travels as two floats, hi = float(d) and lo = float(d - hi),
-// which carry ~48 significant bits, so the merged statistics keep (almost) double precision.
-// A non-finite d travels as (d, 0): inf - inf would turn an infinite mean into NaN on the way.
-void put(float* out, double d) {
-  const float hi = static_cast<float>(d);
-  out[0] = hi;
-  out[1] = std::isfinite(hi) ? static_cast<float>(d - static_cast<double>(hi)) : 0.f;
-}
-double get(const float* in) { return static_cast<double>(in[0]) + static_cast<double>(in[1]); }
-
-}  // namespace
 
 void BatchNorm::sync_batch_stats(int64_t& count, std::vector<double>& mean, std::vector<double>& var) {
   // count, mean, var: this rank's shard
@@ -30,17 +17,18 @@ void BatchNorm::sync_batch_stats(int64_t& count, std::vector<double>& mean, std:
   synced_ = is_training();
   if (!synced_) return;  // eval without running stats: local batch, no collective (as PyTorch)
 
-  // Per rank one block of 2 + 4C floats: count, mean[C], M2[C], each as a (hi, lo) pair.
+  // Per rank one block of 1 + 2C doubles: count, mean[C], M2[C], gathered as bytes (exact,
+  // non-finite values included).
   const int64_t c = options().num_features;
-  const int64_t block = 2 + 4 * c;
+  const int64_t block = 1 + 2 * c;
   const int world = comm_->size();
-  std::vector<float> mine(block), all(block * world);
-  put(&mine[0], static_cast<double>(count));
+  std::vector<double> mine(block), all(block * world);
+  mine[0] = static_cast<double>(count);
   for (int64_t ch = 0; ch < c; ++ch) {
-    put(&mine[2 + 2 * ch], mean[ch]);
-    put(&mine[2 + 2 * c + 2 * ch], var[ch] * static_cast<double>(count));
+    mine[1 + ch] = mean[ch];
+    mine[1 + c + ch] = var[ch] * static_cast<double>(count);
   }
-  comm_->all_gather(mine, all).wait();
+  comm_->all_gather(std::as_bytes(std::span(mine)), std::as_writable_bytes(std::span(all))).wait();
 
   // Chan et al.'s pairwise merge, folded in rank order so every rank gets the same bits:
   //   n = na + nb, delta = mean_b - mean_a, mean = mean_a + delta * nb / n,
@@ -52,12 +40,12 @@ void BatchNorm::sync_batch_stats(int64_t& count, std::vector<double>& mean, std:
   double na = 0.0;
   std::vector<double> ma(c, 0.0), m2a(c, 0.0);
   for (int r = 0; r < world; ++r) {
-    const float* b = all.data() + static_cast<int64_t>(r) * block;
-    const double nb = get(b);
+    const double* b = all.data() + static_cast<int64_t>(r) * block;
+    const double nb = b[0];
     if (nb == 0.0) continue;
     const double nab = na + nb;
     for (int64_t ch = 0; ch < c; ++ch) {
-      const double mb = get(b + 2 + 2 * ch), m2b = get(b + 2 + 2 * c + 2 * ch);
+      const double mb = b[1 + ch], m2b = b[1 + c + ch];
       if (na == 0.0) {  // the first non-empty rank (inf * 0 below would make NaN of an inf mean)
         ma[ch] = mb;
         m2a[ch] = m2b;

@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "comm/mpi/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// MpiCommunicator: fingerprint-checked MPI collectives run in order on a communication thread.
+// MpiCommunicator: the MPI calls of each collective; fingerprint check and queue: collective_queue.h.
 #include "comm/mpi/mpi_communicator.h"
 
 #include <mpi.h>
@@ -9,10 +9,10 @@
 #include <thread>
 #include <type_traits>
 
-#include "comm/comm_thread.h"
+#include "comm/collective_queue.h"
 #include "comm/fingerprint.h"
 #include "comm/mpi/fingerprint_exchange.h"
-#include "comm/mpi/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -64,12 +64,7 @@ struct MpiCommunicator::Impl {
   MPI_Comm data = MPI_COMM_NULL;        // collectives
   MPI_Comm fingerprints = MPI_COMM_NULL;
   std::unique_ptr<FingerprintExchange> exchange;
-  std::unique_ptr<CommThread> thread;  // destroyed first: drains before the comms are freed
-
-  // Runs on the communication thread.
-  void check(const Fingerprint& fp, const CommOptions& options) {
-    if (options.check_fingerprints) exchange->check(fp, options.timeout);
-  }
+  std::unique_ptr<CollectiveQueue> queue;  // destroyed first: drains before the comms are freed
 };
 
 MpiCommunicator::MpiCommunicator(CommOptions options)
@@ -92,13 +87,16 @@ MpiCommunicator::MpiCommunicator(CommOptions options)
   MPI_Comm_rank(impl_->data, &rank_);
   MPI_Comm_size(impl_->data, &size_);
   impl_->exchange = std::make_unique<FingerprintExchange>(impl_->fingerprints, rank_, size_);
-  // A transport call stuck for two timeouts plus slack means a rank died mid-collective.
-  impl_->thread = std::make_unique<CommThread>(2 * options_.timeout + std::chrono::seconds(10));
+  impl_->queue = std::make_unique<CollectiveQueue>(
+      options_, [exchange = impl_->exchange.get()](const Fingerprint& fp,
+                                                   std::chrono::milliseconds timeout) {
+        exchange->check(fp, timeout);
+      });
 }
 
 MpiCommunicator::~MpiCommunicator() {
-  const bool stuck = impl_->thread->stuck();
-  impl_->thread.reset();
+  const bool stuck = impl_->queue->stuck();
+  impl_->queue.reset();
   if (!stuck) {  // a stuck thread may still be inside MPI on these comms
     MPI_Comm_free(&impl_->data);
     MPI_Comm_free(&impl_->fingerprints);
@@ -114,24 +112,17 @@ MpiCommunicator::~MpiCommunicator() {
 
 template <typename T>
 Work MpiCommunicator::all_reduce_impl(std::span<T> buf, ReduceOp op) {
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kAllReduce;
-  fp.op = op;
-  fp.dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
-  fp.count = buf.size();
-  fp.phase = phase();
-  fp.mode = mode();
+  const Fingerprint fp = issue({.count = buf.size(),
+                                .op = op,
+                                .kind = CollectiveKind::kAllReduce,
+                                .dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64});
   const MPI_Datatype type = std::is_same_v<T, float> ? MPI_FLOAT : MPI_DOUBLE;
-  Impl* impl = impl_.get();
-  const CommOptions options = options_;
+  const MPI_Comm comm = impl_->data;
   const int n = size_;
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp),
-                              [=] {
-    impl->check(fp, options);
+  return impl_->queue->submit(fp, [=] {
     for (size_t off = 0; off < buf.size(); off += kChunk) {
       const int count = int(std::min(kChunk, buf.size() - off));
-      mpi_ok(MPI_Allreduce(MPI_IN_PLACE, buf.data() + off, count, type, mpi_op(op), impl->data),
+      mpi_ok(MPI_Allreduce(MPI_IN_PLACE, buf.data() + off, count, type, mpi_op(op), comm),
              "MPI_Allreduce", fp);
     }
     if (op == ReduceOp::kAverage) {
@@ -146,60 +137,51 @@ Work MpiCommunicator::all_reduce(std::span<double> buf, ReduceOp op) { return al
 
 Work MpiCommunicator::broadcast(std::span<std::byte> buf, int root) {
   LOCKSTEP_CHECK(root >= 0 && root < size_) << "broadcast root " << root << " of " << size_ << " ranks";
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kBroadcast;
-  fp.dtype = DType::kByte;
-  fp.count = buf.size();
-  fp.root = root;
-  fp.phase = phase();
-  fp.mode = mode();
-  Impl* impl = impl_.get();
-  const CommOptions options = options_;
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
-    impl->check(fp, options);
+  const Fingerprint fp = issue(
+      {.count = buf.size(), .root = root, .kind = CollectiveKind::kBroadcast, .dtype = DType::kByte});
+  const MPI_Comm comm = impl_->data;
+  return impl_->queue->submit(fp, [=] {
     for (size_t off = 0; off < buf.size(); off += kChunk) {
       const int count = int(std::min(kChunk, buf.size() - off));
-      mpi_ok(MPI_Bcast(buf.data() + off, count, MPI_BYTE, root, impl->data), "MPI_Bcast", fp);
+      mpi_ok(MPI_Bcast(buf.data() + off, count, MPI_BYTE, root, comm), "MPI_Bcast", fp);
     }
   });
 }
 
-Work MpiCommunicator::all_gather(std::span<const float> in, std::span<float> out) {
+template <typename T>
+Work MpiCommunicator::all_gather_impl(std::span<const T> in, std::span<T> out) {
+  constexpr bool kFloat = std::is_same_v<T, float>;
+  const char* unit = kFloat ? "floats" : "bytes";
   LOCKSTEP_CHECK(out.size() == in.size() * size_)
-      << "all_gather: out holds " << out.size() << " floats, needs " << size_ << " x " << in.size();
-  LOCKSTEP_CHECK(in.size() <= size_t(INT_MAX)) << "all_gather of " << in.size() << " floats per rank";
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kAllGather;
-  fp.dtype = DType::kFloat32;
-  fp.count = in.size();
-  fp.phase = phase();
-  fp.mode = mode();
-  Impl* impl = impl_.get();
-  const CommOptions options = options_;
+      << "all_gather: out holds " << out.size() << " " << unit << ", needs " << size_ << " x " << in.size();
+  LOCKSTEP_CHECK(in.size() <= size_t(INT_MAX)) << "all_gather of " << in.size() << " " << unit << " per rank";
+  const Fingerprint fp = issue({.count = in.size(),
+                                .kind = CollectiveKind::kAllGather,
+                                .dtype = kFloat ? DType::kFloat32 : DType::kByte});
+  const MPI_Datatype type = kFloat ? MPI_FLOAT : MPI_BYTE;
+  const MPI_Comm comm = impl_->data;
   const bool in_place = in.data() == out.data() + size_t(rank_) * in.size();
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
-    impl->check(fp, options);
+  return impl_->queue->submit(fp, [=] {
     const int count = int(in.size());
-    mpi_ok(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data(), count, MPI_FLOAT, out.data(), count,
-                         MPI_FLOAT, impl->data),
+    mpi_ok(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data(), count, type, out.data(), count, type, comm),
            "MPI_Allgather", fp);
   });
 }
 
+Work MpiCommunicator::all_gather(std::span<const float> in, std::span<float> out) {
+  return all_gather_impl(in, out);
+}
+Work MpiCommunicator::all_gather(std::span<const std::byte> in, std::span<std::byte> out) {
+  return all_gather_impl(in, out);
+}
+
 Work MpiCommunicator::barrier() {
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kBarrier;
-  fp.phase = phase();
-  fp.mode = mode();
-  Impl* impl = impl_.get();
-  const CommOptions options = options_;
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
-    impl->check(fp, options);
+  const Fingerprint fp = issue({.kind = CollectiveKind::kBarrier});
+  const MPI_Comm comm = impl_->data;
+  const bool checked = options_.check_fingerprints;
+  return impl_->queue->submit(fp, [=] {
     // A completed fingerprint exchange already proved every rank arrived.
-    if (!options.check_fingerprints) mpi_ok(MPI_Barrier(impl->data), "MPI_Barrier", fp);
+    if (!checked) mpi_ok(MPI_Barrier(comm), "MPI_Barrier", fp);
   });
 }
 

@@ -1,17 +1,17 @@
 // MpiCommunicator: the Communicator on OpenMPI, for CPU tensors. Rank and size come from
 // MPI_COMM_WORLD (mpirun on one machine or with a hostfile, or Slurm). Collectives are queued to
-// a dedicated communication thread (CommThread) that runs them in issue order: fingerprint check
-// across ranks (FingerprintExchange, honouring CommOptions::timeout), then the MPI collective on
-// the communicator's own duplicate of MPI_COMM_WORLD. MPI ownership: see mpi_runtime.h.
+// a dedicated communication thread (CollectiveQueue) that runs them in issue order: fingerprint
+// check across ranks (FingerprintExchange, honouring CommOptions::timeout), then the MPI collective
+// on the communicator's own duplicate of MPI_COMM_WORLD. MPI ownership: see mpi_runtime.h.
 #pragma once
 
 #include <memory>
 
-#include "comm/communicator.h"
+#include "comm/collective_queue.h"
 
 namespace lockstep {
 
-class MpiCommunicator final : public Communicator {
+class MpiCommunicator final : public QueuedCommunicator {
  public:
   explicit MpiCommunicator(CommOptions options = {});
   ~MpiCommunicator() override;
@@ -24,6 +24,7 @@ class MpiCommunicator final : public Communicator {
   Work all_reduce(std::span<double> buf, ReduceOp op) override;
   Work broadcast(std::span<std::byte> buf, int root) override;
   Work all_gather(std::span<const float> in, std::span<float> out) override;
+  Work all_gather(std::span<const std::byte> in, std::span<std::byte> out) override;
   Work barrier() override;
   [[noreturn]] void abort(int code) override;
 
@@ -31,6 +32,8 @@ class MpiCommunicator final : public Communicator {
   struct Impl;
   template <typename T>
   Work all_reduce_impl(std::span<T> buf, ReduceOp op);
+  template <typename T>
+  Work all_gather_impl(std::span<const T> in, std::span<T> out);
 
   CommOptions options_;
   int rank_ = 0, size_ = 1;

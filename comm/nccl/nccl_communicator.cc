@@ -1,17 +1,19 @@
-// NcclCommunicator: MPI-bootstrapped NCCL collectives, fingerprint-checked, on a comm thread.
+// NcclCommunicator: the NCCL calls of each collective (MPI-bootstrapped); fingerprint check and
+// queue: collective_queue.h.
 #include "comm/nccl/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>
 
+#include <memory>
 #include <thread>
 #include <type_traits>
 
-#include "comm/comm_thread.h"
+#include "comm/collective_queue.h"
 #include "comm/fingerprint.h"
 #include "comm/mpi/fingerprint_exchange.h"
-#include "comm/mpi/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -44,6 +46,19 @@ void require_device_pointer(const void* p, const char* what) {
       << "for CPU tensors";
 }
 
+// The issue point of a collective: an event ordered after the caller's work on the legacy default
+// stream when the collective is called; destroyed with the last task that holds it (also when the
+// fingerprint check fails and the collective never runs).
+using IssuePoint = std::shared_ptr<CUevent_st>;
+
+IssuePoint record_issue_point() {
+  cudaEvent_t ev;
+  cuda_ok(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
+  IssuePoint ready(ev, [](cudaEvent_t e) { cudaEventDestroy(e); });
+  cuda_ok(cudaEventRecord(ev, cudaStreamLegacy), "cudaEventRecord");
+  return ready;
+}
+
 }  // namespace
 
 struct NcclCommunicator::Impl {
@@ -54,28 +69,14 @@ struct NcclCommunicator::Impl {
   cudaStream_t stream = nullptr;
   int device = 0, rank = 0;
   bool aborted = false;
-  std::unique_ptr<CommThread> thread;  // destroyed first
+  std::unique_ptr<CollectiveQueue> queue;  // destroyed first
 
-  // Ordered after the caller's work on the legacy default stream at issue time.
-  cudaEvent_t record_issue_point() {
-    cudaEvent_t ev;
-    cuda_ok(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_ok(cudaEventRecord(ev, cudaStreamLegacy), "cudaEventRecord");
-    return ev;
-  }
-
-  // Runs `enqueue` on the stream after `ready`, then polls until done or the deadline.
+  // On the comm thread, after the fingerprint check: runs `enqueue` on the stream after `ready`,
+  // then polls until done or the deadline.
   template <typename F>
-  void run(const Fingerprint& fp, const CommOptions& options, cudaEvent_t ready, F enqueue) {
+  void run(const Fingerprint& fp, const CommOptions& options, const IssuePoint& ready, F enqueue) {
     cuda_ok(cudaSetDevice(device), "cudaSetDevice");
-    try {
-      if (options.check_fingerprints) exchange->check(fp, options.timeout);
-    } catch (...) {
-      cudaEventDestroy(ready);
-      throw;
-    }
-    cuda_ok(cudaStreamWaitEvent(stream, ready, 0), "cudaStreamWaitEvent");
-    cudaEventDestroy(ready);
+    cuda_ok(cudaStreamWaitEvent(stream, ready.get(), 0), "cudaStreamWaitEvent");
     enqueue();
     const auto deadline = std::chrono::steady_clock::now() + options.timeout;
     for (int polls = 0;; ++polls) {
@@ -130,12 +131,16 @@ NcclCommunicator::NcclCommunicator(CommOptions options)
   nccl_ok(ncclCommInitRank(&impl_->nccl, size_, id, rank_), "ncclCommInitRank");
 
   impl_->exchange = std::make_unique<FingerprintExchange>(impl_->bootstrap, rank_, size_);
-  impl_->thread = std::make_unique<CommThread>(2 * options_.timeout + std::chrono::seconds(10));
+  impl_->queue = std::make_unique<CollectiveQueue>(
+      options_, [exchange = impl_->exchange.get()](const Fingerprint& fp,
+                                                   std::chrono::milliseconds timeout) {
+        exchange->check(fp, timeout);
+      });
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  const bool stuck = impl_->thread->stuck();
-  impl_->thread.reset();
+  const bool stuck = impl_->queue->stuck();
+  impl_->queue.reset();
   if (stuck) {
     // The detached thread still uses impl_, MPI and NCCL: leak them rather than finalize under it.
     impl_->runtime.release();
@@ -158,19 +163,15 @@ NcclCommunicator::~NcclCommunicator() {
 template <typename T>
 Work NcclCommunicator::all_reduce_impl(std::span<T> buf, ReduceOp op) {
   require_device_pointer(buf.data(), "all_reduce");
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kAllReduce;
-  fp.op = op;
-  fp.dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64;
-  fp.count = buf.size();
-  fp.phase = phase();
-  fp.mode = mode();
+  const Fingerprint fp = issue({.count = buf.size(),
+                                .op = op,
+                                .kind = CollectiveKind::kAllReduce,
+                                .dtype = std::is_same_v<T, float> ? DType::kFloat32 : DType::kFloat64});
   const ncclDataType_t type = std::is_same_v<T, float> ? ncclFloat : ncclDouble;
   Impl* impl = impl_.get();
   const CommOptions options = options_;
-  cudaEvent_t ready = impl->record_issue_point();
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
+  const IssuePoint ready = record_issue_point();
+  return impl->queue->submit(fp, [=] {
     impl->run(fp, options, ready, [&] {
       nccl_ok(ncclAllReduce(buf.data(), buf.data(), buf.size(), type, nccl_op(op), impl->nccl,
                             impl->stream),
@@ -185,18 +186,12 @@ Work NcclCommunicator::all_reduce(std::span<double> buf, ReduceOp op) { return a
 Work NcclCommunicator::broadcast(std::span<std::byte> buf, int root) {
   LOCKSTEP_CHECK(root >= 0 && root < size_) << "broadcast root " << root << " of " << size_ << " ranks";
   require_device_pointer(buf.data(), "broadcast");
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kBroadcast;
-  fp.dtype = DType::kByte;
-  fp.count = buf.size();
-  fp.root = root;
-  fp.phase = phase();
-  fp.mode = mode();
+  const Fingerprint fp = issue(
+      {.count = buf.size(), .root = root, .kind = CollectiveKind::kBroadcast, .dtype = DType::kByte});
   Impl* impl = impl_.get();
   const CommOptions options = options_;
-  cudaEvent_t ready = impl->record_issue_point();
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
+  const IssuePoint ready = record_issue_point();
+  return impl->queue->submit(fp, [=] {
     impl->run(fp, options, ready, [&] {
       nccl_ok(ncclBroadcast(buf.data(), buf.data(), buf.size(), ncclUint8, root, impl->nccl,
                             impl->stream),
@@ -205,43 +200,45 @@ Work NcclCommunicator::broadcast(std::span<std::byte> buf, int root) {
   });
 }
 
-Work NcclCommunicator::all_gather(std::span<const float> in, std::span<float> out) {
+template <typename T>
+Work NcclCommunicator::all_gather_impl(std::span<const T> in, std::span<T> out) {
+  constexpr bool kFloat = std::is_same_v<T, float>;
   LOCKSTEP_CHECK(out.size() == in.size() * size_)
-      << "all_gather: out holds " << out.size() << " floats, needs " << size_ << " x " << in.size();
+      << "all_gather: out holds " << out.size() << (kFloat ? " floats" : " bytes") << ", needs "
+      << size_ << " x " << in.size();
   require_device_pointer(in.data(), "all_gather");
   require_device_pointer(out.data(), "all_gather");
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kAllGather;
-  fp.dtype = DType::kFloat32;
-  fp.count = in.size();
-  fp.phase = phase();
-  fp.mode = mode();
+  const Fingerprint fp = issue({.count = in.size(),
+                                .kind = CollectiveKind::kAllGather,
+                                .dtype = kFloat ? DType::kFloat32 : DType::kByte});
+  const ncclDataType_t type = kFloat ? ncclFloat : ncclUint8;
   Impl* impl = impl_.get();
   const CommOptions options = options_;
-  cudaEvent_t ready = impl->record_issue_point();
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
+  const IssuePoint ready = record_issue_point();
+  return impl->queue->submit(fp, [=] {
     impl->run(fp, options, ready, [&] {
-      nccl_ok(ncclAllGather(in.data(), out.data(), in.size(), ncclFloat, impl->nccl, impl->stream),
+      nccl_ok(ncclAllGather(in.data(), out.data(), in.size(), type, impl->nccl, impl->stream),
               "ncclAllGather");
     });
   });
 }
 
+Work NcclCommunicator::all_gather(std::span<const float> in, std::span<float> out) {
+  return all_gather_impl(in, out);
+}
+Work NcclCommunicator::all_gather(std::span<const std::byte> in, std::span<std::byte> out) {
+  return all_gather_impl(in, out);
+}
+
 Work NcclCommunicator::barrier() {
-  Fingerprint fp;
-  fp.seq = next_seq();
-  fp.kind = CollectiveKind::kBarrier;
-  fp.phase = phase();
-  fp.mode = mode();
-  Impl* impl = impl_.get();
-  const CommOptions options = options_;
-  return impl->thread->submit("collective #" + std::to_string(fp.seq) + " " + describe(fp), [=] {
+  const Fingerprint fp = issue({.kind = CollectiveKind::kBarrier});
+  const MPI_Comm bootstrap = impl_->bootstrap;
+  const bool checked = options_.check_fingerprints;
+  return impl_->queue->submit(fp, [=] {
     // A completed fingerprint exchange already proved every rank arrived.
-    if (options.check_fingerprints)
-      impl->exchange->check(fp, options.timeout);
-    else
-      LOCKSTEP_CHECK(MPI_Barrier(impl->bootstrap) == MPI_SUCCESS);
+    if (!checked) {
+      LOCKSTEP_CHECK(MPI_Barrier(bootstrap) == MPI_SUCCESS);
+    }
   });
 }
 

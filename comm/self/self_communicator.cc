@@ -31,6 +31,14 @@ Work SelfCommunicator::all_gather(std::span<const float> in, std::span<float> ou
   return Work();
 }
 
+Work SelfCommunicator::all_gather(std::span<const std::byte> in, std::span<std::byte> out) {
+  LOCKSTEP_CHECK(out.size() == in.size())
+      << "all_gather: out holds " << out.size() << " bytes, needs 1 x " << in.size();
+  next_seq();
+  if (in.data() != out.data()) std::copy(in.begin(), in.end(), out.begin());
+  return Work();
+}
+
 Work SelfCommunicator::barrier() {
   next_seq();
   return Work();

@@ -19,6 +19,7 @@ class SelfCommunicator final : public Communicator {
   Work all_reduce(std::span<double> buf, ReduceOp op) override;
   Work broadcast(std::span<std::byte> buf, int root) override;
   Work all_gather(std::span<const float> in, std::span<float> out) override;
+  Work all_gather(std::span<const std::byte> in, std::span<std::byte> out) override;
   Work barrier() override;
 
  private:

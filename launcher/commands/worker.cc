@@ -16,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "comm/bootstrap.h"
 #include "comm/factory.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
@@ -28,12 +29,6 @@ namespace {
 
 constexpr const char* kUsage =
     "lockstep worker --coordinator HOST:PORT [--secret-file F] [--tls-ca F [--tls-cert F --tls-key F]]";
-
-int env_int(const char* a, const char* b, int fallback) {
-  if (const char* v = std::getenv(a)) return std::atoi(v);
-  if (const char* v = std::getenv(b)) return std::atoi(v);
-  return fallback;
-}
 
 std::string hostname() {
   char h[256] = {};
@@ -89,8 +84,9 @@ int worker_main(int argc, char** argv) {
   std::atomic<bool> terminate{false};
   SignalWatch signals(terminate);
 
-  const int rank = env_int("OMPI_COMM_WORLD_RANK", "PMIX_RANK", 0);
-  const int world = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", 1);
+  const LaunchInfo launch = detect_launch();
+  const int rank = launch.rank;
+  const int world = launch.size;
   copt.token = read_worker_secret(secret_file);
   CoordinatorClient client(copt);
   proto::RegisterRequest req;
@@ -115,7 +111,7 @@ int worker_main(int argc, char** argv) {
 
   const auto& dist = reg.job().distributed();
   CommSpec spec;
-  spec.backend = !dist.backend().empty() ? dist.backend() : (std::getenv("OMPI_COMM_WORLD_SIZE") ? "mpi" : "self");
+  spec.backend = !dist.backend().empty() ? dist.backend() : default_backend();
   if (dist.has_collective_timeout_s())
     spec.options.timeout = std::chrono::milliseconds(static_cast<int64_t>(dist.collective_timeout_s() * 1000));
   std::unique_ptr<Communicator> comm = make_communicator(spec);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "comm/model_sync.h"
@@ -21,14 +22,16 @@
 namespace lockstep {
 namespace {
 
-// Per RNG consumer: seed (2 x 32 bits), key rank, stream, step (2 x 32 bits); doubles hold them exactly.
-constexpr int kRngFields = 6;
+// One RNG consumer's state as it travels between ranks (every rank runs the same binary): gathered
+// as bytes at a save, broadcast as bytes at a restore.
+struct RngWire {
+  uint64_t seed = 0, step = 0;
+  uint32_t rank = 0, stream = 0;
+};
+static_assert(std::is_trivially_copyable_v<RngWire> && sizeof(RngWire) == 24);
 
-std::vector<double> pack_rng(const RngState& s) {
-  return {static_cast<double>(s.seed & 0xffffffffu), static_cast<double>(s.seed >> 32),
-          static_cast<double>(s.rank), static_cast<double>(static_cast<uint32_t>(s.stream)),
-          static_cast<double>(s.step & 0xffffffffu), static_cast<double>(s.step >> 32)};
-}
+RngWire to_wire(const RngState& s) { return {s.seed, s.step, s.rank, static_cast<uint32_t>(s.stream)}; }
+RngState from_wire(const RngWire& w) { return {w.seed, w.rank, static_cast<RngStream>(w.stream), w.step}; }
 
 uint64_t u64(double lo, double hi) { return static_cast<uint64_t>(lo) | (static_cast<uint64_t>(hi) << 32); }
 
@@ -63,14 +66,12 @@ std::string rank_buffer_name(int rank, const std::string& name) { return "rank" 
 std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, const proto::JobSpec& job,
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id) {
   const std::vector<Dropout*> drops = dropout_layers(model);
-  const size_t block = drops.size() * kRngFields;
-  // rng: (world, consumers x fields), each rank filling its own row; summed = gathered.
-  std::vector<double> rng(block * static_cast<size_t>(comm.size()), 0.0);
-  for (size_t i = 0; i < drops.size(); ++i) {
-    const auto packed = pack_rng(drops[i]->rng_state());
-    std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(comm.rank() * block + i * kRngFields));
-  }
-  if (!rng.empty()) comm.all_reduce(std::span<double>(rng), ReduceOp::kSum).wait();
+  const size_t block = drops.size();
+  // rng: (world, consumers), rank r's row gathered from rank r.
+  std::vector<RngWire> mine(block), rng(block * static_cast<size_t>(comm.size()));
+  for (size_t i = 0; i < drops.size(); ++i) mine[i] = to_wire(drops[i]->rng_state());
+  if (!rng.empty())
+    comm.all_gather(std::as_bytes(std::span(mine)), std::as_writable_bytes(std::span(rng))).wait();
   // buffers: (world, buffer elements), each rank filling its own row; summed = gathered.
   const bool local = rank_local_buffers(job, comm);
   const int64_t nbuf = local ? buffer_numel(model) : 0;
@@ -100,14 +101,14 @@ std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, c
       s.mutable_job()->mutable_data()->set_dir(trajectory_spec(job).data().dir());
       for (int r = 0; r < comm.size(); ++r)
         for (size_t i = 0; i < drops.size(); ++i) {
-          const double* f = rng.data() + r * block + i * kRngFields;
+          const RngWire& f = rng[static_cast<size_t>(r) * block + i];
           proto::RngRecord* rec = s.add_rng();
           rec->set_rank(r);
           rec->set_consumer("dropout." + std::to_string(i));
-          rec->set_seed(u64(f[0], f[1]));
-          rec->set_key_rank(static_cast<uint32_t>(f[2]));
-          rec->set_stream(static_cast<uint32_t>(f[3]));
-          rec->set_step(u64(f[4], f[5]));
+          rec->set_seed(f.seed);
+          rec->set_key_rank(f.rank);
+          rec->set_stream(f.stream);
+          rec->set_step(f.step);
         }
       c.model = snapshot_tensors(model_state(model));
       // A checkpoint is what a resume trusts: never one with NaN or infinite weights or statistics.
@@ -238,22 +239,19 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Opt
   opt.set_step_count(static_cast<int64_t>(head[5]));
   opt.set_lr(static_cast<float>(head[6]));
 
-  const size_t block = drops.size() * kRngFields;
-  std::vector<double> rng(block * static_cast<size_t>(comm.size()), 0.0);
+  // rng: (world, consumers), filled by rank 0 from the checkpoint, broadcast.
+  const size_t block = drops.size();
+  std::vector<RngWire> rng(block * static_cast<size_t>(comm.size()));
   if (comm.rank() == 0) {
     for (const proto::RngRecord& rec : found->second.state.rng()) {  // validated above
       const auto layer = static_cast<size_t>(rng_consumer_index(rec.consumer()));
-      RngState s{rec.seed(), rec.key_rank(), static_cast<RngStream>(rec.stream()), rec.step()};
-      const auto packed = pack_rng(s);
-      std::copy(packed.begin(), packed.end(), rng.begin() + static_cast<std::ptrdiff_t>(rec.rank() * block + layer * kRngFields));
+      rng[static_cast<size_t>(rec.rank()) * block + layer] =
+          RngWire{rec.seed(), rec.step(), rec.key_rank(), rec.stream()};
     }
   }
-  if (!rng.empty()) comm.all_reduce(std::span<double>(rng), ReduceOp::kSum).wait();
-  for (size_t i = 0; i < drops.size(); ++i) {
-    const double* f = rng.data() + comm.rank() * block + i * kRngFields;
-    drops[i]->set_rng_state(RngState{u64(f[0], f[1]), static_cast<uint32_t>(f[2]), static_cast<RngStream>(static_cast<uint32_t>(f[3])),
-                                     u64(f[4], f[5])});
-  }
+  if (!rng.empty()) comm.broadcast(std::as_writable_bytes(std::span(rng)), 0).wait();
+  for (size_t i = 0; i < drops.size(); ++i)
+    drops[i]->set_rng_state(from_wire(rng[static_cast<size_t>(comm.rank()) * block + i]));
   if (from && found) *from = found->first;
   return JobPosition{u64(head[1], head[2]), static_cast<int64_t>(head[3]), static_cast<int64_t>(head[4]), head[7],
                      head[8]};

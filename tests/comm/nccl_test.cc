@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "comm/factory.h"
-#include "comm/mpi/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 #include "runtime/check.h"
 #include "runtime/device.h"
 

@@ -22,12 +22,15 @@ TEST(SelfComm, CollectivesAreCountedIdentities) {
   comm->all_reduce(std::span<double>(d), ReduceOp::kAverage).wait();
   comm->broadcast(b, 0).wait();
   comm->all_gather(f, g).wait();
+  std::vector<std::byte> bg(1);
+  comm->all_gather(std::span<const std::byte>(b), std::span<std::byte>(bg)).wait();
   comm->barrier().wait();
   EXPECT_EQ(f, (std::vector<float>{1.f, 2.f, 3.f}));
   EXPECT_EQ(g, f);
   EXPECT_EQ(d[0], 4.0);
   EXPECT_EQ(int(b[0]), 9);
-  EXPECT_EQ(comm->collectives_issued(), 8u);
+  EXPECT_EQ(int(bg[0]), 9);
+  EXPECT_EQ(comm->collectives_issued(), 9u);
   EXPECT_THROW(comm->broadcast(b, 1), Error);
 }
 

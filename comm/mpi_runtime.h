@@ -3,7 +3,8 @@
 // an MpiCommunicator created without one initialises MPI itself and finalizes it when destroyed,
 // after which MPI cannot be used again in that process. Requests MPI_THREAD_MULTIPLE (each
 // communicator calls MPI from its own communication thread) and requires it when more than one
-// communicator is alive. No MPI header here: only comm/*.cc include <mpi.h>.
+// communicator is alive. Public (a program that creates and destroys several communicators holds
+// one in main()), so no MPI header here: only comm/*.cc include <mpi.h>.
 #pragma once
 
 namespace lockstep {

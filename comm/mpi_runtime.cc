@@ -1,5 +1,5 @@
 // MpiRuntime: MPI_Init_thread / MPI_Finalize ownership and process-wide MPI queries.
-#include "comm/mpi/mpi_runtime.h"
+#include "comm/mpi_runtime.h"
 
 #include <mpi.h>
 

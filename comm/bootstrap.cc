@@ -1,0 +1,75 @@
+// Bootstrap: rank, size and local rank from the launcher's environment, strictly parsed.
+#include "comm/bootstrap.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <optional>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+namespace {
+
+// The variable as an int >= min, nullopt when unset; anything else ("", "2x", " 3", overflow) is an Error.
+std::optional<int> env_int(const char* name, int min) {
+  const char* v = std::getenv(name);
+  if (v == nullptr) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long x = std::strtol(v, &end, 10);
+  const bool digits = *v >= '0' && *v <= '9';  // strtol would skip spaces and take a sign
+  LOCKSTEP_FAIL_IF(!digits || *end != '\0' || errno == ERANGE || x > INT_MAX || x < min)
+      << "environment variable " << name << "=\"" << v << "\" set by the launcher is not an integer >= "
+      << min;
+  return static_cast<int>(x);
+}
+
+// A variable the launcher must have set alongside another.
+int required(const char* name, int min, const char* because) {
+  const std::optional<int> v = env_int(name, min);
+  LOCKSTEP_FAIL_IF(!v) << "environment variable " << name << " is not set, but " << because
+                       << " is: the launcher's environment is incomplete";
+  return *v;
+}
+
+}  // namespace
+
+LaunchInfo detect_launch() {
+  LaunchInfo info;
+  const char* rank_var = nullptr;
+  const char* size_var = nullptr;
+  if (std::getenv("OMPI_COMM_WORLD_RANK") || std::getenv("OMPI_COMM_WORLD_SIZE")) {
+    rank_var = "OMPI_COMM_WORLD_RANK";
+    size_var = "OMPI_COMM_WORLD_SIZE";
+    info.launched_by = "mpirun";
+    info.rank = required(rank_var, 0, size_var);
+    info.size = required(size_var, 1, rank_var);
+    info.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", 0).value_or(0);
+  } else if (std::getenv("PMIX_RANK")) {
+    const bool slurm = std::getenv("SLURM_PROCID") != nullptr;
+    rank_var = "PMIX_RANK";
+    size_var = std::getenv("PMI_SIZE") || !slurm ? "PMI_SIZE" : "SLURM_NTASKS";
+    info.launched_by = slurm ? "srun" : "mpirun";
+    info.rank = *env_int(rank_var, 0);
+    info.size = required(size_var, 1, rank_var);
+    info.local_rank = env_int("SLURM_LOCALID", 0).value_or(0);
+  } else if (std::getenv("SLURM_PROCID")) {
+    rank_var = "SLURM_PROCID";
+    size_var = "SLURM_NTASKS";
+    info.launched_by = "srun";
+    info.rank = *env_int(rank_var, 0);
+    info.size = required(size_var, 1, rank_var);
+    info.local_rank = env_int("SLURM_LOCALID", 0).value_or(0);
+  } else {
+    return info;
+  }
+  LOCKSTEP_FAIL_IF(info.rank >= info.size)
+      << "environment variable " << rank_var << "=" << info.rank << " is not below " << size_var << "="
+      << info.size;
+  return info;
+}
+
+std::string default_backend() { return detect_launch().launched_by == "none" ? "self" : "mpi"; }
+
+}  // namespace lockstep

@@ -1,0 +1,154 @@
+// detect_launch() and default_backend() against the environments of mpirun, a PMIx launcher and
+// srun, and malformed values; single-process (the launcher variables are set by each test and put
+// back as they were when it ends).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "comm/bootstrap.h"
+#include "runtime/check.h"
+
+namespace lockstep {
+namespace {
+
+// Clears every launcher variable for the test's lifetime, then restores them.
+class LaunchEnv {
+ public:
+  LaunchEnv() {
+    for (const char* name : kNames) {
+      if (const char* v = std::getenv(name)) saved_[name] = v;
+      unsetenv(name);
+    }
+  }
+  ~LaunchEnv() {
+    for (const char* name : kNames) {
+      auto it = saved_.find(name);
+      if (it == saved_.end())
+        unsetenv(name);
+      else
+        setenv(name, it->second.c_str(), 1);
+    }
+  }
+  LaunchEnv& set(const char* name, const char* value) {
+    setenv(name, value, 1);
+    return *this;
+  }
+
+ private:
+  static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+                                           "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_RANK", "PMI_SIZE",
+                                           "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"};
+  std::map<std::string, std::string> saved_;
+};
+
+// The Error text of detect_launch(), or nullopt when it succeeds.
+std::optional<std::string> launch_error() {
+  try {
+    detect_launch();
+    return std::nullopt;
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
+}
+
+TEST(Bootstrap, NoLauncherIsOneProcess) {
+  LaunchEnv env;
+  const LaunchInfo info = detect_launch();
+  EXPECT_EQ(info.rank, 0);
+  EXPECT_EQ(info.size, 1);
+  EXPECT_EQ(info.local_rank, 0);
+  EXPECT_EQ(info.launched_by, "none");
+  EXPECT_EQ(default_backend(), "self");
+}
+
+TEST(Bootstrap, Mpirun) {
+  LaunchEnv env;
+  env.set("OMPI_COMM_WORLD_RANK", "5").set("OMPI_COMM_WORLD_SIZE", "8").set("OMPI_COMM_WORLD_LOCAL_RANK", "1");
+  env.set("SLURM_PROCID", "0").set("SLURM_NTASKS", "1");  // mpirun inside a Slurm allocation
+  const LaunchInfo info = detect_launch();
+  EXPECT_EQ(info.rank, 5);
+  EXPECT_EQ(info.size, 8);
+  EXPECT_EQ(info.local_rank, 1);
+  EXPECT_EQ(info.launched_by, "mpirun");
+  EXPECT_EQ(default_backend(), "mpi");
+}
+
+TEST(Bootstrap, MpirunOfOneRankIsStillMpi) {
+  LaunchEnv env;
+  env.set("OMPI_COMM_WORLD_RANK", "0").set("OMPI_COMM_WORLD_SIZE", "1");
+  EXPECT_EQ(detect_launch().launched_by, "mpirun");
+  EXPECT_EQ(default_backend(), "mpi");
+}
+
+TEST(Bootstrap, Pmix) {
+  LaunchEnv env;
+  env.set("PMIX_RANK", "2").set("PMI_SIZE", "3");
+  const LaunchInfo info = detect_launch();
+  EXPECT_EQ(info.rank, 2);
+  EXPECT_EQ(info.size, 3);
+  EXPECT_EQ(info.launched_by, "mpirun");
+}
+
+TEST(Bootstrap, SrunWithPmixTakesTheSizeFromSlurm) {
+  LaunchEnv env;
+  env.set("PMIX_RANK", "3").set("SLURM_PROCID", "3").set("SLURM_NTASKS", "4").set("SLURM_LOCALID", "1");
+  const LaunchInfo info = detect_launch();
+  EXPECT_EQ(info.rank, 3);
+  EXPECT_EQ(info.size, 4);
+  EXPECT_EQ(info.local_rank, 1);
+  EXPECT_EQ(info.launched_by, "srun");
+}
+
+TEST(Bootstrap, SrunWithoutMpi) {
+  LaunchEnv env;
+  env.set("SLURM_PROCID", "6").set("SLURM_NTASKS", "16").set("SLURM_LOCALID", "2");
+  const LaunchInfo info = detect_launch();
+  EXPECT_EQ(info.rank, 6);
+  EXPECT_EQ(info.size, 16);
+  EXPECT_EQ(info.local_rank, 2);
+  EXPECT_EQ(info.launched_by, "srun");
+  EXPECT_EQ(default_backend(), "mpi");
+}
+
+TEST(Bootstrap, MalformedValueNamesTheVariableAndValue) {
+  for (const char* bad : {"", "2x", " 2", "+2", "-1", "0x10", "99999999999"}) {
+    LaunchEnv env;
+    env.set("OMPI_COMM_WORLD_RANK", bad).set("OMPI_COMM_WORLD_SIZE", "4");
+    const auto e = launch_error();
+    ASSERT_TRUE(e) << "accepted \"" << bad << "\"";
+    EXPECT_NE(e->find("OMPI_COMM_WORLD_RANK=\"" + std::string(bad) + "\""), std::string::npos) << *e;
+    EXPECT_EQ(e->find('\n'), std::string::npos) << *e;
+  }
+  LaunchEnv env;
+  env.set("SLURM_PROCID", "0").set("SLURM_NTASKS", "0");  // a world of no processes
+  const auto e = launch_error();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->find("SLURM_NTASKS=\"0\""), std::string::npos) << *e;
+}
+
+TEST(Bootstrap, RankOutsideTheWorldIsAnError) {
+  LaunchEnv env;
+  env.set("OMPI_COMM_WORLD_RANK", "4").set("OMPI_COMM_WORLD_SIZE", "4");
+  const auto e = launch_error();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->find("OMPI_COMM_WORLD_RANK=4 is not below OMPI_COMM_WORLD_SIZE=4"), std::string::npos) << *e;
+}
+
+TEST(Bootstrap, HalfAnEnvironmentIsAnError) {
+  LaunchEnv env;
+  env.set("OMPI_COMM_WORLD_SIZE", "2");
+  const auto e = launch_error();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->find("OMPI_COMM_WORLD_RANK is not set"), std::string::npos) << *e;
+  LaunchEnv env2;
+  env2.set("PMIX_RANK", "0");
+  const auto e2 = launch_error();
+  ASSERT_TRUE(e2);
+  EXPECT_NE(e2->find("PMI_SIZE is not set"), std::string::npos) << *e2;
+}
+
+}  // namespace
+}  // namespace lockstep
