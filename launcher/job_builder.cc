@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <string>
 
+#include "layers/activation.h"
 #include "layers/adaptive_avg_pool2d.h"
 #include "layers/avg_pool2d.h"
 #include "layers/batch_norm.h"
 #include "layers/conv2d.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
+#include "layers/graph.h"
 #include "layers/identity.h"
 #include "layers/init.h"
 #include "layers/layer_norm.h"
@@ -81,6 +83,20 @@ std::unique_ptr<Module> make_layer(const proto::Layer& l) {
       return std::make_unique<BatchNorm2d>(bn_options(l.batch_norm2d()));
     case proto::Layer::kDropout:
       return std::make_unique<Dropout>(l.dropout().p());
+    case proto::Layer::kLeakyRelu:
+      return std::make_unique<LeakyReLU>(l.leaky_relu().has_negative_slope() ? l.leaky_relu().negative_slope() : 0.01f);
+    case proto::Layer::kGelu:
+      return std::make_unique<GELU>(l.gelu().approximate().empty() ? "none" : l.gelu().approximate());
+    case proto::Layer::kSilu:
+      return std::make_unique<SiLU>();
+    case proto::Layer::kSigmoid:
+      return std::make_unique<Sigmoid>();
+    case proto::Layer::kTanh:
+      return std::make_unique<Tanh>();
+    case proto::Layer::kAdd:
+    case proto::Layer::kConcat:
+      LOCKSTEP_FAIL_IF(true) << "add and concat merge named inputs: give this layer inputs (the graph form)";
+      break;
     case proto::Layer::KIND_NOT_SET:
       break;
   }
@@ -152,12 +168,17 @@ int64_t checked_parameter_count(const proto::Layer& l, const std::string& at) {
 
 // The input shape, then every layer's output shape by formula (Module::output_shape, nothing runs):
 // each must fit the next layer and hold at most kMaxTensorElements per sample.
-void check_layer_shapes(const Sequential& model, const Shape& sample) {
+Shape sample_batch(const Shape& sample) {
   const auto sample_numel = checked_numel(sample);
   LOCKSTEP_FAIL_IF(!sample_numel || *sample_numel > kMaxTensorElements)
       << "model.input_shape: " << shape_str(sample) << " is more than 2^31 elements per sample";
   Shape shape{1};  // one sample; the batch size does not change whether shapes fit
   shape.insert(shape.end(), sample.begin(), sample.end());
+  return shape;
+}
+
+void check_layer_shapes(const Sequential& model, const Shape& sample) {
+  Shape shape = sample_batch(sample);
   for (size_t i = 0; i < model.size(); ++i) {
     const std::string at = "model.layers[" + std::to_string(i) + "]: ";
     const Module& layer = model[i];
@@ -173,15 +194,71 @@ void check_layer_shapes(const Sequential& model, const Shape& sample) {
   }
 }
 
+bool is_graph(const proto::ModelSpec& m) {
+  for (const auto& l : m.layers())
+    if (!l.name().empty() || l.inputs_size() > 0 || l.has_add() || l.has_concat()) return true;
+  return false;
+}
+
+// model.layers[i] ("name") for messages.
+std::string node_at(const proto::ModelSpec& m, int i) {
+  std::string at = "model.layers[" + std::to_string(i) + "]";
+  if (!m.layers(i).name().empty()) at += " (\"" + m.layers(i).name() + "\")";
+  return at;
+}
+
+// The graph form (layers/graph.h): errors name the node (model.layers[i] ("name")).
+std::unique_ptr<Module> build_graph(const proto::ModelSpec& m, const Shape& sample) {
+  std::vector<GraphNode> nodes;
+  for (int i = 0; i < m.layers_size(); ++i) {
+    const proto::Layer& l = m.layers(i);
+    GraphNode n;
+    n.name = l.name().empty() ? std::to_string(i) : l.name();
+    if (l.inputs_size() > 0)
+      n.inputs.assign(l.inputs().begin(), l.inputs().end());
+    else
+      n.inputs = {i == 0 ? std::string("input") : nodes.back().name};
+    try {
+      if (l.has_add()) {
+        n.kind = GraphNode::Kind::kAdd;
+      } else if (l.has_concat()) {
+        n.kind = GraphNode::Kind::kConcat;
+        n.dim = l.concat().has_dim() ? l.concat().dim() : 1;
+      } else {
+        n.module = make_layer(l);
+      }
+    } catch (const Error& e) {
+      throw Error(node_at(m, i) + ": " + e.what());
+    }
+    nodes.push_back(std::move(n));
+  }
+  std::unique_ptr<Graph> g;
+  try {
+    g = std::make_unique<Graph>(std::move(nodes));
+  } catch (const Error& e) {
+    throw Error(std::string("model.layers: ") + e.what());
+  }
+  Shape out;
+  try {
+    out = g->output_shape(sample_batch(sample));
+  } catch (const Error& e) {
+    throw Error(std::string("model.layers: ") + e.what());
+  }
+  const auto n = checked_numel(out, 1);
+  LOCKSTEP_FAIL_IF(!n || *n > kMaxTensorElements)
+      << "model.layers: output " << shape_str(out) << " is more than 2^31 elements per sample";
+  return g;
+}
+
 }  // namespace
 
 BuiltModel build_model(const proto::JobSpec& job) {
   BuiltModel b;
   const auto& m = job.model();
-  std::unique_ptr<Sequential> seq;
   if (!m.reference().empty()) {
-    seq = make_reference_model(m.reference());
+    b.model = make_reference_model(m.reference());
     b.sample_shape = reference_model_input(m.reference());
+    b.model->output_shape(sample_batch(b.sample_shape));
   } else {
     // Sizes first, from the fields alone: nothing is allocated for a model that cannot be.
     int64_t total = 0;
@@ -191,18 +268,22 @@ BuiltModel build_model(const proto::JobSpec& job) {
       LOCKSTEP_FAIL_IF(!sum || *sum > kMaxTensorElements) << at << ": the model's parameters pass 2^31 elements here";
       total = *sum;
     }
-    seq = std::make_unique<Sequential>();
-    for (int i = 0; i < m.layers_size(); ++i) {
-      try {
-        seq->add(make_layer(m.layers(i)));
-      } catch (const Error& e) {
-        throw Error("model.layers[" + std::to_string(i) + "]: " + e.what());
-      }
-    }
     b.sample_shape.assign(m.input_shape().begin(), m.input_shape().end());
+    if (is_graph(m)) {
+      b.model = build_graph(m, b.sample_shape);
+    } else {
+      auto seq = std::make_unique<Sequential>();
+      for (int i = 0; i < m.layers_size(); ++i) {
+        try {
+          seq->add(make_layer(m.layers(i)));
+        } catch (const Error& e) {
+          throw Error("model.layers[" + std::to_string(i) + "]: " + e.what());
+        }
+      }
+      check_layer_shapes(*seq, b.sample_shape);
+      b.model = std::move(seq);
+    }
   }
-  check_layer_shapes(*seq, b.sample_shape);
-  b.model = std::move(seq);
   init_parameters(*b.model, job.seed());
   seed_dropout(*b.model, job.seed(), /*rank=*/0);
   return b;

@@ -201,12 +201,31 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
     case proto::Layer::kDropout:
       c.unit(f + "p", l.dropout().p(), /*closed_top=*/false);
       break;
+    case proto::Layer::kLeakyRelu:
+      if (l.leaky_relu().has_negative_slope() && !std::isfinite(l.leaky_relu().negative_slope()))
+        c.fail(f + "negative_slope", "must be finite, got " + std::to_string(l.leaky_relu().negative_slope()));
+      break;
+    case proto::Layer::kGelu:
+      if (!l.gelu().approximate().empty() && l.gelu().approximate() != "none" && l.gelu().approximate() != "tanh")
+        c.fail(f + "approximate", "must be \"none\" or \"tanh\", got " + quoted(l.gelu().approximate()));
+      break;
+    case proto::Layer::kConcat:
+      if (l.concat().has_dim() && (l.concat().dim() < 1 || l.concat().dim() > 8))
+        c.fail(f + "dim", "must be 1 to 8 (dim 0 is the batch), got " + std::to_string(l.concat().dim()));
+      break;
     case proto::Layer::kRelu:
     case proto::Layer::kFlatten:
     case proto::Layer::kIdentity:
+    case proto::Layer::kAdd:
+    case proto::Layer::kSilu:
+    case proto::Layer::kSigmoid:
+    case proto::Layer::kTanh:
     case proto::Layer::KIND_NOT_SET:
       break;
   }
+  if (l.name().size() > 256) c.fail(at + ".name", "longer than 256 bytes");
+  for (int k = 0; k < l.inputs_size(); ++k)
+    if (l.inputs(k).empty()) c.fail(at + ".inputs[" + std::to_string(k) + "]", "empty");
 }
 
 void check_model(const Checker& c, const proto::ModelSpec& m) {

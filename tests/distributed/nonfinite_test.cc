@@ -29,7 +29,7 @@ namespace {
 constexpr int64_t kPerRank = 8;
 
 struct Replica {
-  std::unique_ptr<Sequential> model;
+  std::unique_ptr<Module> model;
   std::unique_ptr<Sgd> opt;
   CrossEntropyLoss loss;
   std::unique_ptr<Trainer> trainer;

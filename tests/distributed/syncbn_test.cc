@@ -426,8 +426,9 @@ TEST(ConvertSyncBatchNorm, FmnistCnnTrainStepMatchesWholeBatch) {
     // rounding noise, held to a bound relative to the layer's weight gradient. Others: gradients
     // of a deep stack accumulate float rounding in different sum orders, so 1e-4 relative.
     const size_t layer = std::stoul(name.substr(0, name.find('.')));
-    const bool feeds_bn = name.ends_with(".bias") && layer + 1 < plain->size() &&
-                          dynamic_cast<BatchNorm*>(&(*plain)[layer + 1]) != nullptr;
+    auto& stack = static_cast<Sequential&>(*plain);
+    const bool feeds_bn = name.ends_with(".bias") && layer + 1 < stack.size() &&
+                          dynamic_cast<BatchNorm*>(&stack[layer + 1]) != nullptr;
     const double rms = feeds_bn ? rms_of(want[k - 1].second->grad) : rms_of(w);
     int64_t far = 0;
     for (int64_t i = 0; i < g.numel(); ++i) {
