@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "layers/dropout.h"
 #include "runtime/check.h"
 #include "runtime/ops.h"
 
@@ -65,13 +66,15 @@ ResNet::ResNet(ResNetOptions o)
     stages_.push_back(&register_module("layer" + std::to_string(s + 1), std::move(stage)));
   }
   avgpool_ = &register_module("avgpool", std::make_unique<AdaptiveAvgPool2d>(1));
+  if (o_.dropout > 0.f) dropout_ = &register_module("dropout", std::make_unique<Dropout>(o_.dropout));
   fc_ = &register_module("fc", std::make_unique<Linear>(o_.widths.back(), o_.num_classes));
 }
 
 Tensor ResNet::forward(const Tensor& x) {
   Tensor y = relu(bn1_(conv1_(x)));
   for (Sequential* stage : stages_) y = (*stage)(y);
-  return (*fc_)(flatten((*avgpool_)(y)));
+  y = flatten((*avgpool_)(y));
+  return (*fc_)(dropout_ ? (*dropout_)(y) : y);
 }
 
 std::string ResNet::describe() const {
@@ -83,7 +86,7 @@ Shape ResNet::output_shape(const Shape& in) const {
   Shape s = bn1_.output_shape(conv1_.output_shape(in));
   for (const Sequential* stage : stages_) s = stage->output_shape(s);
   s = avgpool_->output_shape(s);
-  return fc_->output_shape({s.at(0), s.at(1) * s.at(2) * s.at(3)});
+  return fc_->output_shape({s.at(0), s.at(1) * s.at(2) * s.at(3)});  // dropout keeps the shape
 }
 
 }  // namespace lockstep

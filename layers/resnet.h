@@ -44,6 +44,9 @@ struct ResNetOptions {
   int64_t num_classes = 10;
   std::vector<int64_t> widths = {16, 32, 64};
   int64_t blocks_per_stage = 3;
+  // Dropout(p) before fc (registered as "dropout", no state), for testing dropout in a residual
+  // network; 0 (the default, as torchvision's ResNet): none.
+  float dropout = 0.f;
 };
 
 class ResNet : public Module {
@@ -59,6 +62,7 @@ class ResNet : public Module {
   BatchNorm2d& bn1_;
   std::vector<Sequential*> stages_;  // layer1, layer2, ...
   AdaptiveAvgPool2d* avgpool_ = nullptr;
+  Module* dropout_ = nullptr;
   Linear* fc_ = nullptr;
 };
 

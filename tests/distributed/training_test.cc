@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -34,6 +35,7 @@
 #include "layers/init.h"
 #include "layers/loss.h"
 #include "layers/reference_models.h"
+#include "layers/resnet.h"
 #include "layers/sync_batch_norm.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
@@ -71,13 +73,16 @@ const Dataset& train_data() {
   return ds;
 }
 
-TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
+// One replica per rank (SyncBatchNorm, per-sample dropout, its shard) against a reference replica
+// in the same process (plain BatchNorm, the whole global batch); make() builds either model.
+void check_equivalence(const std::function<std::unique_ptr<Module>()>& make, int64_t per_rank, int64_t steps,
+                       int64_t strict_steps, const Dataset* eval_set = nullptr) {
   Communicator& comm = test_comm();
   const int world = comm.size(), rank = comm.rank();
   const Dataset& data = train_data();
 
   // Reference: one replica, plain BatchNorm, the whole global batch.
-  auto ref = make_reference_model("fmnist-cnn");
+  auto ref = make();
   init_parameters(*ref, kSeed);
   seed_dropout(*ref, kSeed, 0, DropoutKeying::kPerSample);
   Sgd ref_opt(ref->parameters(), SgdOptions{.lr = kLr, .momentum = 0.9f});
@@ -87,7 +92,7 @@ TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
 
   // Replica: SyncBatchNorm, this rank's shard. Ranks other than 0 start from other weights on
   // purpose: the trainer's start-up broadcast must make them rank 0's.
-  auto model = make_reference_model("fmnist-cnn");
+  auto model = make();
   init_parameters(*model, kSeed + static_cast<uint64_t>(rank));
   convert_sync_batchnorm(*model, comm);
   seed_dropout(*model, kSeed, static_cast<uint32_t>(rank), DropoutKeying::kPerSample);
@@ -96,31 +101,57 @@ TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
   Trainer trainer(*model, opt, loss, nullptr, TrainerOptions{.sample_shape = {1, 28, 28}},
                   DistributedOptions{.comm = &comm, .per_sample_dropout = true});
 
-  DistributedSampler sampler(data.size(), {.global_batch = kPerRank * world, .rank = rank, .world = world,
+  DistributedSampler sampler(data.size(), {.global_batch = per_rank * world, .rank = rank, .world = world,
                                            .seed = kSeed});
   Tensor x, y, gx, gy;
-  for (int64_t s = 0; s < kSteps; ++s) {
+  for (int64_t s = 0; s < steps; ++s) {
     DistributedSampler::gather(data, sampler.shard(s), x, y);
     DistributedSampler::gather(data, sampler.global_batch(s), gx, gy);
     comm.set_phase(1, CommMode::kTrain);
     std::vector<double> l{trainer.train_step(x, y, sampler.first_global_row())};
     comm.all_reduce(std::span<double>(l), ReduceOp::kAverage).wait();  // equal shards: mean of means
     const double want = ref_trainer.train_step(gx, gy, 0);
-    const double rtol = s < kStrictSteps ? kRtol : kLooseRtol;
+    const double rtol = s < strict_steps ? kRtol : kLooseRtol;
     ASSERT_NEAR(l[0], want, rtol * std::fabs(want)) << "loss of step " << s << " on rank " << rank << " of "
                                                      << world;
-    if (s + 1 == kStrictSteps) {
+    if (s + 1 == strict_steps) {
       auto got = model->state_dict(), ref_state = ref->state_dict();
       ASSERT_EQ(got.size(), ref_state.size());
       for (size_t i = 0; i < got.size(); ++i) {
         ASSERT_EQ(got[i].first, ref_state[i].first);
         std::string first;
         EXPECT_EQ(count_far(*got[i].second, *ref_state[i].second, kRtol, first), 0)
-            << got[i].first << " after " << kStrictSteps << " steps on rank " << rank << " of " << world << ": "
+            << got[i].first << " after " << strict_steps << " steps on rank " << rank << " of " << world << ": "
             << first;
       }
     }
   }
+  if (!eval_set) return;
+  // Exact eval: this rank's slice of the set, sums all-reduced once, against the reference's pass
+  // over the whole set with the same weights and running statistics.
+  const EvalResult got = trainer.evaluate(*eval_set);
+  const EvalResult want = ref_trainer.evaluate(*eval_set);
+  EXPECT_EQ(got.count, eval_set->size());
+  EXPECT_EQ(got.correct, want.correct) << "rank " << rank << " of " << world;
+  EXPECT_NEAR(got.loss(), want.loss(), kRtol * want.loss()) << "rank " << rank << " of " << world;
+}
+
+TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
+  check_equivalence([] { return make_reference_model("fmnist-cnn"); }, kPerRank, kSteps, kStrictSteps);
+}
+
+// The residual network SyncBatchNorm exists for, with dropout before its classifier (per-sample
+// keying): 3 steps within float reassociation, then exact eval over 301 test samples (an uneven
+// split on 2, 3 and 4 ranks).
+TEST(TrainingEquivalence, FmnistResnet8OnNRanksMatchesOneRankOnTheGlobalBatch) {
+  static const Dataset test = [] {
+    Dataset full = load_fashion_mnist(LOCKSTEP_DATA_DIR, /*train=*/false);
+    full.labels.resize(301);
+    full.pixels.resize(301 * full.sample_numel());
+    return full;
+  }();
+  check_equivalence([] { return std::make_unique<ResNet>(ResNetOptions{.blocks_per_stage = 1, .dropout = 0.2f}); },
+                    /*per_rank=*/8, /*steps=*/3, /*strict_steps=*/3, &test);
 }
 
 // A small model's parameters (the shapes grouped by layer, as a model would register them), with a
