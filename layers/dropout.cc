@@ -108,30 +108,30 @@ Tensor Dropout::backward(const Tensor& dy) {
   return dx;
 }
 
-namespace {
-template <typename F>
-void for_each_dropout(Module& m, F&& f) {
-  if (auto* d = dynamic_cast<Dropout*>(&m)) f(*d);
-  for (auto& [name, child] : m.children()) for_each_dropout(*child, f);
+
+uint32_t dropout_module_id(const std::string& qualified_name) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : qualified_name) h = (h ^ c) * 16777619u;
+  return h;
 }
-}  // namespace
 
 void seed_dropout(Module& model, uint64_t seed, uint32_t rank, DropoutKeying keying) {
-  uint32_t layer = 0;
-  for_each_dropout(model, [&](Dropout& d) {
-    d.set_keying(keying);
-    d.seed(seed, rank, layer++);
-  });
+  for (auto& [name, m] : model.named_modules())
+    if (auto* d = dynamic_cast<Dropout*>(m)) {
+      d->set_keying(keying);
+      d->seed(seed, rank, dropout_module_id(name));
+    }
 }
 
 std::vector<Dropout*> dropout_layers(Module& model) {
   std::vector<Dropout*> out;
-  for_each_dropout(model, [&](Dropout& d) { out.push_back(&d); });
+  for (auto& [name, m] : model.named_modules())
+    if (auto* d = dynamic_cast<Dropout*>(m)) out.push_back(d);
   return out;
 }
 
 void set_dropout_first_global_row(Module& model, int64_t row) {
-  for_each_dropout(model, [row](Dropout& d) { d.set_first_global_row(row); });
+  for (Dropout* d : dropout_layers(model)) d->set_first_global_row(row);
 }
 
 }  // namespace lockstep

@@ -53,10 +53,14 @@ class Dropout : public Layer {
   bool saved_identity_ = false;
 };
 
-// Seeds every Dropout in the model with (seed, rank) and the keying, numbering them in model order.
+// A stable per-module id: a 32-bit FNV-1a hash of the module's qualified name ("layer3.0.drop").
+uint32_t dropout_module_id(const std::string& qualified_name);
+// Seeds every Dropout in the model with (seed, rank) and the keying; each Dropout's `layer` is
+// dropout_module_id of its name in the tree, so its masks depend neither on the order forward
+// calls the layers nor on other layers being added or removed.
 void seed_dropout(Module& model, uint64_t seed, uint32_t rank,
                   DropoutKeying keying = DropoutKeying::kPerRank);
-// Every Dropout in the model, in model order (the order seed_dropout numbers them in).
+// Every Dropout in the model, in registration (state_dict) order.
 std::vector<Dropout*> dropout_layers(Module& model);
 // Sets every Dropout's first global row (kPerSample keying): the rank's shard offset in the batch.
 void set_dropout_first_global_row(Module& model, int64_t row);

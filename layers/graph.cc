@@ -54,9 +54,22 @@ Graph::Graph(std::vector<GraphNode> nodes) {
       if (--pending[r] == 0) ready.insert(r);
   }
   if (order.size() != nodes.size()) {
+    // The unordered nodes are on a cycle or downstream of one: peel off those no unordered node
+    // reads until only the cycle's are left.
+    std::vector<char> left(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) left[i] = pending[i] > 0;
+    for (bool peeled = true; peeled;) {
+      peeled = false;
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        if (!left[i]) continue;
+        bool read = false;
+        for (size_t r : readers[i]) read = read || left[r];
+        if (!read) left[i] = 0, peeled = true;
+      }
+    }
     std::string cycle;
     for (size_t i = 0; i < nodes.size(); ++i)
-      if (pending[i] > 0) cycle += (cycle.empty() ? "\"" : ", \"") + nodes[i].name + "\"";
+      if (left[i]) cycle += (cycle.empty() ? "\"" : ", \"") + nodes[i].name + "\"";
     LOCKSTEP_FAIL_IF(true) << "graph: a cycle through nodes " << cycle;
   }
   const size_t output = nodes.size() - 1;  // the last listed node

@@ -150,7 +150,8 @@ TEST(Dropout, RestoringTheRngStateReplaysTheMask) {
   EXPECT_EQ(count_different(d.forward(x), y), 0);
 }
 
-TEST(Dropout, SeedDropoutNumbersLayersInModelOrder) {
+// seed_dropout keys each Dropout on its qualified name, a stable per-module id.
+TEST(Dropout, SeedDropoutKeysEachLayerOnItsName) {
   auto make = [] {
     auto m = std::make_unique<Sequential>();
     m->emplace<Dropout>(0.5f).emplace<ReLU>().emplace<Dropout>(0.5f);
@@ -163,7 +164,8 @@ TEST(Dropout, SeedDropoutNumbersLayersInModelOrder) {
   auto& a2 = static_cast<Dropout&>((*m1)[2]);
   auto& b0 = static_cast<Dropout&>((*m2)[0]);
   Dropout direct(0.5f);
-  direct.seed(123, 2, 1);  // the second dropout of the model is layer 1
+  direct.seed(123, 2, dropout_module_id("2"));  // the Dropout registered as "2"
+  EXPECT_NE(dropout_module_id("2"), dropout_module_id("0"));
   Tensor x = input();
   Tensor y0 = a0.forward(x);
   EXPECT_EQ(count_different(y0, b0.forward(x)), 0);
