@@ -15,6 +15,7 @@
 #include "layers/init.h"
 #include "layers/linear.h"
 #include "layers/sync_batch_norm.h"
+#include "runtime/gemm.h"
 #include "runtime/ops.h"
 #include "runtime/optim/sgd.h"
 
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 200;
   // "mpi" under mpirun or srun, else "self"; it must outlive the model and the trainer.
   std::unique_ptr<Communicator> comm = make_communicator({.backend = default_backend()});
+  set_kernel_threads(1);  // one thread per rank, as `lockstep train`: ranks, not threads, fill the cores
   try {
     SmallResNet model;
     init_parameters(model, /*seed=*/1);    // rank 0's weights are broadcast by the trainer anyway
