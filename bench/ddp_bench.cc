@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       ds.overlap = false;
       serial = std::make_unique<Trainer>(*model, opt, loss, nullptr,
                                          TrainerOptions{.sample_shape = reference_model_input(name)}, ds);
+      trainer.reducer()->attach_hooks();  // the serial reducer took the hooks over when built
     }
     DistributedSampler sampler(data.size(), {.global_batch = per_rank * world, .rank = rank, .world = world,
                                              .seed = 1});

@@ -16,7 +16,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_peer import model, read_idx  # noqa: E402  the single-process peer's models and reader
+from torch_models import model  # noqa: E402  the models of the single-process peer
+from torch_peer import read_idx  # noqa: E402
 
 
 def worker(rank, world, port, name, steps, batch, repeats, data_dir):

@@ -1,8 +1,12 @@
 """PyTorch peer for bench/run.sh: the same recipe (SGD lr 0.05 momentum 0.9, batch 128) on
 Fashion-MNIST already in memory, one thread, train samples/s (full step) and eval samples/s
-(eval mode, no_grad), median of repeats, plus peak resident memory. Prints one JSON object."""
+(eval mode, no_grad), median of repeats, plus peak resident memory, for the models of
+bench/torch_models.py. Prints one JSON object, with the kernels this process ran on: the core type
+its OpenBLAS selected, its oneDNN ISA and torch's CPU capability.
+usage: torch_peer.py MODEL [STEPS=40] [REPEATS=3] [DATA_DIR]"""
 import gzip
 import json
+import os
 import resource
 import sys
 import time
@@ -10,6 +14,10 @@ import time
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_info import onednn_isa, openblas_core  # noqa: E402
+from torch_models import model  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -20,19 +28,6 @@ def read_idx(path):
     ndim = data[3]
     dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def model(name):
-    if name == "fmnist-mlp":
-        return nn.Sequential(
-            nn.Linear(784, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Dropout(0.2),
-            nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Dropout(0.2),
-            nn.Linear(256, 10)), (784,)
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Dropout(0.25), nn.Flatten(), nn.Linear(3136, 128), nn.BatchNorm1d(128), nn.ReLU(),
-        nn.Dropout(0.5), nn.Linear(128, 10)), (1, 28, 28)
 
 
 def main():
@@ -77,11 +72,15 @@ def main():
             for i in range(0, n_eval, batch):
                 net(x_test[i:i + batch].reshape(-1, *sample))
         eval_rates.append(n_eval / (time.perf_counter() - t0))
+    capability = [l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines()
+                  if "CPU capability usage" in l]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"impl": "pytorch", "model": name,
                       "train_samples_per_sec": round(sorted(train_rates)[len(train_rates) // 2], 1),
                       "eval_samples_per_sec": round(sorted(eval_rates)[len(eval_rates) // 2], 1),
-                      "peak_rss_mb": round(peak, 1)}))
+                      "peak_rss_mb": round(peak, 1), "torch": torch.__version__,
+                      "cpu_capability": capability[0] if capability else "unknown",
+                      "openblas_core": openblas_core(), "onednn_isa": onednn_isa()}))
 
 
 if __name__ == "__main__":
