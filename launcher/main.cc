@@ -1,5 +1,6 @@
 // The lockstep command. `lockstep train JOB` trains the job's model and prints per-epoch train
-// loss, test loss and test accuracy; the same figures go to the metrics file. Under mpirun every
+// loss, test loss and test accuracy; the same figures go to the metrics file (--step-metrics: also
+// every step's global loss, as lockstep launch writes it). Under mpirun every
 // process is one data-parallel rank (batch_size is the global batch); only rank 0 prints and writes
 // metrics. The only place an Error becomes an exit code; on more than one rank an error aborts
 // every rank (Communicator::abort), so no peer hangs in its next collective.
@@ -22,23 +23,19 @@
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
+#include "launcher/replica.h"
+#include "launcher/train/loop.h"
 #include "comm/factory.h"
-#include "layers/dropout.h"
-#include "layers/loss.h"
-#include "layers/sync_batch_norm.h"
 #include "runtime/check.h"
-#include "runtime/data/dataset.h"
-#include "runtime/data/distributed_sampler.h"
 #include "runtime/gemm.h"
-#include "launcher/train/trainer.h"
 
 namespace {
 
-// One rank of a data-parallel run of `job` (comm->size() > 1): see launcher/train/trainer.h.
-int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm);
+// One rank of a run of `job` (one rank: the "self" communicator): see launcher/train/loop.h.
+int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines);
 
 constexpr const char* kUsage =
-    "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR]\n";
+    "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR] [--step-metrics]\n";
 
 std::string usage() {
   std::string u = kUsage;
@@ -58,6 +55,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   std::string job_path, metrics, data;
   std::optional<int64_t> epochs;
   std::optional<uint64_t> seed;
+  bool step_lines = false;  // --step-metrics: every step's loss too, exact to the last bit
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -73,6 +71,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
     else if (a == "--seed") seed = lockstep::cli::unsigned_number(a, value());
     else if (a == "--metrics") metrics = value();
     else if (a == "--data") data = value();
+    else if (a == "--step-metrics") step_lines = true;
     else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; see lockstep train --help";
     else if (job_path.empty()) job_path = a;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; see lockstep train --help";
@@ -110,70 +109,67 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   LOCKSTEP_FAIL_IF(!error.empty()) << error;
   // One rank or many, the same loop and the same sampler (launcher/job_sampler.h): one job file
   // means one training run, whatever command runs it.
-  return train_distributed(job, *comm);
+  return train_distributed(job, *comm, step_lines);
 }
 
-int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm) {
+// `lockstep train`'s driver of the training loop: after every epoch an exact distributed eval,
+// one printed line and one metrics line (rank 0); with --step-metrics also every step's global loss.
+class TrainCommandHooks : public lockstep::LoopHooks {
+ public:
+  TrainCommandHooks(lockstep::Replica& r, lockstep::MetricsLog* log, bool step_lines)
+      : r_(r), log_(log), step_lines_(step_lines) {}
+  bool at_boundary(const lockstep::TrainPosition& pos, const lockstep::StepSums& step, bool epoch_end) override {
+    if (step_lines_ && log_ && step.count > 0)
+      log_->write(lockstep::StepRecord{epoch_end ? pos.epoch : pos.epoch + 1, static_cast<int64_t>(pos.step),
+                                       step.loss_sum / step.count, 0.0});
+    return false;
+  }
+  bool at_epoch_end(lockstep::EpochMetrics& m) override {
+    const lockstep::EvalResult e = r_.trainer->evaluate(r_.test_set);
+    m.test_loss = e.loss();
+    m.test_accuracy = e.accuracy();
+    lockstep::Reducer& red = *r_.trainer->reducer();
+    if (log_) {
+      // exposed: seconds this rank sat in finalize waiting for gradient all-reduces this epoch.
+      std::printf("%5lld %11.4f %10.4f %9.4f %10.0f %7.2fs\n", static_cast<long long>(m.epoch), m.train_loss,
+                  m.test_loss, m.test_accuracy, m.train_samples_per_sec, red.stats().finalize_wait_seconds);
+      std::fflush(stdout);
+      log_->write(m);
+    }
+    red.reset_stats();
+    return false;
+  }
+
+ private:
+  lockstep::Replica& r_;
+  lockstep::MetricsLog* log_;  // rank 0 only
+  const bool step_lines_;
+};
+
+int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines) {
   using namespace lockstep;
-  const auto& d = job.data();
   const auto& dist = job.distributed();
   const bool lead = comm.rank() == 0;
-  const float mean = d.has_mean() ? d.mean() : 0.2860f, stdv = d.has_std() ? d.std() : 0.3530f;
-  Dataset train_set = load_fashion_mnist(d.dir(), true, mean, stdv);
-  Dataset test_set = load_fashion_mnist(d.dir(), false, mean, stdv);
-
-  BuiltModel built = build_model(job);
-  check_model_input(built, train_set);
-  if (comm.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(*built.model, comm);  // before the optimizer
-  const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
-  seed_dropout(*built.model, job.seed(), static_cast<uint32_t>(comm.rank()),
-               per_sample ? DropoutKeying::kPerSample : DropoutKeying::kPerRank);
-  auto opt = build_optimizer(job, *built.model);
-  auto schedule = build_schedule(job);
-  CrossEntropyLoss loss;
-  DistributedSampler sampler(train_set.size(), sampler_options(job, comm.rank(), comm.size()));
-  DistributedOptions dopt{.comm = &comm,
-                          .eval_buffers = dist.eval_buffers() == proto::DistributedSpec::AVERAGE
-                                              ? BufferSync::kAverage
-                                              : BufferSync::kBroadcast,
-                          .per_sample_dropout = per_sample};
-  if (dist.has_bucket_mb()) dopt.reducer.bucket_bytes = static_cast<int64_t>(dist.bucket_mb() * (1 << 20));
-  Trainer trainer(*built.model, *opt, loss, schedule.get(),
-                  {.epochs = job.epochs(),
-                   .eval_batch_size = job.eval_batch_size() ? job.eval_batch_size() : 1000,
-                   .sample_shape = built.sample_shape,
-                   .on_nonfinite = job.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
-                                       ? NonFiniteAction::kSkipStep
-                                       : NonFiniteAction::kStop},
-                  dopt);
+  const std::unique_ptr<Replica> r = build_replica(job, comm);
   std::unique_ptr<MetricsLog> log;
   if (lead) {
     log = std::make_unique<MetricsLog>(job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file());
     std::printf("job %s: model %s, %lld train / %lld test samples, %d ranks (%s), %lld epochs, seed %llu\n",
                 job.name().c_str(), job.model().reference().empty() ? "(layers)" : job.model().reference().c_str(),
-                static_cast<long long>(train_set.size()), static_cast<long long>(test_set.size()), comm.size(),
+                static_cast<long long>(r->train_set.size()), static_cast<long long>(r->test_set.size()), comm.size(),
                 comm.backend().c_str(), static_cast<long long>(job.epochs()),
                 static_cast<unsigned long long>(job.seed()));
-    std::printf("sampler: %s\n", sampler.describe().c_str());
+    std::printf("sampler: %s\n", r->sampler->describe().c_str());
     std::printf("sync_batchnorm %s, dropout %s, gradient buckets %zu of <= %.1f MiB, eval buffers %s\n",
-                dist.sync_batchnorm() ? "on" : "off", per_sample ? "per-sample" : "per-rank",
-                trainer.reducer()->num_buckets(), static_cast<double>(dopt.reducer.bucket_bytes) / (1 << 20),
-                dopt.eval_buffers == BufferSync::kAverage ? "averaged" : "from rank 0");
+                dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank",
+                r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
+                r->dopt.eval_buffers == BufferSync::kAverage ? "averaged" : "from rank 0");
     std::printf("%5s %11s %10s %9s %10s %8s\n", "epoch", "train_loss", "test_loss", "test_acc", "samples/s",
                 "exposed");
     std::fflush(stdout);
   }
-  trainer.fit(sampler, train_set, test_set, [&](const EpochMetrics& m) {
-    Reducer& r = *trainer.reducer();
-    if (lead) {
-      // exposed: seconds this rank sat in finalize waiting for gradient all-reduces this epoch.
-      std::printf("%5lld %11.4f %10.4f %9.4f %10.0f %7.2fs\n", static_cast<long long>(m.epoch), m.train_loss,
-                  m.test_loss, m.test_accuracy, m.train_samples_per_sec, r.stats().finalize_wait_seconds);
-      std::fflush(stdout);
-      log->write(m);
-    }
-    r.reset_stats();
-  });
+  TrainCommandHooks hooks(*r, log.get(), step_lines);
+  train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
   comm.barrier().wait();
   return 0;
 }

@@ -2,11 +2,11 @@
 #include "launcher/train/trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
 
+#include "launcher/train/loop.h"
 #include "layers/dropout.h"
 #include "runtime/autograd.h"
 #include "runtime/check.h"
@@ -109,36 +109,8 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
   return loss;
 }
 
-double Trainer::train_epoch(const DistributedSampler& sampler, const Dataset& data) {
-  LOCKSTEP_CHECK(d_.comm) << "train_epoch(sampler) needs a communicator";
-  begin_phase(CommMode::kTrain);
-  Tensor x, y;
-  // sums[0]: loss summed over this rank's samples; sums[1]: their count.
-  std::vector<double> sums(2, 0.0);
-  for (int64_t s = 0; s < sampler.num_steps(); ++s) {
-    const std::vector<int64_t> idx = sampler.shard(s);
-    DistributedSampler::gather(data, idx, x, y);
-    const double loss = train_step(x, y, sampler.first_global_row());
-    if (skipped_) continue;  // a skipped step counts in no mean
-    sums[0] += loss * static_cast<double>(y.numel());
-    sums[1] += static_cast<double>(y.numel());
-  }
-  d_.comm->all_reduce(std::span<double>(sums), ReduceOp::kSum).wait();
-  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
-}
-
-double Trainer::train_epoch(const BatchLoader& loader) {
-  Tensor x, y;
-  double sum = 0.0;
-  int64_t count = 0;
-  for (int64_t b = 0; b < loader.num_batches(); ++b) {
-    loader.batch(b, x, y);
-    const double loss = train_step(x, y);
-    if (skipped_) continue;
-    sum += loss * static_cast<double>(y.numel());
-    count += y.numel();
-  }
-  return count ? sum / static_cast<double>(count) : 0.0;
+void Trainer::begin_epoch(int64_t epoch) {
+  if (schedule_) opt_.set_lr(schedule_->lr_at(epoch));
 }
 
 EvalResult Trainer::evaluate(const Dataset& data) {
@@ -184,54 +156,35 @@ EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t e
   return r;
 }
 
-std::vector<EpochMetrics> Trainer::fit(BatchLoader& train, const Dataset& test,
-                                       const std::function<void(const EpochMetrics&)>& on_epoch) {
-  std::vector<EpochMetrics> out;
-  for (int64_t e = 0; e < o_.epochs; ++e) {
-    if (schedule_) opt_.set_lr(schedule_->lr_at(e));
-    train.set_epoch(e);
-    EpochMetrics m;
-    m.epoch = e + 1;
-    m.lr = opt_.lr();
-    const auto t0 = std::chrono::steady_clock::now();
-    m.train_loss = train_epoch(train);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const int64_t samples = std::min<int64_t>(train.num_batches() * train.batch_size(),
-                                              static_cast<int64_t>(train.order().size()));
-    m.train_samples_per_sec = secs > 0 ? static_cast<double>(samples) / secs : 0.0;
-    EvalResult r = evaluate(test);
+namespace {
+
+// fit's driver: evaluate after every epoch, then the caller's callback.
+class FitHooks : public LoopHooks {
+ public:
+  FitHooks(Trainer& t, const Dataset& test, const std::function<void(const EpochMetrics&)>& on_epoch)
+      : t_(t), test_(test), on_epoch_(on_epoch) {}
+  bool at_epoch_end(EpochMetrics& m) override {
+    const EvalResult r = t_.evaluate(test_);
     m.test_loss = r.loss();
     m.test_accuracy = r.accuracy();
-    out.push_back(m);
-    if (on_epoch) on_epoch(m);
+    if (on_epoch_) on_epoch_(m);
+    return false;
   }
-  return out;
-}
+
+ private:
+  Trainer& t_;
+  const Dataset& test_;
+  const std::function<void(const EpochMetrics&)>& on_epoch_;
+};
+
+}  // namespace
 
 std::vector<EpochMetrics> Trainer::fit(DistributedSampler& train, const Dataset& train_data,
                                        const Dataset& test,
                                        const std::function<void(const EpochMetrics&)>& on_epoch) {
-  LOCKSTEP_CHECK(d_.comm) << "fit(sampler) needs a communicator";
-  std::vector<EpochMetrics> out;
-  for (int64_t e = 0; e < o_.epochs; ++e) {
-    if (schedule_) opt_.set_lr(schedule_->lr_at(e));
-    train.set_epoch(e);
-    EpochMetrics m;
-    m.epoch = e + 1;
-    m.lr = opt_.lr();
-    const auto t0 = std::chrono::steady_clock::now();
-    m.train_loss = train_epoch(train, train_data);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // Global throughput: every rank trained shard_size samples per step in the same wall time.
-    const double samples = static_cast<double>(train.num_steps() * train.shard_size() * d_.comm->size());
-    m.train_samples_per_sec = secs > 0 ? samples / secs : 0.0;
-    EvalResult r = evaluate(test);
-    m.test_loss = r.loss();
-    m.test_accuracy = r.accuracy();
-    out.push_back(m);
-    if (on_epoch) on_epoch(m);
-  }
-  return out;
+  LOCKSTEP_CHECK(d_.comm) << "fit needs a communicator (\"self\" for one process)";
+  FitHooks hooks(*this, test, on_epoch);
+  return train_loop(*this, train, train_data, hooks).epochs;
 }
 
 }  // namespace lockstep

@@ -2,9 +2,10 @@
 // loss, accuracy and throughput. The step reads top to bottom: forward, loss, zero_grad, backward,
 // (gradient all-reduce,) optimizer step.
 //
-// Without a communicator it is the single-process trainer. With one (DistributedOptions::comm) it
-// is one data-parallel replica: parameters and buffers are broadcast from rank 0 at construction;
-// each epoch trains on this rank's shard of every global batch (DistributedSampler); gradients are
+// Without a communicator it steps and evaluates one process's model (train_step, evaluate); the
+// epochs of fit and the training loop (loop.h) need one, "self" for one process. With one
+// (DistributedOptions::comm) it is one data-parallel replica: parameters and buffers are broadcast
+// from rank 0 at construction; each epoch trains on this rank's shard of every global batch (DistributedSampler); gradients are
 // averaged by the bucketing Reducer while backward runs and finalized before the optimizer step;
 // an eval phase first broadcasts (or averages) the BN buffers, then evaluates this rank's slice of
 // the test set and all-reduces the sums once, so the metrics are exact and global. Phase and mode
@@ -23,7 +24,6 @@
 #include "layers/sequential.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
-#include "runtime/data/loader.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
@@ -98,14 +98,11 @@ class Trainer {
   double train_step(const Tensor& x, const Tensor& y, int64_t first_global_row = 0);
   bool last_step_skipped() const { return skipped_; }
   const std::string& last_skip_reason() const { return skip_reason_; }
-  // Distributed: one pass over the sampler's current epoch; returns the global mean sample loss.
-  double train_epoch(const DistributedSampler& sampler, const Dataset& data);
-  // Distributed fit: epochs x (train_epoch, evaluate) over the sampler; every rank gets the same
-  // global metrics (only rank 0 needs to print them).
+  // epochs x (one epoch of train_loop, evaluate) over the sampler (launcher/train/loop.h); every
+  // rank gets the same global metrics (only rank 0 needs to print them). Needs a communicator
+  // ("self" for one process).
   std::vector<EpochMetrics> fit(DistributedSampler& train, const Dataset& train_data, const Dataset& test,
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
-  // One pass over the loader's current epoch in train mode; returns the mean sample loss.
-  double train_epoch(const BatchLoader& loader);
   // Eval mode and no-grad over the whole data set; the model's mode is restored afterwards.
   // Distributed (collective): BN buffers synced from rank 0 first, this rank evaluates its
   // eval_slice, and the sums are all-reduced once; every rank returns the exact global result.
@@ -114,14 +111,16 @@ class Trainer {
   Reducer* reducer() { return reducer_.get(); }
   bool distributed() const { return d_.comm != nullptr; }
   // Starts the next phase (a new id, the same on every rank) and declares it and the mode on the
-  // communicator, so every following collective's fingerprint carries them. evaluate() and
-  // train_epoch(sampler) start their own; a driver with its own step loop (lockstep worker) calls it
-  // at each of its phase boundaries.
+  // communicator, so every following collective's fingerprint carries them. evaluate() and the
+  // training loop start their own; a driver's phases at a step boundary (lockstep worker) call it.
   void begin_phase(CommMode mode);
   uint32_t phase_id() const { return phase_; }
-  // epochs x (train_epoch, evaluate); calls on_epoch after each.
-  std::vector<EpochMetrics> fit(BatchLoader& train, const Dataset& test,
-                                const std::function<void(const EpochMetrics&)>& on_epoch = {});
+  // The training loop's view (launcher/train/loop.h).
+  Communicator* communicator() const { return d_.comm; }
+  const TrainerOptions& options() const { return o_; }
+  // Sets the learning rate of 0-based `epoch` from the schedule (none: the optimizer's stays).
+  void begin_epoch(int64_t epoch);
+  double lr() const { return opt_.lr(); }
 
  private:
   Tensor as_input(const Tensor& x) const;

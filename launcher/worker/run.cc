@@ -6,33 +6,29 @@
 #include <memory>
 #include <thread>
 
-#include "launcher/job_builder.h"
-#include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
+#include "launcher/replica.h"
+#include "launcher/train/loop.h"
 #include "launcher/worker/step_control.h"
 #include "launcher/worker/worker_state.h"
-#include "layers/dropout.h"
-#include "layers/loss.h"
-#include "layers/sync_batch_norm.h"
 #include "runtime/check.h"
-#include "runtime/data/dataset.h"
-#include "runtime/data/distributed_sampler.h"
-#include "runtime/gemm.h"
-#include "launcher/train/trainer.h"
 
 namespace lockstep {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using proto::PhaseKind;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Everything one rank needs while it trains.
-class Worker {
+// Everything one rank needs while it trains; its phase control plugs into the training loop's
+// step boundaries (launcher/train/loop.h): the loop's loss reduction is this rank's agreement.
+class Worker : public LoopHooks {
  public:
   explicit Worker(const WorkerSetup& w);
   int run();
+
+  StepSums reduce(Trainer& trainer, const StepSums& mine) override;
+  bool at_boundary(const TrainPosition& pos, const StepSums& step, bool epoch_end) override;
+  void after_step(const TrainPosition& pos, const StepReport& r) override;
+  bool at_epoch_end(EpochMetrics& m) override;
 
  private:
   Boundary my_boundary(double loss_sum, double count);
@@ -43,7 +39,6 @@ class Worker {
   void pause_phase(uint64_t directive_id);
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
-  void log_step(const Boundary& b);
   int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary
 
   const WorkerSetup& w_;
@@ -51,20 +46,15 @@ class Worker {
   Communicator& comm_;
   const bool lead_;
   std::string run_dir_;
-  Dataset train_set_, test_set_;
-  BuiltModel built_;
-  std::unique_ptr<Optimizer> opt_;
-  std::unique_ptr<LrSchedule> schedule_;
-  CrossEntropyLoss loss_;
-  std::unique_ptr<DistributedSampler> sampler_;
-  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<Replica> r_;
+  Trainer* trainer_ = nullptr;  // r_'s
   std::unique_ptr<MetricsLog> log_;
-  JobPosition pos_;
+  JobPosition pos_;  // the loop's, as of its last hook
+  Boundary agreed_;  // the newest step agreement
   uint64_t done_directive_ = 0;  // rank 0: newest directive acted upon
   EvalResult last_eval_;
   bool evaluated_ = false;
   std::string last_checkpoint_;
-  double epoch_loss_sum_ = 0, epoch_count_ = 0;
   StepMetricsBoard& board_;  // what the heartbeats send (see Note [heartbeat lifetime])
   double samples_per_sec_ = 0;
 };
@@ -72,49 +62,24 @@ class Worker {
 Worker::Worker(const WorkerSetup& w)
     : w_(w), job_(w.reg.job()), comm_(*w.comm), lead_(w.comm->rank() == 0), run_dir_(w.reg.run_dir()),
       board_(*w.board) {
-  const auto& d = job_.data();
-  const auto& dist = job_.distributed();
-  set_kernel_threads(job_.threads() > 0 ? job_.threads() : 1);
-  const float mean = d.has_mean() ? d.mean() : 0.2860f, stdv = d.has_std() ? d.std() : 0.3530f;
-  train_set_ = load_fashion_mnist(d.dir(), true, mean, stdv);
-  test_set_ = load_fashion_mnist(d.dir(), false, mean, stdv);
-  built_ = build_model(job_);
-  check_model_input(built_, train_set_);
-  if (comm_.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(*built_.model, comm_);
-  const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
-  seed_dropout(*built_.model, job_.seed(), static_cast<uint32_t>(comm_.rank()),
-               per_sample ? DropoutKeying::kPerSample : DropoutKeying::kPerRank);
-  opt_ = build_optimizer(job_, *built_.model);
-  schedule_ = build_schedule(job_);
-  sampler_ = std::make_unique<DistributedSampler>(train_set_.size(), sampler_options(job_, comm_.rank(), comm_.size()));
+  r_ = build_replica(job_, comm_);
+  trainer_ = r_->trainer.get();
   std::string from;
   if (w.reg.resume()) {
-    if (auto p = restore_latest(comm_, *built_.model, *opt_, job_, run_dir_, &from, sampler_->num_steps())) pos_ = *p;
+    if (auto p = restore_latest(comm_, *r_->built.model, *r_->opt, job_, run_dir_, &from, r_->sampler->num_steps()))
+      pos_ = *p;
     if (lead_)
       std::fprintf(stderr, "lockstep worker: %s\n",
                    from.empty() ? "no valid checkpoint to resume from; starting afresh"
                                 : ("resuming from " + from + " (step " + std::to_string(pos_.step) + ")").c_str());
   }
-  DistributedOptions dopt{.comm = &comm_,
-                          .eval_buffers = dist.eval_buffers() == proto::DistributedSpec::AVERAGE ? BufferSync::kAverage
-                                                                                                 : BufferSync::kBroadcast,
-                          .per_sample_dropout = per_sample};
-  if (dist.has_bucket_mb()) dopt.reducer.bucket_bytes = static_cast<int64_t>(dist.bucket_mb() * (1 << 20));
-  trainer_ = std::make_unique<Trainer>(
-      *built_.model, *opt_, loss_, schedule_.get(),
-      TrainerOptions{.epochs = job_.epochs(), .eval_batch_size = job_.eval_batch_size() ? job_.eval_batch_size() : 1000,
-                     .sample_shape = built_.sample_shape,
-                     .on_nonfinite = job_.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
-                                         ? NonFiniteAction::kSkipStep
-                                         : NonFiniteAction::kStop},
-      dopt);
   if (lead_) {
     std::string path = job_.metrics_file().empty() ? "metrics.jsonl" : job_.metrics_file();
     if (path[0] != '/') path = run_dir_ + "/" + path;
     log_ = std::make_unique<MetricsLog>(path, pos_.step > 0 ? MetricsLog::Open::kAppend : MetricsLog::Open::kTruncate);
   }
   board_.update([&](proto::StepMetrics& m) {
-    m.set_steps_per_epoch(sampler_->num_steps());
+    m.set_steps_per_epoch(r_->sampler->num_steps());
     m.set_step(static_cast<int64_t>(pos_.step));
     m.set_epoch(pos_.epoch + 1);
     m.set_epoch_step(pos_.epoch_step);
@@ -168,7 +133,7 @@ void Worker::report(PhaseKind kind, uint64_t directive_id, bool finished) {
 }
 
 void Worker::eval_phase(uint64_t directive_id) {
-  last_eval_ = trainer_->evaluate(test_set_);  // starts its own (eval) phase
+  last_eval_ = trainer_->evaluate(r_->test_set);  // starts its own (eval) phase
   evaluated_ = true;
   report(proto::EVAL, directive_id);
 }
@@ -176,11 +141,8 @@ void Worker::eval_phase(uint64_t directive_id) {
 std::string Worker::checkpoint_phase(uint64_t directive_id, PhaseKind kind) {
   trainer_->begin_phase(CommMode::kNone);
   JobPosition at = pos_;
-  if (at.epoch_step > 0) {  // mid-epoch: the epoch's loss so far travels with it
-    at.epoch_loss_sum = epoch_loss_sum_;
-    at.epoch_samples = epoch_count_;
-  }
-  last_checkpoint_ = save_checkpoint(comm_, *built_.model, *opt_, job_, run_dir_, at, trainer_->phase_id());
+  if (at.epoch_step == 0) at.epoch_loss_sum = at.epoch_samples = 0;  // mid-epoch only: the epoch's loss so far
+  last_checkpoint_ = save_checkpoint(comm_, *r_->built.model, *r_->opt, job_, run_dir_, at, trainer_->phase_id());
   report(kind, directive_id);
   return last_checkpoint_;
 }
@@ -227,15 +189,6 @@ bool Worker::run_phases(const Boundary& b) {
   return false;
 }
 
-void Worker::log_step(const Boundary& b) {
-  if (b.count <= 0) return;
-  epoch_loss_sum_ += b.loss_sum;
-  epoch_count_ += b.count;
-  const double loss = b.loss_sum / b.count;  // the global mean of the step just agreed
-  board_.update([&](proto::StepMetrics& m) { m.set_loss(loss); });
-  if (log_) log_->write(StepRecord{pos_.epoch + 1, static_cast<int64_t>(pos_.step), loss, samples_per_sec_});
-}
-
 int Worker::stopped() {
   try {
     w_.client->heartbeat_now(comm_.rank(), board_.get());
@@ -244,76 +197,54 @@ int Worker::stopped() {
   return 0;
 }
 
-int Worker::run() {
-  Tensor x, y;
-  const int64_t steps = sampler_->num_steps();
-  for (; pos_.epoch < job_.epochs(); ++pos_.epoch, pos_.epoch_step = 0) {
-    if (schedule_) opt_->set_lr(schedule_->lr_at(pos_.epoch));
-    sampler_->set_epoch(pos_.epoch);
-    trainer_->begin_phase(CommMode::kTrain);
-    epoch_loss_sum_ = pos_.epoch_step > 0 ? pos_.epoch_loss_sum : 0.0;  // resumed mid-epoch: its steps so far
-    epoch_count_ = pos_.epoch_step > 0 ? pos_.epoch_samples : 0.0;
-    const auto epoch_start = Clock::now();
-    const int64_t first = pos_.epoch_step;
-    double pending_sum = 0, pending_count = 0;
-    for (; pos_.epoch_step < steps; ++pos_.epoch_step) {
-      const Boundary agreed = agree(comm_, my_boundary(pending_sum, pending_count));
-      log_step(agreed);
-      if (!agreed.phases.empty() || agreed.terminate) {
-        if (run_phases(agreed)) return stopped();
-        trainer_->begin_phase(CommMode::kTrain);
-      }
-      const auto t0 = Clock::now();
-      DistributedSampler::gather(train_set_, sampler_->shard(pos_.epoch_step), x, y);
-      double loss = 0;
-      try {
-        loss = trainer_->train_step(x, y, sampler_->first_global_row());
-      } catch (const NonFiniteStep& e) {
-        throw Error("step " + std::to_string(pos_.step + 1) + " (epoch " + std::to_string(pos_.epoch + 1) + "): " +
-                    e.what());
-      }
-      const bool skipped = trainer_->last_step_skipped();
-      if (skipped && lead_)
-        std::fprintf(stderr, "lockstep worker: step %llu (epoch %lld) skipped: %s\n",
-                     static_cast<unsigned long long>(pos_.step + 1), static_cast<long long>(pos_.epoch + 1),
-                     trainer_->last_skip_reason().c_str());
-      pending_sum = skipped ? 0.0 : loss * static_cast<double>(y.numel());  // a skipped step counts in no mean
-      pending_count = skipped ? 0.0 : static_cast<double>(y.numel());
-      ++pos_.step;
-      publish(seconds_since(t0));
-    }
-    // The epoch's last step is logged here; a directive that came during it runs now.
-    Boundary last = agree(comm_, my_boundary(pending_sum, pending_count));
-    log_step(last);
-    pos_.epoch_step = 0;
-    ++pos_.epoch;  // the position a checkpoint taken now resumes from
-    if ((!last.phases.empty() || last.terminate) && run_phases(last)) return stopped();
-    const double secs = seconds_since(epoch_start);
-    EpochMetrics m;
-    m.epoch = pos_.epoch;
-    m.lr = opt_->lr();
-    m.train_loss = epoch_count_ > 0 ? epoch_loss_sum_ / epoch_count_ : 0.0;
-    m.train_samples_per_sec = secs > 0 ? static_cast<double>((steps - first) * job_.batch_size()) / secs : 0.0;
-    // The plan's phases for this epoch, from the coordinator (rank 0), agreed by all.
-    Boundary plan;
-    if (lead_) {
-      proto::NextPhasesRequest req;
-      req.set_rank(0);
-      req.set_epoch(pos_.epoch);
-      req.set_train_loss(m.train_loss);
-      const proto::NextPhasesReply reply = w_.client->next_phases(req);
-      for (int k : reply.phases()) plan.phases.push_back(static_cast<PhaseKind>(k));
-    }
-    plan.terminate = w_.terminate && w_.terminate->load();
-    const Boundary agreed = agree(comm_, plan);
-    evaluated_ = false;
-    const bool stop = run_phases(agreed);
-    m.test_loss = evaluated_ ? last_eval_.loss() : -1.0;
-    m.test_accuracy = evaluated_ ? last_eval_.accuracy() : -1.0;
-    if (log_) log_->write(m);
-    if (stop) return stopped();
-    --pos_.epoch;  // the for loop's increment
+StepSums Worker::reduce(Trainer& /*trainer*/, const StepSums& mine) {
+  agreed_ = agree(comm_, my_boundary(mine.loss_sum, mine.count));
+  return {agreed_.loss_sum, agreed_.count};
+}
+
+bool Worker::at_boundary(const TrainPosition& pos, const StepSums& step, bool epoch_end) {
+  pos_ = pos;
+  if (step.count > 0) {  // the step just agreed (none before an epoch's first step, or skipped)
+    const double loss = step.loss_sum / step.count;  // its global mean
+    board_.update([&](proto::StepMetrics& m) { m.set_loss(loss); });
+    const int64_t epoch = epoch_end ? pos.epoch : pos.epoch + 1;  // 1-based: the step's epoch
+    if (log_) log_->write(StepRecord{epoch, static_cast<int64_t>(pos.step), loss, samples_per_sec_});
   }
+  return (!agreed_.phases.empty() || agreed_.terminate) && run_phases(agreed_);
+}
+
+void Worker::after_step(const TrainPosition& pos, const StepReport& r) {
+  pos_ = pos;
+  if (r.skipped && lead_)
+    std::fprintf(stderr, "lockstep worker: step %llu (epoch %lld) skipped: %s\n",
+                 static_cast<unsigned long long>(pos.step), static_cast<long long>(pos.epoch + 1),
+                 trainer_->last_skip_reason().c_str());
+  publish(r.seconds);
+}
+
+bool Worker::at_epoch_end(EpochMetrics& m) {
+  // The plan's phases for this epoch, from the coordinator (rank 0), agreed by all.
+  Boundary plan;
+  if (lead_) {
+    proto::NextPhasesRequest req;
+    req.set_rank(0);
+    req.set_epoch(pos_.epoch);
+    req.set_train_loss(m.train_loss);
+    const proto::NextPhasesReply reply = w_.client->next_phases(req);
+    for (int k : reply.phases()) plan.phases.push_back(static_cast<PhaseKind>(k));
+  }
+  plan.terminate = w_.terminate && w_.terminate->load();
+  const Boundary agreed = agree(comm_, plan);
+  evaluated_ = false;
+  const bool stop = run_phases(agreed);
+  m.test_loss = evaluated_ ? last_eval_.loss() : -1.0;
+  m.test_accuracy = evaluated_ ? last_eval_.accuracy() : -1.0;
+  if (log_) log_->write(m);
+  return stop;
+}
+
+int Worker::run() {
+  if (train_loop(*trainer_, *r_->sampler, r_->train_set, *this, pos_).stopped) return stopped();
   trainer_->begin_phase(CommMode::kNone);
   w_.client->heartbeat_now(comm_.rank(), board_.get());  // the final figures, for the summary
   report(proto::STOP, 0, /*finished=*/true);

@@ -10,22 +10,15 @@
 
 #include "comm/communicator.h"
 #include "launcher/resume_check.h"  // job_hash
+#include "launcher/train/loop.h"
 #include "layers/sequential.h"
 #include "proto/job.pb.h"
 #include "runtime/optim/optimizer.h"
 
 namespace lockstep {
 
-// Where the job is: optimizer steps since it started, the 0-based epoch the sampler is in and the
-// steps of that epoch already taken.
-struct JobPosition {
-  uint64_t step = 0;
-  int64_t epoch = 0;
-  int64_t epoch_step = 0;
-  double epoch_loss_sum = 0;  // the epoch's summed sample loss over its first epoch_step steps
-  double epoch_samples = 0;   // and their samples
-};
-
+// Where the job is (the training loop's position): what a checkpoint holds besides the tensors.
+using JobPosition = TrainPosition;
 
 // Collective. Rank 0 writes run_dir/checkpoints/ckpt-<step>/ atomically (keeping the plan's
 // keep_checkpoints newest) and returns its path on every rank. If rank 0's write fails, every rank

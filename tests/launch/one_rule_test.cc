@@ -1,7 +1,8 @@
 // One job file means one training run, whatever command runs it: `lockstep train`, `mpirun -np 1
 // lockstep train` and `lockstep launch -n 1` take the same steps over a data set whose size is not a
 // multiple of the batch (10 samples, batch 4) and report the same train loss, with data.drop_last
-// false (3 steps: the last batch filled from the epoch's first samples) and true (2 steps).
+// false (3 steps: the last batch filled from the epoch's first samples) and true (2 steps); `train
+// --step-metrics` and the launched worker log the same per-step losses to the last bit.
 #include <gtest/gtest.h>
 
 #include "tests/control/process_util.h"
@@ -40,7 +41,8 @@ TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
                        << "data { dir: \"" << path("data") << "\" drop_last: " << drop_last << " }\n"
                        << "optimizer { lr: 0.05 sgd { momentum: 0.9 } }\nseed: 3\nepochs: 1\nbatch_size: 4\n";
     const std::string exe = lockstep_exe();
-    const auto [st_a, out_a] = run_command(exe + " train " + job + " --metrics " + path("a-" + drop_last + ".jsonl"), 120);
+    const auto [st_a, out_a] =
+        run_command(exe + " train " + job + " --step-metrics --metrics " + path("a-" + drop_last + ".jsonl"), 120);
     ASSERT_EQ(st_a, 0) << out_a;
     const auto [st_b, out_b] = run_command("mpirun --allow-run-as-root --oversubscribe -np 1 " + exe + " train " + job +
                                                " --metrics " + path("b-" + drop_last + ".jsonl"),
@@ -52,6 +54,9 @@ TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
 
     const size_t steps = drop_last == "true" ? 2u : 3u;
     EXPECT_EQ(step_losses(run + "/metrics.jsonl").size(), steps) << "drop_last " << drop_last;
+    // One loop: every step's global loss, to the last bit, is the same from `train` and the worker.
+    EXPECT_EQ(step_losses(path("a-" + drop_last + ".jsonl")), step_losses(run + "/metrics.jsonl"))
+        << "drop_last " << drop_last;
     const std::string a = epoch_train_loss(path("a-" + drop_last + ".jsonl"));
     ASSERT_FALSE(a.empty()) << read_text(path("a-" + drop_last + ".jsonl"));
     EXPECT_EQ(epoch_train_loss(path("b-" + drop_last + ".jsonl")), a) << "drop_last " << drop_last;

@@ -1,0 +1,47 @@
+// A job and a communicator -> one rank's replica.
+#include "launcher/replica.h"
+
+#include "launcher/job_sampler.h"
+#include "layers/dropout.h"
+#include "layers/sync_batch_norm.h"
+#include "runtime/gemm.h"
+
+namespace lockstep {
+
+std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& comm) {
+  const auto& d = job.data();
+  const auto& dist = job.distributed();
+  set_kernel_threads(job.threads() > 0 ? job.threads() : 1);
+  auto r = std::make_unique<Replica>();
+  const float mean = d.has_mean() ? d.mean() : 0.2860f, stdv = d.has_std() ? d.std() : 0.3530f;
+  r->train_set = load_fashion_mnist(d.dir(), true, mean, stdv);
+  r->test_set = load_fashion_mnist(d.dir(), false, mean, stdv);
+  r->built = build_model(job);
+  Module& model = *r->built.model;
+  check_model_input(r->built, r->train_set);
+  if (comm.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(model, comm);  // before the optimizer
+  const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
+  seed_dropout(model, job.seed(), static_cast<uint32_t>(comm.rank()),
+               per_sample ? DropoutKeying::kPerSample : DropoutKeying::kPerRank);
+  r->opt = build_optimizer(job, model);
+  r->schedule = build_schedule(job);
+  r->sampler = std::make_unique<DistributedSampler>(r->train_set.size(), sampler_options(job, comm.rank(), comm.size()));
+  r->dopt = DistributedOptions{.comm = &comm,
+                               .eval_buffers = dist.eval_buffers() == proto::DistributedSpec::AVERAGE
+                                                   ? BufferSync::kAverage
+                                                   : BufferSync::kBroadcast,
+                               .per_sample_dropout = per_sample};
+  if (dist.has_bucket_mb()) r->dopt.reducer.bucket_bytes = static_cast<int64_t>(dist.bucket_mb() * (1 << 20));
+  r->trainer = std::make_unique<Trainer>(
+      model, *r->opt, r->loss, r->schedule.get(),
+      TrainerOptions{.epochs = job.epochs(),
+                     .eval_batch_size = job.eval_batch_size() ? job.eval_batch_size() : 1000,
+                     .sample_shape = r->built.sample_shape,
+                     .on_nonfinite = job.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
+                                         ? NonFiniteAction::kSkipStep
+                                         : NonFiniteAction::kStop},
+      r->dopt);
+  return r;
+}
+
+}  // namespace lockstep
