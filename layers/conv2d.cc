@@ -1,4 +1,5 @@
-// Conv2d forward/backward: im2col + GEMM (kernel library) per image and group.
+// Conv2d forward/backward: oneDNN's convolution primitives, or im2col + GEMM (kernel library) per
+// image and group.
 #include "layers/conv2d.h"
 
 #include <algorithm>
@@ -82,8 +83,35 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return out;
 }
 
+DnnlConv* Conv2d::dnnl_for(const Shape& shape) {
+  const DnnlConvShape s{.n = shape[0], .c_in = shape[1], .h = shape[2], .w = shape[3],
+                        .c_out = o_.out_channels, .k = o_.kernel, .stride = o_.stride, .pad = o_.padding,
+                        .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr};
+  for (auto& b : convs_)
+    if (b.shape == s) return b.conv.get();
+  constexpr size_t kMaxShapes = 4;
+  if (convs_.size() == kMaxShapes) {
+    if (saved_conv_ == convs_.front().conv.get()) saved_conv_ = nullptr;
+    convs_.erase(convs_.begin());
+  }
+  convs_.push_back({s, DnnlConv::create(s)});
+  return convs_.back().conv.get();
+}
+
+Tensor Conv2d::forward_dnnl(DnnlConv& conv, const Tensor& x) {
+  const bool save = grad_enabled();
+  Tensor y = Tensor::empty({x.dim(0), o_.out_channels, conv.oh(), conv.ow()});
+  conv.forward(x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, y.data(), save);
+  x_ = save ? x : Tensor();
+  saved_conv_ = save ? &conv : nullptr;
+  return y;
+}
+
 Tensor Conv2d::forward_impl(const Tensor& x) {
   output_shape(x.shape());
+  cols_ = Tensor();
+  saved_conv_ = nullptr;
+  if (DnnlConv* conv = dnnl_for(x.shape())) return forward_dnnl(*conv, x);
   ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
@@ -111,6 +139,19 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
 }
 
 Tensor Conv2d::backward(const Tensor& dy) {
+  if (saved_conv_) {
+    require_saved(x_.defined());
+    DnnlConv& conv = *saved_conv_;
+    LOCKSTEP_CHECK(dy.numel() == x_.dim(0) * o_.out_channels * conv.oh() * conv.ow())
+        << describe() << ": grad " << shape_str(dy.shape());
+    Tensor dx;
+    if (needs_input_grad()) dx = Tensor::empty(x_.shape());
+    conv.backward(x_.data(), dy.data(), weight_->value.data(), dx.defined() ? dx.data() : nullptr,
+                  weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr);
+    x_ = Tensor();
+    saved_conv_ = nullptr;
+    return dx;
+  }
   require_saved(cols_.defined());
   ConvGeometry g{x_.dim(1), x_.dim(2), x_.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x_.dim(0), cout = o_.out_channels;

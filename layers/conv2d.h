@@ -1,16 +1,21 @@
 // Conv2d: square kernel, stride, zero padding, dilation and groups, as torch.nn.Conv2d
 // (padding_mode="zeros").
 // x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in/groups, K, K); bias: (C_out)
-// OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1. Computed as im2col (dilation is in the gather) +
-// one GEMM per image and group: output channels [g*C_out/G, (g+1)*C_out/G) read input channels
-// [g*C_in/G, (g+1)*C_in/G), whose im2col rows are one contiguous block. An image's im2col matrix
-// stays in cache between its gather and its GEMMs. With grad enabled forward keeps the im2col
-// matrices (N*KK*HW floats) so backward need not rebuild them.
+// OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1. Two kernels:
+// - oneDNN's convolution primitives (runtime/dnnl_conv.h), cached per input shape: the default,
+//   faster on every shape of the reference models (the 1-channel first conv included).
+// - im2col (dilation is in the gather) + one GEMM per image and group, where oneDNN has no
+//   implementation for a shape: output channels [g*C_out/G, (g+1)*C_out/G) read input channels
+//   [g*C_in/G, (g+1)*C_in/G), whose im2col rows are one contiguous block. An image's im2col matrix
+//   stays in cache between its gather and its GEMMs. With grad enabled forward keeps the im2col
+//   matrices (N*KK*HW floats) so backward need not rebuild them.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "layers/layer.h"
+#include "runtime/dnnl_conv.h"
 
 namespace lockstep {
 
@@ -37,8 +42,20 @@ class Conv2d : public Layer {
   Conv2dOptions o_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
-  Tensor x_;     // saved input (its shape; the data is in cols_)
-  Tensor cols_;  // saved im2col matrices, (N, KK, HW), KK = C_in*K*K
+  // The oneDNN convolution for input shape `shape`, built on first use; null where im2col is used.
+  DnnlConv* dnnl_for(const Shape& shape);
+  Tensor forward_dnnl(DnnlConv& conv, const Tensor& x);
+
+  Tensor x_;     // saved input (the oneDNN path reads it; im2col's data is in cols_)
+  Tensor cols_;  // im2col path: saved im2col matrices, (N, KK, HW), KK = C_in*K*K
+  // Convolutions built so far, newest last, for a few input shapes at most (training batch, last
+  // batch, eval batch); a null conv marks a shape oneDNN refused.
+  struct Built {
+    DnnlConvShape shape;
+    std::unique_ptr<DnnlConv> conv;
+  };
+  std::vector<Built> convs_;
+  DnnlConv* saved_conv_ = nullptr;  // the one the last recorded forward ran, for backward
   std::vector<float> col_;  // no-grad scratch: one image's im2col (KK, HW)
 };
 

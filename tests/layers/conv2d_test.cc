@@ -10,6 +10,8 @@
 #include <cmath>
 #include <ostream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "layers/init.h"
 #include "runtime/check.h"
@@ -140,6 +142,38 @@ TEST(Conv2d, InitBoundIsOneOverSqrtOfGroupFanIn) {
     EXPECT_LE(most, bound);
     // 288 weights: all under 0.9 * bound has probability 0.9^288; 16 biases: 0.5^16
     EXPECT_GT(most, (name == "weight" ? 0.9 : 0.5) * bound);
+  }
+}
+
+TEST(Conv2d, EachInputShapeMatchesOneImageAtATime) {
+  // Batches 1..5 and back: more input shapes than Conv2d keeps built, so shapes are rebuilt after
+  // eviction. Image i of a batch must give what it gives alone, forward and backward.
+  Conv2d m({.in_channels = 16, .out_channels = 32, .kernel = 3, .stride = 2, .padding = 1});
+  init_parameters(m, 3);
+  auto image = [](int64_t i) {
+    std::vector<float> v(16 * 9 * 9);
+    for (size_t j = 0; j < v.size(); ++j) v[j] = std::sin(0.37f * static_cast<float>(j + 1000 * i));
+    return v;
+  };
+  auto run = [&](int64_t n) {  // -> (y, dx) of images 0..n-1, dy = cos pattern
+    std::vector<float> x;
+    for (int64_t i = 0; i < n; ++i) {
+      auto v = image(i);
+      x.insert(x.end(), v.begin(), v.end());
+    }
+    Tensor y = m.forward(Tensor::from({n, 16, 9, 9}, x));
+    std::vector<float> dy(static_cast<size_t>(y.numel()));
+    for (size_t j = 0; j < dy.size(); ++j) dy[j] = std::cos(0.11f * static_cast<float>(j % (32 * 5 * 5)));
+    Tensor dx = m.backward(Tensor::from(y.shape(), dy));
+    return std::pair{y, dx};
+  };
+  auto [y1, dx1] = run(1);  // image 0 alone
+  for (int64_t n : {2, 3, 4, 5, 1, 3}) {
+    SCOPED_TRACE("batch " + std::to_string(n));
+    auto [y, dx] = run(n);
+    ASSERT_EQ(y.shape(), (Shape{n, 32, 5, 5}));
+    for (int64_t j = 0; j < y1.numel(); ++j) ASSERT_NEAR(y.data()[j], y1.data()[j], 1e-5) << "y " << j;
+    for (int64_t j = 0; j < dx1.numel(); ++j) ASSERT_NEAR(dx.data()[j], dx1.data()[j], 1e-5) << "dx " << j;
   }
 }
 
