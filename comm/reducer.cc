@@ -122,8 +122,9 @@ void Reducer::finalize() {
     reset_pending();
     LOCKSTEP_FAIL_IF(true) << "parameter " << unused
                            << " received no gradient in this step: it took no part in computing the loss. "
-                              "Set distributed.find_unused_parameters: true to allow that (as torch DDP's "
-                              "find_unused_parameters); its gradient is then all-reduced as it stands";
+                              "Set distributed.find_unused_parameters: true in the job (in C++: "
+                              "ReducerOptions::find_unused_parameters) to allow that, as torch DDP's "
+                              "find_unused_parameters; its gradient is then all-reduced as it stands";
   }
   // Buckets holding unused parameters, or all of them without overlap, go now.
   for (size_t b = 0; b < buckets_.size(); ++b) {

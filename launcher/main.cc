@@ -5,6 +5,7 @@
 // metrics. The only place an Error becomes an exit code; on more than one rank an error aborts
 // every rank (Communicator::abort), so no peer hangs in its next collective.
 #include <cstdio>
+#include <filesystem>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -83,6 +84,8 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (seed) job.set_seed(*seed);
   if (!metrics.empty()) job.set_metrics_file(metrics);
   if (!data.empty()) job.mutable_data()->set_dir(data);
+  // The job's name defaults to its file's stem, as lockstep launch names it.
+  if (job.name().empty()) job.set_name(std::filesystem::path(job_path).stem().string());
   lockstep::validate_job(job, job_path);
   lockstep::remainder_policy(job, job_path);
   lockstep::set_kernel_threads(job.threads() > 0 ? job.threads() : 1);

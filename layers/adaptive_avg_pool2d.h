@@ -4,6 +4,9 @@
 // overlap when H is not a multiple of OH. Backward spreads dy evenly over the same window.
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include "layers/layer.h"
 
 namespace lockstep {
@@ -16,6 +19,10 @@ class AdaptiveAvgPool2d : public Layer {
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(in_shape_, Shape())); }
+  void restore_saved(std::any s) override { std::tie(in_shape_) = std::any_cast<std::tuple<Shape>>(std::move(s)); }
 
  private:
   int64_t oh_, ow_;

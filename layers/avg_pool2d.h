@@ -7,6 +7,9 @@
 // the same window with the same divisor, so it needs only shapes: nothing is saved.
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include "layers/layer.h"
 
 namespace lockstep {
@@ -28,6 +31,10 @@ class AvgPool2d : public Layer {
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(in_shape_, Shape())); }
+  void restore_saved(std::any s) override { std::tie(in_shape_) = std::any_cast<std::tuple<Shape>>(std::move(s)); }
 
  private:
   int64_t out_size(int64_t size, const Shape& in) const;

@@ -9,6 +9,9 @@
 // place, so references a model holds to its layers stay valid.
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include <optional>
 #include <vector>
 
@@ -49,6 +52,10 @@ class BatchNorm : public Layer {
                    std::vector<double>& var);
   // Backward reduction of per-channel sum(dy) and sum(dy * xhat) and the count they cover.
   void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, int64_t& count);
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(mean_, std::vector<float>()), std::exchange(invstd_, std::vector<float>()), std::exchange(used_batch_stats_, bool()), std::exchange(synced_, bool()), std::exchange(global_count_, int64_t())); }
+  void restore_saved(std::any s) override { std::tie(x_, mean_, invstd_, used_batch_stats_, synced_, global_count_) = std::any_cast<std::tuple<Tensor, std::vector<float>, std::vector<float>, bool, bool, int64_t>>(std::move(s)); }
 
  private:
   void local_batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,

@@ -11,6 +11,9 @@
 // x: any shape, rows along dim 0 -> y: same shape
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include <cstdint>
 #include <vector>
 
@@ -39,6 +42,10 @@ class Dropout : public Layer {
   int64_t first_global_row() const { return first_global_row_; }
   const RngState& rng_state() const { return rng_.state(); }
   void set_rng_state(const RngState& s);
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(mask_, Tensor()), std::exchange(saved_identity_, bool())); }
+  void restore_saved(std::any s) override { std::tie(mask_, saved_identity_) = std::any_cast<std::tuple<Tensor, bool>>(std::move(s)); }
 
  private:
   void rekey();

@@ -1,6 +1,7 @@
 // Graph: checks, topological order, forward and shape inference.
 #include "layers/graph.h"
 
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -9,6 +10,22 @@
 
 namespace lockstep {
 namespace {
+
+// "layer1.0.conv1": non-empty parts of [A-Za-z0-9_] joined by dots, as PyTorch module names.
+bool valid_node_name(const std::string& name) {
+  bool part_empty = true;
+  for (char c : name) {
+    if (c == '.') {
+      if (part_empty) return false;
+      part_empty = true;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      part_empty = false;
+    } else {
+      return false;
+    }
+  }
+  return !part_empty;
+}
 
 const char* kind_name(GraphNode::Kind k) {
   return k == GraphNode::Kind::kAdd ? "add" : k == GraphNode::Kind::kConcat ? "concat" : "module";
@@ -23,7 +40,11 @@ Graph::Graph(std::vector<GraphNode> nodes) {
     const GraphNode& n = nodes[i];
     LOCKSTEP_FAIL_IF(n.name.empty()) << "graph: node " << i << " has no name";
     LOCKSTEP_FAIL_IF(n.name == "input") << "graph: node " << i << " is named \"input\", the name of the model input";
-    LOCKSTEP_FAIL_IF(!index.emplace(n.name, i).second) << "node \"" << n.name << "\": a second node of that name";
+    LOCKSTEP_FAIL_IF(!valid_node_name(n.name))
+        << "node \"" << n.name << "\": a name is dot-separated parts of letters, digits and _ (a state_dict prefix)";
+    if (auto [it, fresh] = index.emplace(n.name, i); !fresh)
+      LOCKSTEP_FAIL_IF(true) << "node \"" << n.name << "\": a second node of that name (nodes " << it->second << " and "
+                             << i << "; an unnamed node is named by its index)";
     const size_t k = n.inputs.size();
     LOCKSTEP_FAIL_IF(n.kind == GraphNode::Kind::kModule && k != 1)
         << "node \"" << n.name << "\": a module reads one input, got " << k;
@@ -142,7 +163,9 @@ Shape Graph::output_shape(const Shape& in) const {
         case GraphNode::Kind::kConcat: {
           Shape out = ins[0];
           const int64_t nd = static_cast<int64_t>(out.size());
-          LOCKSTEP_FAIL_IF(s.dim < 0 || s.dim >= nd) << "concat: dim " << s.dim << " of an input " << shape_str(out);
+          LOCKSTEP_FAIL_IF(s.dim < 1 || s.dim >= nd)
+              << "concat: dim " << s.dim << " is out of range for inputs " << shape_str(out) << " (allowed: 1 to "
+              << nd - 1 << "; dim 0 is the batch)";
           for (size_t k = 1; k < ins.size(); ++k) {
             Shape a = ins[0], b = ins[k];
             LOCKSTEP_FAIL_IF(b.size() != a.size()) << "concat: input shapes " << shape_str(a) << " and " << shape_str(b);

@@ -1,6 +1,8 @@
 // Layer::forward and the autograd node that runs a layer's fused backward.
 #include "layers/layer.h"
 
+#include <utility>
+
 #include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
@@ -13,8 +15,19 @@ class LayerNode final : public Node {
       : Node({x.grad_fn()}), layer_(layer), call_(layer.calls_), out_shape_(std::move(out_shape)) {
     for (Parameter* p : layer.parameters()) params_.push_back(p);
   }
+  // The newest call's values move out of the layer into its node, if that call still waits for
+  // its backward (Layer::forward before another call, apply before an older call's restore).
+  static void stash_latest(Layer& layer, const LayerNode* except) {
+    auto latest = layer.latest_.lock();
+    if (latest && latest.get() != except && !latest->applied_ && !latest->saved_.has_value())
+      latest->saved_ = layer.take_saved();
+  }
   std::vector<Tensor> apply(const Tensor& g) override {
-    LOCKSTEP_FAIL_IF(layer_.calls_ != call_)
+    applied_ = true;
+    if (saved_.has_value()) {
+      stash_latest(layer_, this);
+      layer_.restore_saved(std::exchange(saved_, std::any()));
+    } else LOCKSTEP_FAIL_IF(layer_.calls_ != call_)
         << layer_.describe() << ": called again before the backward of an earlier call in the same graph, "
         << "which overwrote that call's saved values; register one layer per use";
     const bool need_dx = next()[0] != nullptr;
@@ -37,6 +50,8 @@ class LayerNode final : public Node {
   Layer& layer_;
   uint64_t call_;
   Shape out_shape_;
+  std::any saved_;  // this call's saved values, once a later call took the layer's place
+  bool applied_ = false;
   std::vector<Parameter*> params_;
 };
 
@@ -49,9 +64,12 @@ Tensor Layer::forward(const Tensor& x) {
         break;
       }
   if (!record) return forward_impl(x).detach();  // out of any graph (backward() may still be called directly)
+  LayerNode::stash_latest(*this, nullptr);
   ++calls_;
   Tensor y = forward_impl(x);
-  y.set_grad_fn(std::make_shared<LayerNode>(*this, x, y.shape()));
+  auto node = std::make_shared<LayerNode>(*this, x, y.shape());
+  latest_ = node;
+  y.set_grad_fn(std::move(node));
   return y;
 }
 

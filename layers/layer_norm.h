@@ -6,6 +6,9 @@
 // previous layer holds anyway) for a fused backward.
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include <vector>
 
 #include "layers/layer.h"
@@ -20,6 +23,10 @@ class LayerNorm : public Layer {
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
   void reset_parameters(Philox& rng, uint32_t& slot) override;  // weight 1, bias 0: draws nothing
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(mean_, std::vector<float>()), std::exchange(rstd_, std::vector<float>())); }
+  void restore_saved(std::any s) override { std::tie(x_, mean_, rstd_) = std::any_cast<std::tuple<Tensor, std::vector<float>, std::vector<float>>>(std::move(s)); }
 
  private:
   Shape shape_;

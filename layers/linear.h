@@ -2,6 +2,9 @@
 // x: (N, in) -> y: (N, out); weight: (out, in); bias: (out)
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include "layers/layer.h"
 
 namespace lockstep {
@@ -14,6 +17,10 @@ class Linear : public Layer {
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
   void reset_parameters(class Philox& rng, uint32_t& slot) override;
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor())); }
+  void restore_saved(std::any s) override { std::tie(x_) = std::any_cast<std::tuple<Tensor>>(std::move(s)); }
 
  private:
   int64_t in_, out_;

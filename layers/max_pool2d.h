@@ -8,6 +8,9 @@
 // previous layer holds anyway).
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include <vector>
 
 #include "layers/layer.h"
@@ -29,6 +32,10 @@ class MaxPool2d : public Layer {
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(y_, Tensor()), std::exchange(pos_, std::vector<uint8_t>())); }
+  void restore_saved(std::any s) override { std::tie(x_, y_, pos_) = std::any_cast<std::tuple<Tensor, Tensor, std::vector<uint8_t>>>(std::move(s)); }
 
  private:
   // Offset (iy * w + ix) in an (h, w) plane of the input chosen for output (i, j).

@@ -2,6 +2,9 @@
 // except where y <= 0 (torch's threshold_backward), so a NaN output passes its gradient on.
 #pragma once
 
+#include <tuple>
+#include <utility>
+
 #include "layers/layer.h"
 
 namespace lockstep {
@@ -12,6 +15,10 @@ class ReLU : public Layer {
   Tensor backward(const Tensor& dy) override;
   std::string describe() const override { return "ReLU"; }
   Shape output_shape(const Shape& in) const override { return in; }
+
+ protected:
+  std::any take_saved() override { return std::make_tuple(std::exchange(y_, Tensor())); }
+  void restore_saved(std::any s) override { std::tie(y_) = std::any_cast<std::tuple<Tensor>>(std::move(s)); }
 
  private:
   Tensor y_;  // saved output

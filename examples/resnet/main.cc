@@ -2,10 +2,12 @@
 // SyncBatchNorm across ranks, each rank training on its shard of every global batch of 128.
 //   cmake -S examples/resnet -B build-example -DCMAKE_PREFIX_PATH=<lockstep prefix> && cmake --build build-example
 //   mpirun -np 2 build-example/resnet_example [DATA_DIR] [STEPS]     (without mpirun: one process)
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "comm/factory.h"
@@ -62,7 +64,16 @@ class SmallResNet : public Module {
 
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
-  const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 200;
+  int64_t steps = 200;
+  if (argc > 2) {
+    const std::string_view arg = argv[2];
+    const auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), steps);
+    if (ec != std::errc() || end != arg.data() + arg.size() || steps < 1 || steps > 1000000) {
+      std::fprintf(stderr, "usage: %s [DATA_DIR] [STEPS]: STEPS must be a whole number in [1, 1000000], got \"%s\"\n",
+                   argv[0], argv[2]);
+      return 2;
+    }
+  }
   // "mpi" under mpirun or srun, else "self"; it must outlive the model and the trainer.
   std::unique_ptr<Communicator> comm = make_communicator({.backend = default_backend()});
   set_kernel_threads(1);  // one thread per rank, as `lockstep train`: ranks, not threads, fill the cores

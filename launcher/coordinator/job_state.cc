@@ -85,7 +85,9 @@ proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
       << "Heartbeat from rank " << r.rank() << ", which has not registered in attempt " << attempt_;
   *it->second.info.mutable_metrics() = r.metrics();
   it->second.last_seen = Clock::now();
-  it->second.rate.add(it->second.last_seen, r.metrics().step());
+  // The window starts at the first step this process ran: a resumed rank reports its resume step
+  // before it has taken one, and that jump is no rate.
+  if (r.metrics().step_time_s() > 0) it->second.rate.add(it->second.last_seen, r.metrics().step());
   proto::HeartbeatReply reply;
   for (const proto::Directive& d : machine_.pending()) *reply.add_pending() = d;
   reply.set_paused(machine_.paused());

@@ -33,7 +33,10 @@ std::string progress_text(const proto::JobStatus& st) {
   const proto::RankStatus* lead = nullptr;
   for (const auto& r : st.ranks())
     if (r.rank() == 0) lead = &r;
-  if (!lead || lead->metrics().steps_per_epoch() == 0 || lead->metrics().step() == 0) return "";
+  // Nothing until rank 0 has taken a step in this attempt (a resumed run reports its position first).
+  if (!lead || lead->metrics().steps_per_epoch() == 0 || lead->metrics().step() == 0 ||
+      lead->metrics().step_time_s() <= 0)
+    return "";
   const proto::StepMetrics& m = lead->metrics();
   const int64_t total = m.steps_per_epoch() * st.epochs();
   // Rates and ETA from the coordinator's window of rank 0's step counter, not the last step alone.
