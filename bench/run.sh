@@ -9,8 +9,8 @@
 # The peer is Debian's python3-torch 1.13: convolutions on oneDNN, dense layers on OpenBLAS
 # (libopenblas0-pthread). The header says which kernels each side runs on. OpenBLAS 0.3.21 does
 # not know every new CPU and then falls back to an old core type (Prescott: SSE3 kernels), which
-# slows the peer's dense layers; the script warns, and OPENBLAS_CORETYPE=SkylakeX (or Haswell)
-# in the environment makes the peer comparable.
+# slows the peer's dense layers; the script sets OPENBLAS_CORETYPE=SkylakeX on an AVX-512 CPU, and
+# warns when the core the peer got is still an old one.
 # usage: bench/run.sh [STEPS_CNN=40] [STEPS_MLP=200] [REPEATS=5] [STEPS_RESNET=10] [PEER_PROCESSES=3]
 # (after scripts/setup.sh)
 set -euo pipefail
@@ -21,6 +21,13 @@ repeats=${3:-5}
 steps_resnet=${4:-10}
 peer_processes=${5:-3}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# A fair peer: on a CPU with AVX-512 (F, BW, DQ, VL) that OpenBLAS 0.3.21 does not recognise, it
+# would fall back to Prescott's SSE3 kernels; SkylakeX's are the ones this CPU runs. An
+# OPENBLAS_CORETYPE already set is kept.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q avx512bw /proc/cpuinfo && grep -q avx512dq /proc/cpuinfo &&
+  grep -q avx512vl /proc/cpuinfo; then
+  export OPENBLAS_CORETYPE=SkylakeX
+fi
 py=/usr/bin/python3
 bench=build/bench/train_bench
 
