@@ -163,8 +163,8 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
       const auto& p = l.max_pool2d();
       c.positive(f + "kernel_size", p.kernel_size(), kMaxWindow);
       c.non_negative(f + "stride", p.stride(), kMaxWindow);  // 0: kernel_size
-      c.in_range(f + "padding", p.padding(), int64_t{0}, p.kernel_size() / 2);  // as torch
       if (p.has_dilation()) c.positive(f + "dilation", p.dilation(), kMaxWindow);
+      c.in_range(f + "padding", p.padding(), int64_t{0}, p.kernel_size() / 2);  // as torch
       break;
     }
     case proto::Layer::kAvgPool2D: {
@@ -184,12 +184,12 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
     }
     case proto::Layer::kLayerNorm: {
       const auto& n = l.layer_norm();
+      if (n.has_eps()) c.positive(f + "eps", n.eps(), 1.f);
       if (n.normalized_shape_size() < 1 || n.normalized_shape_size() > 3)
         c.fail(f + "normalized_shape", "must hold 1 to 3 sizes (the last dims of a sample), got " +
                                            str(n.normalized_shape_size()));
       for (int j = 0; j < n.normalized_shape_size(); ++j)
         c.positive(f + "normalized_shape[" + std::to_string(j) + "]", n.normalized_shape(j), kMaxFeatures);
-      if (n.has_eps()) c.positive(f + "eps", n.eps(), 1.f);
       break;
     }
     case proto::Layer::kBatchNorm1D:
@@ -202,8 +202,8 @@ void check_layer(const Checker& c, const proto::Layer& l, int i) {
       c.unit(f + "p", l.dropout().p(), /*closed_top=*/false);
       break;
     case proto::Layer::kLeakyRelu:
-      if (l.leaky_relu().has_negative_slope() && !std::isfinite(l.leaky_relu().negative_slope()))
-        c.fail(f + "negative_slope", "must be finite, got " + std::to_string(l.leaky_relu().negative_slope()));
+      if (l.leaky_relu().has_negative_slope())
+        c.in_range(f + "negative_slope", l.leaky_relu().negative_slope(), -1000.f, 1000.f);
       break;
     case proto::Layer::kGelu:
       if (!l.gelu().approximate().empty() && l.gelu().approximate() != "none" && l.gelu().approximate() != "tanh")
