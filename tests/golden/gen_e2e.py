@@ -25,7 +25,6 @@ Keys: init.{name}            every state_dict entry before step 1 (parameters an
                              10.weight
       final_spread.{name}    (1) max over float32 variants of max |final_variant - final_fp64|
 """
-import gzip
 import os
 import sys
 
@@ -41,14 +40,6 @@ OUT = os.path.join(HERE, "..", "fixtures", "e2e_cnn_golden.bin")
 DATA = "/usr/share/datasets/fashion-mnist"
 STEPS, BATCH = 20, 128
 MEAN, STD = 0.2860, 0.3530
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def fmnist_cnn():
@@ -83,8 +74,8 @@ def train(init, x_all, y_all, dtype, threads=1, mkldnn=True):
 
 def main():
     n = STEPS * BATCH
-    images = read_idx(f"{DATA}/train-images-idx3-ubyte.gz")[:n]
-    labels = read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")[:n]
+    images = golden_io.read_idx(f"{DATA}/train-images-idx3-ubyte.gz")[:n]
+    labels = golden_io.read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")[:n]
     x_all = (images.astype(np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)
     x_all = torch.from_numpy(x_all).reshape(n, 1, 28, 28)
     y_all = torch.from_numpy(labels.astype(np.int64))

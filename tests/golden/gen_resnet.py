@@ -17,7 +17,6 @@ Keys: init.{name}         every state_dict entry before the first step
                           batches 0..STEPS-1, each computed before that step's update
       sgd.losses_fp64     (STEPS) the same run in float64 from the same initial weights
 """
-import gzip
 import os
 import sys
 
@@ -73,14 +72,6 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def sgd_losses(init, x_all, y_all, dtype):
     model = ResNet(1)
     model.load_state_dict(init)
@@ -100,8 +91,8 @@ def sgd_losses(init, x_all, y_all, dtype):
 def main():
     torch.set_num_threads(1)
     n = STEPS * BATCH
-    images = read_idx(f"{DATA}/train-images-idx3-ubyte.gz")[:n]
-    labels = read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")[:n]
+    images = golden_io.read_idx(f"{DATA}/train-images-idx3-ubyte.gz")[:n]
+    labels = golden_io.read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")[:n]
     x_all = (images.astype(np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)
     x_all = torch.from_numpy(x_all).reshape(n, 1, 28, 28)
     y_all = torch.from_numpy(labels.astype(np.int64))

@@ -3,6 +3,7 @@
 Layout: b'LSGOLD1\n', then per tensor: u32 name length, name (utf-8), u32 ndim, i64 dims[ndim],
 float32 data (little-endian, C order).
 """
+import gzip
 import struct
 
 import numpy as np
@@ -24,3 +25,12 @@ def save(path, tensors, keep_0d=False):
             f.write(struct.pack("<I", a.ndim))
             f.write(struct.pack(f"<{a.ndim}q", *a.shape))
             f.write(a.tobytes())
+
+
+def read_idx(path):
+    """A gzipped IDX array (Fashion-MNIST's files) as a uint8 numpy array of its shape."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
