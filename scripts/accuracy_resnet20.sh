@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Accuracy run of issue 9 (not a CI test: about 15 epochs of ResNet-20, tens of minutes on a few
+# Accuracy run of issue 9 (not a CI test: 6 epochs of ResNet-20, about 14 minutes on 2
 # cores): fmnist-resnet20 on 2 ranks with SyncBatchNorm (launcher/jobs/fmnist-resnet20-ddp.textproto)
 # through `mpirun -np 2 lockstep train`. Prints rank 0's per-epoch table (train loss, test loss,
 # test accuracy, samples/s), then the final test accuracy and the epoch count, and exits 1 when the
