@@ -2,10 +2,10 @@
 # Self-test of scripts/check_deps.sh (CTest DependencyCheckCatches): on a minimal tree whose
 # allowed includes (MPI in comm/, gRPC in launcher/, comm/ from layers/) pass, one bad include
 # (runtime/ including layers/) must fail the check with exactly that line printed.
-# usage: scripts/check_deps_test.sh [CHECK_DEPS_SCRIPT]
+# usage: tests/deps/check_deps_test.sh [CHECK_DEPS_SCRIPT]
 set -euo pipefail
 
-check=${1:-"$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/check_deps.sh"}
+check=${1:-"$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/check_deps.sh"}
 tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree"/{runtime,comm/mpi,layers,launcher,tests/comm}
