@@ -1,6 +1,8 @@
 // Whole-process throughput benchmark: train samples/s at a given batch (train mode, full step) and
 // eval samples/s (eval mode, no-grad) of a reference model on Fashion-MNIST already in memory,
 // with peak resident memory. Prints one JSON object; bench/run.sh sets it beside the PyTorch peer.
+// Inputs are channels_last, the Trainer's default; LOCKSTEP_BENCH_MEMORY_FORMAT=contiguous
+// measures the NCHW path instead.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -47,8 +49,11 @@ int main(int argc, char** argv) {
     init_parameters(*model, 1);
     Sgd opt(model->parameters(), SgdOptions{.lr = 0.05f, .momentum = 0.9f});
     CrossEntropyLoss loss;
+    const char* format_env = std::getenv("LOCKSTEP_BENCH_MEMORY_FORMAT");
+    const bool contiguous = format_env && std::string(format_env) == "contiguous";
     Trainer trainer(*model, opt, loss, nullptr,
-                    {.epochs = 1, .eval_batch_size = batch, .sample_shape = reference_model_input(model_name)});
+                    {.epochs = 1, .eval_batch_size = batch, .sample_shape = reference_model_input(model_name),
+                     .memory_format = contiguous ? MemoryFormat::kContiguous : MemoryFormat::kChannelsLast});
     BatchLoader loader(train, batch, true, 1);
     Tensor x, y;
     for (int i = 0; i < 3; ++i) {  // warm-up

@@ -240,6 +240,8 @@ void check_model(const Checker& c, const proto::ModelSpec& m) {
       c.fail("model.reference", "unknown model " + quoted(m.reference()) + " (known: " + known + ")");
     }
   }
+  if (!proto::ModelSpec::MemoryFormat_IsValid(m.memory_format()))
+    c.fail("model.memory_format", "unknown value " + str(m.memory_format()) + " (known: CHANNELS_LAST, CONTIGUOUS)");
   if (m.layers_size() > 0 && m.input_shape_size() == 0) c.fail("model.input_shape", "required with model.layers");
   for (int i = 0; i < m.input_shape_size(); ++i)
     c.positive("model.input_shape[" + std::to_string(i) + "]", m.input_shape(i), kMaxFeatures);

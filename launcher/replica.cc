@@ -40,7 +40,10 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                      .sample_shape = r->built.sample_shape,
                      .on_nonfinite = job.on_nonfinite() == proto::JobSpec::NONFINITE_SKIP_STEP
                                          ? NonFiniteAction::kSkipStep
-                                         : NonFiniteAction::kStop},
+                                         : NonFiniteAction::kStop,
+                     .memory_format = job.model().memory_format() == proto::ModelSpec::CONTIGUOUS
+                                          ? MemoryFormat::kContiguous
+                                          : MemoryFormat::kChannelsLast},
       r->dopt);
   return r;
 }

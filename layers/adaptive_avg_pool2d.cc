@@ -1,7 +1,9 @@
 // AdaptiveAvgPool2d forward/backward over PyTorch's adaptive windows.
 #include "layers/adaptive_avg_pool2d.h"
 
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
@@ -35,6 +37,22 @@ Shape AdaptiveAvgPool2d::output_shape(const Shape& in) const {
 
 Tensor AdaptiveAvgPool2d::forward_impl(const Tensor& x) {
   Tensor y = Tensor::empty(output_shape(x.shape()));
+  if (x.is_channels_last() && !x.is_contiguous()) {
+    if (oh_ != 1 || ow_ != 1) return forward_impl(x.contiguous());
+    // Global pooling of NHWC storage: channel c of image i sums x[i, :, :, c] in NCHW's order.
+    const int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+    std::vector<float> acc(static_cast<size_t>(c));
+    for (int64_t i = 0; i < n; ++i) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      const float* src = x.data() + i * hw * c;
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t ch = 0; ch < c; ++ch) acc[ch] += src[p * c + ch];
+      for (int64_t ch = 0; ch < c; ++ch) y[i * c + ch] = acc[ch] / static_cast<float>(hw);
+    }
+    in_shape_ = grad_enabled() ? x.shape() : Shape{};
+    in_format_ = MemoryFormat::kChannelsLast;
+    return y;
+  }
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = x.data() + p * h * w;
@@ -51,6 +69,7 @@ Tensor AdaptiveAvgPool2d::forward_impl(const Tensor& x) {
     }
   }
   in_shape_ = grad_enabled() ? x.shape() : Shape{};
+  in_format_ = MemoryFormat::kContiguous;
   return y;
 }
 
@@ -58,6 +77,16 @@ Tensor AdaptiveAvgPool2d::backward(const Tensor& dy) {
   require_saved(!in_shape_.empty());
   const int64_t planes = in_shape_[0] * in_shape_[1], h = in_shape_[2], w = in_shape_[3];
   LOCKSTEP_CHECK(dy.numel() == planes * oh_ * ow_) << describe() << ": grad " << shape_str(dy.shape());
+  if (in_format_ == MemoryFormat::kChannelsLast) {  // global pooling: dx[i, :, :, c] = dy[i, c] / (H*W)
+    const int64_t c = in_shape_[1], hw = h * w;
+    Tensor dx = Tensor::empty(in_shape_, MemoryFormat::kChannelsLast);
+    const Tensor g = dy.contiguous();  // (N, C, 1, 1): the same storage in both formats
+    for (int64_t i = 0; i < in_shape_[0]; ++i)
+      for (int64_t p = 0; p < hw; ++p)
+        for (int64_t ch = 0; ch < c; ++ch) dx[(i * hw + p) * c + ch] = g[i * c + ch] / static_cast<float>(hw);
+    in_shape_.clear();
+    return dx;
+  }
   Tensor dx = Tensor::zeros(in_shape_);
   for (int64_t p = 0; p < planes; ++p) {
     const float* g = dy.data() + p * oh_ * ow_;

@@ -33,6 +33,13 @@ std::string BatchNorm::describe() const {
 
 namespace {
 
+// (n, s) of the (N, C, S) view of x's storage: (N, S) for NCHW, (N*H*W, 1) for NHWC (a channels_last
+// x is read as N*H*W rows of C channels, so the same kernels serve both formats).
+std::pair<int64_t, int64_t> ncs_view(const Tensor& x, int64_t c) {
+  const int64_t n = x.dim(0), s = x.numel() / std::max<int64_t>(1, n * c);
+  return x.is_channels_last() ? std::pair{n * s, int64_t{1}} : std::pair{n, s};
+}
+
 // Two per-channel sums in one pass over a tensor viewed as (N, C, S): out1[ch] = sum f1(index, ch),
 // out2[ch] = sum f2(index, ch). Partial sums run in float over one contiguous run (vectorised) and
 // are added up in double across runs.
@@ -41,18 +48,23 @@ void channel_sums2(int64_t n, int64_t c, int64_t s, std::vector<double>& out1, s
                    F1 f1, F2 f2) {
   out1.assign(c, 0.0);
   out2.assign(c, 0.0);
-  if (s == 1) {
-    std::vector<float> a1(c, 0.f), a2(c, 0.f);
-    for (int64_t i = 0; i < n; ++i) {
+  if (s == 1) {  // (N, C), or NHWC storage viewed as (N*H*W, C): float partial sums over blocks of rows
+    constexpr int64_t kRows = 256;
+    std::vector<float> a1(c), a2(c);
+    for (int64_t i0 = 0; i0 < n; i0 += kRows) {
+      std::fill(a1.begin(), a1.end(), 0.f);
+      std::fill(a2.begin(), a2.end(), 0.f);
+      for (int64_t i = i0; i < std::min(n, i0 + kRows); ++i) {
 #pragma omp simd
-      for (int64_t ch = 0; ch < c; ++ch) {
-        a1[ch] += f1(i * c + ch, ch);
-        a2[ch] += f2(i * c + ch, ch);
+        for (int64_t ch = 0; ch < c; ++ch) {
+          a1[ch] += f1(i * c + ch, ch);
+          a2[ch] += f2(i * c + ch, ch);
+        }
       }
-    }
-    for (int64_t ch = 0; ch < c; ++ch) {
-      out1[ch] = a1[ch];
-      out2[ch] = a2[ch];
+      for (int64_t ch = 0; ch < c; ++ch) {
+        out1[ch] += a1[ch];
+        out2[ch] += a2[ch];
+      }
     }
     return;
   }
@@ -146,7 +158,7 @@ Shape BatchNorm::output_shape(const Shape& in) const {
 Tensor BatchNorm::forward_impl(const Tensor& x) {
   const int64_t c = o_.num_features;
   output_shape(x.shape());
-  const int64_t n = x.dim(0), s = x.numel() / std::max<int64_t>(1, n * c);
+  const auto [n, s] = ncs_view(x, c);
   const bool use_batch = is_training() || !o_.track_running_stats;
 
   std::vector<double> mean, var;
@@ -180,7 +192,7 @@ Tensor BatchNorm::forward_impl(const Tensor& x) {
     shift[ch] = b - static_cast<float>(mean[ch]) * scale[ch];
   }
   const bool save = grad_enabled();
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), x.memory_format());
   const float* sc = scale.data();
   const float* sh = shift.data();
   const float* xp = x.data();
@@ -197,10 +209,12 @@ Tensor BatchNorm::forward_impl(const Tensor& x) {
   return y;
 }
 
-Tensor BatchNorm::backward(const Tensor& dy) {
+Tensor BatchNorm::backward(const Tensor& dy_in) {
   require_saved(x_.defined());
-  const int64_t c = o_.num_features, n = x_.dim(0), s = x_.numel() / std::max<int64_t>(1, n * c);
-  LOCKSTEP_CHECK(dy.numel() == x_.numel()) << describe() << ": grad size";
+  const int64_t c = o_.num_features;
+  const auto [n, s] = ncs_view(x_, c);
+  LOCKSTEP_CHECK(dy_in.numel() == x_.numel()) << describe() << ": grad size";
+  const Tensor dy = dy_in.to_format(x_.memory_format());  // y had x's format
   std::vector<double> sum_dy, sum_dy_xhat;
   const float *d = dy.data(), *x = x_.data(), *mp = mean_.data(), *is = invstd_.data();
   channel_sums2(
@@ -214,7 +228,7 @@ Tensor BatchNorm::backward(const Tensor& dy) {
   }
   Tensor dx;
   if (needs_input_grad()) {
-    dx = Tensor::empty(x_.shape());
+    dx = Tensor::empty(x_.shape(), x_.memory_format());
     int64_t count = n * s;
     if (used_batch_stats_) reduce_backward_sums(sum_dy, sum_dy_xhat, count);
     std::vector<float> k(c), mdy(c), mdyx(c);

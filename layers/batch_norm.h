@@ -4,6 +4,8 @@
 //   eval:  normalise with running_mean / running_var; nothing updated (unless
 //          track_running_stats is false, in which case batch statistics are always used).
 // x: (N, C) or (N, C, L) for 1d, (N, C, H, W) for 2d; viewed as (N, C, S). weight, bias: (C).
+// A channels_last x (N, C, H, W) is read as its NHWC storage, (N*H*W, C), with no conversion; y
+// and dx keep x's format (torch's rule); sums then run in another order (rounding differs).
 // A BatchNorm given a communicator (set_sync: SyncBatchNorm's constructor, convert_sync_batchnorm)
 // merges its train-mode statistics across ranks (layers/sync_batch_norm.h). Conversion happens in
 // place, so references a model holds to its layers stay valid.
@@ -32,7 +34,8 @@ class BatchNorm : public Layer {
  public:
   BatchNorm(int spatial_dims, BatchNormOptions o);
   Tensor forward_impl(const Tensor& x) override;
-  Tensor backward(const Tensor& dy) override;
+  Tensor backward(const Tensor& dy) override;  // dy in either format
+  bool accepts_channels_last() const override { return true; }
   std::string describe() const override;
   // Checks the shape only: whether a batch has more than one value per channel is a property of
   // the data, checked by forward when it normalises with batch statistics.

@@ -83,10 +83,11 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return out;
 }
 
-DnnlConv* Conv2d::dnnl_for(const Shape& shape) {
+DnnlConv* Conv2d::dnnl_for(const Shape& shape, MemoryFormat format) {
   const DnnlConvShape s{.n = shape[0], .c_in = shape[1], .h = shape[2], .w = shape[3],
                         .c_out = o_.out_channels, .k = o_.kernel, .stride = o_.stride, .pad = o_.padding,
-                        .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr};
+                        .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr,
+                        .channels_last = format == MemoryFormat::kChannelsLast};
   for (auto& b : convs_)
     if (b.shape == s) return b.conv.get();
   constexpr size_t kMaxShapes = 4;
@@ -100,18 +101,21 @@ DnnlConv* Conv2d::dnnl_for(const Shape& shape) {
 
 Tensor Conv2d::forward_dnnl(DnnlConv& conv, const Tensor& x) {
   const bool save = grad_enabled();
-  Tensor y = Tensor::empty({x.dim(0), o_.out_channels, conv.oh(), conv.ow()});
+  Tensor y = Tensor::empty({x.dim(0), o_.out_channels, conv.oh(), conv.ow()}, x.memory_format());
   conv.forward(x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, y.data(), save);
   x_ = save ? x : Tensor();
   saved_conv_ = save ? &conv : nullptr;
   return y;
 }
 
-Tensor Conv2d::forward_impl(const Tensor& x) {
-  output_shape(x.shape());
+Tensor Conv2d::forward_impl(const Tensor& x_in) {
+  output_shape(x_in.shape());
   cols_ = Tensor();
   saved_conv_ = nullptr;
-  if (DnnlConv* conv = dnnl_for(x.shape())) return forward_dnnl(*conv, x);
+  if (DnnlConv* conv = dnnl_for(x_in.shape(), x_in.memory_format())) return forward_dnnl(*conv, x_in);
+  // im2col reads NCHW; a channels_last caller gets a channels_last y back (torch's rule).
+  if (x_in.is_channels_last()) return forward_impl(x_in.contiguous()).to_channels_last();
+  const Tensor& x = x_in;
   ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
@@ -138,14 +142,16 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
   return y;
 }
 
-Tensor Conv2d::backward(const Tensor& dy) {
+Tensor Conv2d::backward(const Tensor& dy_in) {
+  // y had x's format on the oneDNN path; im2col saved an NCHW x.
+  const Tensor dy = x_.defined() ? dy_in.to_format(x_.memory_format()) : dy_in;
   if (saved_conv_) {
     require_saved(x_.defined());
     DnnlConv& conv = *saved_conv_;
     LOCKSTEP_CHECK(dy.numel() == x_.dim(0) * o_.out_channels * conv.oh() * conv.ow())
         << describe() << ": grad " << shape_str(dy.shape());
     Tensor dx;
-    if (needs_input_grad()) dx = Tensor::empty(x_.shape());
+    if (needs_input_grad()) dx = Tensor::empty(x_.shape(), x_.memory_format());
     conv.backward(x_.data(), dy.data(), weight_->value.data(), dx.defined() ? dx.data() : nullptr,
                   weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr);
     x_ = Tensor();

@@ -2,8 +2,10 @@
 // (padding_mode="zeros").
 // x: (N, C_in, H, W) -> y: (N, C_out, OH, OW); weight: (C_out, C_in/groups, K, K); bias: (C_out)
 // OH = (H + 2*pad - dil*(K-1) - 1) / stride + 1. Two kernels:
-// - oneDNN's convolution primitives (runtime/dnnl_conv.h), cached per input shape: the default,
-//   faster on every shape of the reference models (the 1-channel first conv included).
+// - oneDNN's convolution primitives (runtime/dnnl_conv.h), cached per input shape and memory
+//   format: the default, faster on every shape of the reference models (the 1-channel first conv
+//   included). A channels_last x is read as NHWC with no reorder, and y is channels_last too
+//   (torch's rule: the output follows a channels_last input); dx is in x's format.
 // - im2col (dilation is in the gather) + one GEMM per image and group, where oneDNN has no
 //   implementation for a shape: output channels [g*C_out/G, (g+1)*C_out/G) read input channels
 //   [g*C_in/G, (g+1)*C_in/G), whose im2col rows are one contiguous block. An image's im2col matrix
@@ -31,7 +33,8 @@ class Conv2d : public Layer {
  public:
   explicit Conv2d(Conv2dOptions o);
   Tensor forward_impl(const Tensor& x) override;
-  Tensor backward(const Tensor& dy) override;
+  Tensor backward(const Tensor& dy) override;  // dy in either format
+  bool accepts_channels_last() const override { return true; }
   std::string describe() const override;
   // Also refuses an input whose per-sample im2col matrix (C_in*K*K, OH*OW) would exceed
   // kMaxTensorElements (layers/shape_math.h): forward builds it.
@@ -42,8 +45,9 @@ class Conv2d : public Layer {
   Conv2dOptions o_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
-  // The oneDNN convolution for input shape `shape`, built on first use; null where im2col is used.
-  DnnlConv* dnnl_for(const Shape& shape);
+  // The oneDNN convolution for input shape `shape` in `format`, built on first use; null where
+  // im2col is used.
+  DnnlConv* dnnl_for(const Shape& shape, MemoryFormat format);
   Tensor forward_dnnl(DnnlConv& conv, const Tensor& x);
 
   Tensor x_;     // saved input (the oneDNN path reads it; im2col's data is in cols_)

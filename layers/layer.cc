@@ -55,7 +55,9 @@ class LayerNode final : public Node {
   std::vector<Parameter*> params_;
 };
 
-Tensor Layer::forward(const Tensor& x) {
+Tensor Layer::forward(const Tensor& x_in) {
+  // contiguous() keeps grad_fn; the engine converts the gradient back at x's node.
+  const Tensor x = x_in.is_channels_last() && !accepts_channels_last() ? x_in.contiguous() : x_in;
   bool record = grad_enabled() && x.requires_grad();
   if (grad_enabled() && !record)
     for (Parameter* p : parameters())
@@ -68,6 +70,7 @@ Tensor Layer::forward(const Tensor& x) {
   ++calls_;
   Tensor y = forward_impl(x);
   auto node = std::make_shared<LayerNode>(*this, x, y.shape());
+  node->set_output(y);
   latest_ = node;
   y.set_grad_fn(std::move(node));
   return y;

@@ -10,6 +10,11 @@
 // does not: calling it a second time before that graph's backward overwrites the first call's saved
 // values, and the first call's node then refuses to run, naming the layer (register a second layer
 // instead; under no-grad any layer may be called any number of times).
+//
+// Memory format (Note [memory format], runtime/tensor.h): forward hands forward_impl a
+// channels_last input as it is only when the layer's accepts_channels_last() says its kernels read
+// that storage; every other layer gets contiguous() of it (a recorded copy), so no kernel indexes an
+// NHWC storage as NCHW. backward(dy) of a format-aware layer accepts dy in either format.
 #pragma once
 
 #include <any>
@@ -28,6 +33,8 @@ class Layer : public Module {
   // needs_input_grad() is false); adds the parameter gradients into their .grad. Valid once per
   // recorded forward. Called by the layer's autograd node; tests may call it directly.
   virtual Tensor backward(const Tensor& dy) = 0;
+  // Whether forward_impl takes a channels_last input as it is (false: it gets contiguous()).
+  virtual bool accepts_channels_last() const { return false; }
 
  protected:
   // x -> y; when grad_enabled(), saves what backward needs.

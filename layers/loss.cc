@@ -68,10 +68,12 @@ Tensor CrossEntropyLoss::backward(float grad_output) {
   return d;
 }
 
-double MSELoss::forward(const Tensor& input, const Tensor& target) {
-  LOCKSTEP_FAIL_IF(input.shape() != target.shape())
-      << "MSELoss: input " << shape_str(input.shape()) << " and target " << shape_str(target.shape())
+double MSELoss::forward(const Tensor& input_any, const Tensor& target_any) {
+  LOCKSTEP_FAIL_IF(input_any.shape() != target_any.shape())
+      << "MSELoss: input " << shape_str(input_any.shape()) << " and target " << shape_str(target_any.shape())
       << " differ";
+  // Compared by logical position whatever their formats; dL/dinput comes back contiguous.
+  const Tensor input = input_any.contiguous(), target = target_any.contiguous();
   Tensor diff = Tensor::empty(input.shape());
   double total = 0.0;
   for (int64_t i = 0; i < input.numel(); ++i) {

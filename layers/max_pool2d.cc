@@ -2,6 +2,7 @@
 #include "layers/max_pool2d.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <sstream>
 
 #include "layers/pool_kernels.h"
@@ -67,7 +68,76 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
   return {in[0], in[1], out_size(in[2]), out_size(in[3])};
 }
 
+Tensor MaxPool2d::forward_nhwc(const Tensor& x) {
+  Tensor y = Tensor::empty(output_shape(x.shape()), MemoryFormat::kChannelsLast);
+  const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3);
+  LOCKSTEP_FAIL_IF(h * w > INT32_MAX) << describe() << ": input " << shape_str(x.shape()) << " has more than 2^31 positions";
+  const bool save = grad_enabled();
+  at_.resize(save ? static_cast<size_t>(y.numel()) : 0);
+  pos_.clear();
+  std::vector<float> m(static_cast<size_t>(c));
+  std::vector<int32_t> at(static_cast<size_t>(c));
+  for (int64_t b = 0; b < n; ++b) {
+    const float* src = x.data() + b * h * w * c;
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        // window_argmax's scan for every channel at once: first maximum, last NaN, else the first
+        // in-bounds tap.
+        std::fill(m.begin(), m.end(), -__builtin_inff());
+        std::fill(at.begin(), at.end(), -1);
+        int32_t first = -1;
+        const int64_t y0 = i * stride_ - pad_, x0 = j * stride_ - pad_;
+        for (int64_t a = 0; a < k_; ++a) {
+          const int64_t iy = y0 + a * dil_;
+          if (iy < 0 || iy >= h) continue;
+          for (int64_t e = 0; e < k_; ++e) {
+            const int64_t ix = x0 + e * dil_;
+            if (ix < 0 || ix >= w) continue;
+            const auto idx = static_cast<int32_t>(iy * w + ix);
+            if (first < 0) first = idx;
+            const float* v = src + idx * c;
+            for (int64_t ch = 0; ch < c; ++ch)
+              if (pool_takes_over(v[ch], m[ch])) {
+                m[ch] = v[ch];
+                at[ch] = idx;
+              }
+          }
+        }
+        const int64_t o = ((b * oh + i) * ow + j) * c;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const int32_t chosen = at[ch] >= 0 ? at[ch] : first;
+          y[o + ch] = src[chosen * c + ch];
+          if (save) at_[static_cast<size_t>(o + ch)] = chosen;
+        }
+      }
+  }
+  if (save) {
+    x_ = x;
+    y_ = y;
+  } else {
+    x_ = y_ = Tensor();
+  }
+  return y;
+}
+
+Tensor MaxPool2d::backward_nhwc(const Tensor& dy_in) {
+  const Tensor dy = dy_in.to_channels_last();
+  const int64_t n = x_.dim(0), c = x_.dim(1), hw = x_.dim(2) * x_.dim(3), ohw = y_.dim(2) * y_.dim(3);
+  // Each input gathers its windows' gradients in output order, as the NCHW scatter does.
+  Tensor dx = Tensor::zeros(x_.shape(), MemoryFormat::kChannelsLast);
+  for (int64_t b = 0; b < n; ++b) {
+    float* d = dx.data() + b * hw * c;
+    for (int64_t o = b * ohw * c; o < (b + 1) * ohw * c; o += c)
+      for (int64_t ch = 0; ch < c; ++ch) d[at_[static_cast<size_t>(o + ch)] * c + ch] += dy[o + ch];
+  }
+  x_ = y_ = Tensor();
+  at_.clear();
+  return dx;
+}
+
 Tensor MaxPool2d::forward_impl(const Tensor& x) {
+  if (x.is_channels_last() && !x.is_contiguous()) return forward_nhwc(x);
+  at_.clear();
   Tensor y = Tensor::empty(output_shape(x.shape()));
   const int64_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
   const int64_t oh = y.dim(2), ow = y.dim(3);
@@ -96,9 +166,11 @@ Tensor MaxPool2d::forward_impl(const Tensor& x) {
   return y;
 }
 
-Tensor MaxPool2d::backward(const Tensor& dy) {
+Tensor MaxPool2d::backward(const Tensor& dy_in) {
   require_saved(x_.defined());
-  LOCKSTEP_CHECK(dy.numel() == y_.numel()) << describe() << ": grad size";
+  LOCKSTEP_CHECK(dy_in.numel() == y_.numel()) << describe() << ": grad size";
+  if (y_.is_channels_last()) return backward_nhwc(dy_in);
+  const Tensor dy = dy_in.contiguous();
   const int64_t planes = x_.dim(0) * x_.dim(1), h = x_.dim(2), w = x_.dim(3);
   const int64_t oh = y_.dim(2), ow = y_.dim(3);
   if (!pos_.empty()) {  // 2x2 stride 2: every input of a covered window written once

@@ -6,6 +6,9 @@
 // For 2x2 windows at stride 2 without padding or dilation forward keeps a one-byte position per
 // output; otherwise backward finds each window's element again in the saved input (which the
 // previous layer holds anyway).
+// A channels_last x is pooled in its NHWC storage (every channel of a window at once, the same
+// element chosen as in NCHW); y and dx are then channels_last, and forward keeps each output's
+// chosen position (an int32) for backward.
 #pragma once
 
 #include <tuple>
@@ -29,22 +32,27 @@ class MaxPool2d : public Layer {
   explicit MaxPool2d(int64_t kernel, int64_t stride = 0) : MaxPool2d(MaxPool2dOptions{kernel, stride}) {}
   explicit MaxPool2d(MaxPool2dOptions o);
   Tensor forward_impl(const Tensor& x) override;
-  Tensor backward(const Tensor& dy) override;
+  Tensor backward(const Tensor& dy) override;  // dy in either format
+  bool accepts_channels_last() const override { return true; }
   std::string describe() const override;
   Shape output_shape(const Shape& in) const override;
 
  protected:
-  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(y_, Tensor()), std::exchange(pos_, std::vector<uint8_t>())); }
-  void restore_saved(std::any s) override { std::tie(x_, y_, pos_) = std::any_cast<std::tuple<Tensor, Tensor, std::vector<uint8_t>>>(std::move(s)); }
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(y_, Tensor()), std::exchange(pos_, std::vector<uint8_t>()), std::exchange(at_, std::vector<int32_t>())); }
+  void restore_saved(std::any s) override { std::tie(x_, y_, pos_, at_) = std::any_cast<std::tuple<Tensor, Tensor, std::vector<uint8_t>, std::vector<int32_t>>>(std::move(s)); }
 
  private:
   // Offset (iy * w + ix) in an (h, w) plane of the input chosen for output (i, j).
   int64_t window_argmax(const float* plane, int64_t h, int64_t w, int64_t i, int64_t j) const;
   bool is_k2s2() const { return k_ == 2 && stride_ == 2 && pad_ == 0 && dil_ == 1; }
+  // The NHWC kernels: x channels_last (N, C, H, W) -> y channels_last (N, C, OH, OW).
+  Tensor forward_nhwc(const Tensor& x);
+  Tensor backward_nhwc(const Tensor& dy);
 
   int64_t k_, stride_, pad_, dil_;
   Tensor x_, y_;  // saved input and output (shared storage, no copies)
   std::vector<uint8_t> pos_;  // 2x2 windows: position 0..3 of each output's maximum
+  std::vector<int32_t> at_;   // NHWC: each output's input position iy * W + ix, in y's storage order
 };
 
 }  // namespace lockstep

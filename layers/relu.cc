@@ -7,7 +7,7 @@
 namespace lockstep {
 
 Tensor ReLU::forward_impl(const Tensor& x) {
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), x.memory_format());
   const float* a = x.data();
   float* b = y.data();
   // As torch.relu (clamp_min): NaN stays NaN; `a > 0 ? a : 0` would map it to 0.
@@ -16,10 +16,11 @@ Tensor ReLU::forward_impl(const Tensor& x) {
   return y;
 }
 
-Tensor ReLU::backward(const Tensor& dy) {
+Tensor ReLU::backward(const Tensor& dy_in) {
   require_saved(y_.defined());
-  LOCKSTEP_CHECK(dy.numel() == y_.numel()) << "ReLU: grad size";
-  Tensor dx = Tensor::empty(y_.shape());
+  LOCKSTEP_CHECK(dy_in.numel() == y_.numel()) << "ReLU: grad size";
+  const Tensor dy = dy_in.to_format(y_.memory_format());
+  Tensor dx = Tensor::empty(y_.shape(), y_.memory_format());
   const float* y = y_.data();
   const float* g = dy.data();
   float* d = dx.data();

@@ -49,10 +49,21 @@ class FunctionNode final : public Node {
   BackwardFn fn_;
 };
 
-// a + b into a fresh tensor: a gradient held by one node must not change under another.
-Tensor sum_of(const Tensor& a, const Tensor& b) {
-  LOCKSTEP_CHECK(a.numel() == b.numel()) << "gradients of " << a.numel() << " and " << b.numel() << " values";
-  Tensor out = Tensor::empty(a.shape());
+// g (dL/d(output), numel values) in `format`: channels_last in `shape` (the output's), or
+// contiguous in g's own shape.
+Tensor in_format(const Tensor& g, MemoryFormat format, const Shape& shape) {
+  if (g.memory_format() == format) return g;
+  if (format == MemoryFormat::kContiguous) return g.contiguous();
+  return (g.shape() == shape ? g : g.reshape(shape)).to_channels_last();
+}
+
+// a + b into a fresh tensor, in a's format (b is converted when it differs: a residual sum whose
+// branches' gradients arrive in both formats): a gradient held by one node must not change under
+// another.
+Tensor sum_of(const Tensor& a, const Tensor& b_any) {
+  LOCKSTEP_CHECK(a.numel() == b_any.numel()) << "gradients of " << a.numel() << " and " << b_any.numel() << " values";
+  const Tensor b = in_format(b_any, a.memory_format(), a.shape());
+  Tensor out = Tensor::empty(a.shape(), a.memory_format());
   const float* x = a.data();
   const float* y = b.data();
   float* o = out.data();
@@ -63,6 +74,11 @@ Tensor sum_of(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Node::Node(std::vector<std::shared_ptr<Node>> next) : next_(std::move(next)), sequence_(t_next_sequence++) {}
+
+void Node::set_output(const Tensor& out) {
+  out_format_ = out.memory_format();
+  if (out.is_channels_last()) out_shape_ = out.shape();
+}
 
 void make_leaf(Parameter& p) { p.value.set_grad_fn(std::make_shared<AccumulateGrad>(&p)); }
 
@@ -85,7 +101,9 @@ Tensor record(const char* name, Tensor out, std::span<const Tensor> inputs, Back
   std::vector<std::shared_ptr<Node>> next;
   next.reserve(inputs.size());
   for (const Tensor& t : inputs) next.push_back(t.grad_fn());
-  out.set_grad_fn(std::make_shared<FunctionNode>(name, std::move(next), std::move(fn)));
+  auto node = std::make_shared<FunctionNode>(name, std::move(next), std::move(fn));
+  node->set_output(out);
+  out.set_grad_fn(std::move(node));
   return out;
 }
 
@@ -135,7 +153,7 @@ void backward(const Tensor& root, const Tensor& grad) {
     ready.pop();
     std::vector<Tensor> out;
     if (auto it = grads.find(n); it != grads.end()) {  // no gradient reached it: nothing to apply
-      Tensor g = std::move(it->second);
+      Tensor g = in_format(it->second, n->output_format(), n->output_shape());
       grads.erase(it);
       out = n->apply(g);
       LOCKSTEP_CHECK(out.size() == n->next().size() || out.empty())

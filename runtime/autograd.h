@@ -34,8 +34,10 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // dL/d(output) -> one gradient per edge of next(), in order; an undefined Tensor where an input
-  // gets none. grad_output holds the output's numel contiguous values in any shape (see
-  // Tensor::reshape). Called at most once, under no-grad.
+  // gets none, else one in that input's shape, in either memory format. grad_output is in the
+  // output's memory format (Note [memory format]): channels_last in the output's shape, or the
+  // output's numel contiguous values in any shape (see Tensor::reshape). Called at most once,
+  // under no-grad.
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
   // For messages: "Linear(784->512)", "add".
   virtual std::string name() const = 0;
@@ -46,6 +48,11 @@ class Node {
   // The nodes that made this node's inputs; null where an input requires no grad.
   const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
   uint64_t sequence() const { return sequence_; }
+  // The memory format of the tensor this node made, and its shape when channels_last: the engine
+  // hands apply() its gradient in that format. Set by record() and Layer::forward.
+  MemoryFormat output_format() const { return out_format_; }
+  const Shape& output_shape() const { return out_shape_; }
+  void set_output(const Tensor& out);
 
  protected:
   explicit Node(std::vector<std::shared_ptr<Node>> next);
@@ -53,6 +60,8 @@ class Node {
  private:
   std::vector<std::shared_ptr<Node>> next_;
   uint64_t sequence_;
+  MemoryFormat out_format_ = MemoryFormat::kContiguous;
+  Shape out_shape_;  // only when channels_last
 };
 
 // Whether an op over `inputs` records a node: grad mode is on and some input requires grad.

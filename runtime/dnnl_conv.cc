@@ -1,5 +1,5 @@
 // DnnlConv: oneDNN convolution primitives (2.6 API) plus the reorders between the caller's plain
-// NCHW/OIHW tensors and the layouts oneDNN prefers. Everything that depends only on the shape
+// NCHW (or NHWC) / OIHW tensors and the layouts oneDNN prefers. Everything that depends only on the shape
 // (primitive descriptors, primitives, reorders) is built in the constructor; a call only wraps the
 // caller's pointers. Blocked copies that live within one call sit in per-thread grow-only scratch
 // buffers, so a network's layers share them instead of each holding activation-sized buffers.
@@ -97,13 +97,16 @@ DnnlConv::DnnlConv(const DnnlConvShape& s) : impl_(std::make_unique<Impl>()) {
       s.groups == 1 ? dnnl::memory::dims{s.c_out, s.c_in, s.k, s.k}
                     : dnnl::memory::dims{s.groups, s.c_out / s.groups, s.c_in / s.groups, s.k, s.k};
   const dnnl::memory::dims strides{s.stride, s.stride}, dil{s.dil - 1, s.dil - 1}, pad{s.pad, s.pad};
-  const md user_src(src_dims, dt::f32, tag::nchw), user_dst(dst_dims, dt::f32, tag::nchw);
+  const tag act = s.channels_last ? tag::nhwc : tag::nchw;
+  const md user_src(src_dims, dt::f32, act), user_dst(dst_dims, dt::f32, act);
   const md user_wei(wei_dims, dt::f32, s.groups == 1 ? tag::oihw : tag::goihw);
   m.user_bias = md({s.c_out}, dt::f32, tag::x);
   // oneDNN's own layouts (nChw16c on AVX-512) plus reorders at the edges: with NCHW activations it
-  // falls back to its GEMM convolution and ResNet-20 trained 2.7x slower.
-  const md any_src(src_dims, dt::f32, tag::any);
-  const md any_dst(dst_dims, dt::f32, tag::any);
+  // falls back to its GEMM convolution and ResNet-20 trained 2.7x slower. NHWC activations are
+  // given to oneDNN as they are: its nhwc convolutions match the blocked ones, and no reorder runs.
+  const tag any_act = s.channels_last ? tag::nhwc : tag::any;
+  const md any_src(src_dims, dt::f32, any_act);
+  const md any_dst(dst_dims, dt::f32, any_act);
   const md any_wei(wei_dims, dt::f32, tag::any);
   const md no_bias;
   try {

@@ -49,11 +49,20 @@ Tensor operator*(float s, const Tensor& a);
 // mismatched K or B: "matmul: shapes (2, 3) and (4, 5) do not fit (inner sizes 3 and 4)".
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// ---- Memory format (Note [memory format] in runtime/tensor.h) ----
+// x.contiguous() and x.to(memory_format=torch.channels_last): x itself when already in that
+// format, else a copy whose storage is (N, C, H, W) or (N, H, W, C); the logical values and shape
+// are x's. Recorded: backward converts the gradient back to x's format. to_channels_last throws
+// unless x is 4-D: "to_channels_last: expected a 4-D tensor (N, C, H, W), got shape (2, 3)".
+Tensor contiguous(const Tensor& x);
+Tensor to_channels_last(const Tensor& x);
+
 // ---- Shape ----
-// The same values in another shape (torch.reshape / Tensor.view; every tensor here is contiguous,
-// so the two are one). One dim may be -1, inferred. Shares x's storage and keeps its grad_fn:
-// gradients travel as contiguous values, so no node is needed (under NoGradGuard the result is out
-// of the graph, as torch's). Throws when the element counts differ: "reshape: cannot reshape
+// The same values in another shape (torch.reshape / Tensor.view, which are one here). One dim may
+// be -1, inferred. A contiguous x shares its storage and keeps its grad_fn: gradients travel as
+// contiguous values, so no node is needed (under NoGradGuard the result is out of the graph, as
+// torch's); a channels_last x goes through contiguous(x) first, a copy, so the values are in the
+// logical NCHW order. Throws when the element counts differ: "reshape: cannot reshape
 // (2, 3) (6 elements) to (4, -1)".
 Tensor reshape(const Tensor& x, Shape shape);
 Tensor view(const Tensor& x, Shape shape);
@@ -62,7 +71,7 @@ Tensor view(const Tensor& x, Shape shape);
 // flatten(x) of (N, C, H, W) is (N, C*H*W). A 0-d x becomes (1) as in torch.
 Tensor flatten(const Tensor& x, int64_t start_dim = 1, int64_t end_dim = -1);
 
-// Concatenation along dim (torch.cat): every tensor of the same rank and the same sizes except at
+// Concatenation along dim (torch.cat), into a contiguous tensor: every tensor of the same rank and the same sizes except at
 // dim, which may be negative. Backward hands each input its slice of the gradient.
 // Throws on an empty list, a 0-d tensor, or a rank or size mismatch: "cat: tensor 1 has shape
 // (4, 5), tensor 0 has (2, 3); all sizes but dim 1 must match".

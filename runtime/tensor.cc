@@ -49,6 +49,22 @@ std::shared_ptr<float[]> allocate(const Shape& shape, int64_t n) {
   });
 }
 
+// Per batch item b < n: dst (cols, rows) = src (rows, cols)^T, in tiles that stay in cache.
+// NCHW -> NHWC is rows = C, cols = H*W; NHWC -> NCHW the reverse.
+void transpose_batch(const float* src, float* dst, int64_t n, int64_t rows, int64_t cols) {
+  constexpr int64_t kTile = 32;
+  for (int64_t b = 0; b < n; ++b) {
+    const float* s = src + b * rows * cols;
+    float* d = dst + b * rows * cols;
+    for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+      for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+        const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = c0; c < c1; ++c) d[c * rows + r] = s[r * cols + c];
+      }
+  }
+}
+
 }  // namespace
 
 std::string shape_str(const Shape& s) {
@@ -83,9 +99,57 @@ Tensor Tensor::empty(Shape shape, Device device) {
   return t;
 }
 
+Tensor Tensor::empty(Shape shape, MemoryFormat format) {
+  LOCKSTEP_CHECK(format == MemoryFormat::kContiguous || shape.size() == 4)
+      << "channels_last needs a 4-D shape (N, C, H, W), got " << shape_str(shape);
+  Tensor t = empty(std::move(shape));
+  t.format_ = format;
+  return t;
+}
+
+Tensor Tensor::zeros(Shape shape, MemoryFormat format) {
+  Tensor t = empty(std::move(shape), format);
+  t.fill(0.f);
+  return t;
+}
+
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  if (format == format_) return true;
+  return ndim() == 4 && (shape_[1] == 1 || shape_[2] * shape_[3] == 1);
+}
+
+Tensor Tensor::contiguous() const {
+  if (format_ == MemoryFormat::kContiguous) return *this;
+  Tensor t = *this;
+  t.format_ = MemoryFormat::kContiguous;
+  if (is_contiguous(MemoryFormat::kContiguous)) return t;  // C == 1 or H*W == 1: the same storage
+  LOCKSTEP_CHECK(device_ == Device::kCPU) << "contiguous() of a channels_last tensor on CUDA";
+  t.storage_ = allocate(shape_, numel_);
+  transpose_batch(data(), t.data(), shape_[0], shape_[2] * shape_[3], shape_[1]);
+  return t;
+}
+
+Tensor Tensor::to_channels_last() const {
+  LOCKSTEP_CHECK(ndim() == 4) << "to_channels_last(): expected a 4-D tensor (N, C, H, W), got "
+                              << shape_str(shape_);
+  if (format_ == MemoryFormat::kChannelsLast) return *this;
+  Tensor t = *this;
+  t.format_ = MemoryFormat::kChannelsLast;
+  if (is_contiguous(MemoryFormat::kChannelsLast)) return t;
+  LOCKSTEP_CHECK(device_ == Device::kCPU) << "to_channels_last() of a tensor on CUDA";
+  t.storage_ = allocate(shape_, numel_);
+  transpose_batch(data(), t.data(), shape_[0], shape_[1], shape_[2] * shape_[3]);
+  return t;
+}
+
+Tensor Tensor::to_format(MemoryFormat format) const {
+  return format == MemoryFormat::kChannelsLast ? to_channels_last() : contiguous();
+}
+
 Tensor Tensor::to(Device device) const {
   if (device == device_) return *this;
   Tensor t = empty(shape_, device);
+  t.format_ = format_;
   const size_t bytes = static_cast<size_t>(numel_) * sizeof(float);
   if (bytes == 0) return t;
   if (device == Device::kCUDA) {
@@ -149,7 +213,8 @@ Tensor Tensor::reshape(Shape shape) const {
   if (infer >= 0) shape[infer] = known == 0 ? 0 : numel_ / known;
   LOCKSTEP_CHECK(shape_numel(shape) == numel_)
       << "cannot reshape " << shape_str(shape_) << " to " << shape_str(shape);
-  Tensor t = *this;
+  if (format_ == MemoryFormat::kChannelsLast && shape == shape_) return *this;
+  Tensor t = contiguous();
   t.shape_ = std::move(shape);
   return t;
 }
@@ -163,6 +228,7 @@ Tensor Tensor::detach() const {
 Tensor Tensor::clone() const {
   if (device_ != Device::kCPU) return to(Device::kCPU).to(device_);
   Tensor t = empty(shape_, device_);
+  t.format_ = format_;
   if (numel_) std::memcpy(t.data(), data(), static_cast<size_t>(numel_) * sizeof(float));
   return t;
 }
@@ -176,6 +242,11 @@ void Tensor::copy_from(const Tensor& other) {
   LOCKSTEP_CHECK(device_ == Device::kCPU && other.device_ == Device::kCPU) << "copy_from() between CPU tensors only";
   LOCKSTEP_CHECK(other.numel_ == numel_)
       << "copy " << shape_str(other.shape_) << " into " << shape_str(shape_);
+  if (other.format_ != format_ && other.shape_ == shape_ && ndim() == 4) {
+    const Tensor src = other.to_format(format_);
+    if (numel_) std::memcpy(data(), src.data(), static_cast<size_t>(numel_) * sizeof(float));
+    return;
+  }
   if (numel_) std::memcpy(data(), other.data(), static_cast<size_t>(numel_) * sizeof(float));
 }
 

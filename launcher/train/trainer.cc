@@ -40,7 +40,8 @@ void Trainer::begin_phase(CommMode mode) {
 Tensor Trainer::as_input(const Tensor& x) const {
   Shape s{x.dim(0)};
   s.insert(s.end(), o_.sample_shape.begin(), o_.sample_shape.end());
-  return x.reshape(s);
+  const Tensor batch = x.reshape(s);
+  return batch.ndim() == 4 ? batch.to_format(o_.memory_format) : batch;
 }
 
 namespace {

@@ -66,6 +66,10 @@ struct TrainerOptions {
   int64_t eval_batch_size = 1000;
   Shape sample_shape;  // one model input sample, e.g. (784) or (1, 28, 28)
   NonFiniteAction on_nonfinite = NonFiniteAction::kStop;
+  // Storage of 4-D input batches (N, C, H, W): each is converted with to_channels_last() before
+  // forward (torch: x.to(memory_format=torch.channels_last)), so the convolutions and the layers
+  // after them run in NHWC. For a 1-channel image that only relabels. Other ranks: unused.
+  MemoryFormat memory_format = MemoryFormat::kChannelsLast;
 };
 
 struct DistributedOptions {

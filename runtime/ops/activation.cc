@@ -16,14 +16,14 @@ namespace {
 template <typename F, typename DF>
 Tensor unary(const char* op, const Tensor& x, bool save_x, bool save_y, F f, DF df) {
   ops_detail::check_input(op, x);
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), x.memory_format());  // elementwise: any format, kept
   const float* xp = x.data();
   float* yp = y.data();
   for (int64_t i = 0; i < x.numel(); ++i) yp[i] = f(xp[i]);
   if (!should_record({&x})) return y;
   Tensor kx = save_x ? x.detach() : Tensor(), ky = save_y ? y.detach() : Tensor();  // detached: no cycle via y
   return record(op, y, {x}, [kx, ky, df, shape = x.shape()](const Tensor& g) -> std::vector<Tensor> {
-    Tensor dx = Tensor::empty(shape);
+    Tensor dx = Tensor::empty(shape, g.memory_format());  // g comes in y's format, which x has
     const float* gp = g.data();
     const float* xs = kx.defined() ? kx.data() : nullptr;
     const float* ys = ky.defined() ? ky.data() : nullptr;

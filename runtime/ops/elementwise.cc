@@ -33,7 +33,7 @@ std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
 }
 
 Tensor sum_to(const Tensor& g, const Shape& out, const Shape& in) {
-  if (in == out) return g.reshape(in);
+  if (in == out) return g.reshape(in);  // a channels_last g of shape `in` stays as it is
   std::vector<double> acc(static_cast<size_t>(shape_numel(in)), 0.0);
   const std::vector<int64_t> s = broadcast_strides(in, out);
   const float* gp = g.data();
@@ -50,11 +50,16 @@ using namespace ops_detail;
 
 enum class Arith { kAdd, kSub, kMul };
 
-Tensor arith(const char* op, Arith kind, const Tensor& a, const Tensor& b) {
-  check_input(op, a);
-  check_input(op, b);
-  const Shape out_shape = broadcast_shape(op, a.shape(), b.shape());
-  Tensor out = Tensor::empty(out_shape);
+Tensor arith(const char* op, Arith kind, const Tensor& a_in, const Tensor& b_in) {
+  check_input(op, a_in);
+  check_input(op, b_in);
+  const Shape out_shape = broadcast_shape(op, a_in.shape(), b_in.shape());
+  // Note [memory format]: operands of one shape and one format are combined storage to storage and
+  // the output keeps their format; otherwise (broadcasting, or mixed formats) both are read as
+  // contiguous, as torch's TensorIterator falls back to for mixed formats.
+  const bool same = a_in.shape() == b_in.shape() && a_in.memory_format() == b_in.memory_format();
+  const Tensor a = same ? a_in : a_in.contiguous(), b = same ? b_in : b_in.contiguous();
+  Tensor out = Tensor::empty(out_shape, same ? a.memory_format() : MemoryFormat::kContiguous);
   const float* x = a.data();
   const float* y = b.data();
   float* o = out.data();
@@ -95,14 +100,14 @@ Tensor arith(const char* op, Arith kind, const Tensor& a, const Tensor& b) {
   return record(op, out, {a, b}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga, gb;
     const float* gp = g.data();
-    if (sa == sb) {
+    if (sa == sb) {  // g, a and b in one format (the engine hands g over in the output's)
       const int64_t n = g.numel();
       if (need_a) {
-        ga = Tensor::empty(sa);
+        ga = Tensor::empty(sa, g.memory_format());
         for (int64_t i = 0; i < n; ++i) ga[i] = gp[i] * keep_b[i];
       }
       if (need_b) {
-        gb = Tensor::empty(sb);
+        gb = Tensor::empty(sb, g.memory_format());
         for (int64_t i = 0; i < n; ++i) gb[i] = gp[i] * keep_a[i];
       }
       return {ga, gb};
@@ -133,14 +138,14 @@ Tensor mul(const Tensor& a, const Tensor& b) { return arith("mul", Arith::kMul, 
 
 Tensor mul(const Tensor& a, float s) {
   ops_detail::check_input("mul", a);
-  Tensor out = Tensor::empty(a.shape());
+  Tensor out = Tensor::empty(a.shape(), a.memory_format());
   const float* x = a.data();
   float* o = out.data();
   for (int64_t i = 0; i < out.numel(); ++i) o[i] = x[i] * s;
   if (!should_record({&a})) return out;
   const Shape shape = a.shape();
   return record("mul", out, {a}, [shape, s](const Tensor& g) -> std::vector<Tensor> {
-    Tensor ga = Tensor::empty(shape);
+    Tensor ga = Tensor::empty(shape, g.memory_format());
     const float* gp = g.data();
     for (int64_t i = 0; i < ga.numel(); ++i) ga[i] = gp[i] * s;
     return {ga};

@@ -46,6 +46,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
       LOCKSTEP_FAIL_IF(d > INT_MAX) << "matmul: shapes " << shape_str(as) << " and " << shape_str(bs)
                                     << ": a dim exceeds the GEMM's int range";
 
+  // Ranks 2 and 3 only: never channels_last (a 4-D format), so the storage is row-major.
   const int64_t B = a.ndim() == 3 ? a.dim(0) : 1, M = a.dim(-2), N = b.dim(-1);
   const bool shared_b = b.ndim() == 2;  // (B, M, K) x (K, N): one GEMM of (B*M, K) x (K, N)
   const int64_t gb = shared_b ? 1 : B, gm = shared_b ? B * M : M;

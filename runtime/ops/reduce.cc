@@ -12,8 +12,9 @@ using namespace ops_detail;
 
 // x summed (or averaged) over dims into `keep_shape` (x's rank, 1 at reduced dims), then shaped
 // as out_shape (without the reduced dims unless keepdim).
-Tensor reduce(const char* op, bool is_mean, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  check_input(op, x);
+Tensor reduce(const char* op, bool is_mean, const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
+  check_input(op, x_in);
+  const Tensor x = x_in.contiguous();  // read positionally as row-major (Note [memory format])
   const Shape& xs = x.shape();
   std::vector<bool> reduced(xs.size(), dims.empty());  // empty dims: every dim (torch 1.13's dim=[])
   for (int64_t dim : dims) {

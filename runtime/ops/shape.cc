@@ -1,4 +1,6 @@
-// reshape / view / flatten (no node: gradients travel as contiguous values) and cat.
+// reshape / view / flatten (no node: gradients travel as contiguous values), the memory-format
+// conversions contiguous / to_channels_last, and cat.
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -11,9 +13,20 @@ namespace lockstep {
 namespace {
 
 // x in a new shape, in the graph only under grad mode (torch: a view made under no_grad does not
-// require grad).
+// require grad). A channels_last x is first copied to NCHW by the recorded contiguous(x), so the
+// values come out in the logical order (torch's reshape copies a non-viewable tensor likewise).
 Tensor reshaped(const Tensor& x, Shape shape) {
-  return grad_enabled() ? x.reshape(std::move(shape)) : x.detach().reshape(std::move(shape));
+  const Tensor c = contiguous(x);
+  return grad_enabled() ? c.reshape(std::move(shape)) : c.detach().reshape(std::move(shape));
+}
+
+// x in `format`; under grad mode a node whose backward hands the gradient back in x's format.
+Tensor convert(const char* op, const Tensor& x, MemoryFormat format) {
+  ops_detail::check_input(op, x);
+  if (x.memory_format() == format) return x;
+  Tensor y = x.detach().to_format(format);
+  const MemoryFormat in_format = x.memory_format();
+  return record(op, y, {x}, [in_format](const Tensor& g) -> std::vector<Tensor> { return {g.to_format(in_format)}; });
 }
 
 Tensor reshape_as(const char* op, const Tensor& x, Shape shape) {
@@ -37,6 +50,15 @@ Tensor reshape_as(const char* op, const Tensor& x, Shape shape) {
 
 }  // namespace
 
+Tensor contiguous(const Tensor& x) { return convert("contiguous", x, MemoryFormat::kContiguous); }
+
+Tensor to_channels_last(const Tensor& x) {
+  ops_detail::check_input("to_channels_last", x);
+  LOCKSTEP_FAIL_IF(x.ndim() != 4) << "to_channels_last: expected a 4-D tensor (N, C, H, W), got shape "
+                                  << shape_str(x.shape());
+  return convert("to_channels_last", x, MemoryFormat::kChannelsLast);
+}
+
 Tensor reshape(const Tensor& x, Shape shape) { return reshape_as("reshape", x, std::move(shape)); }
 Tensor view(const Tensor& x, Shape shape) { return reshape_as("view", x, std::move(shape)); }
 
@@ -58,6 +80,11 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   LOCKSTEP_FAIL_IF(tensors.empty()) << "cat: expected a non-empty list of tensors";
   for (const Tensor& t : tensors) ops_detail::check_input("cat", t);
+  if (std::any_of(tensors.begin(), tensors.end(), [](const Tensor& t) { return t.is_channels_last(); })) {
+    std::vector<Tensor> nchw;  // read positionally below (Note [memory format])
+    for (const Tensor& t : tensors) nchw.push_back(contiguous(t));
+    return cat(nchw, dim);
+  }
   const Shape& first = tensors[0].shape();
   LOCKSTEP_FAIL_IF(first.empty()) << "cat: zero-dimensional tensor (shape ()) cannot be concatenated";
   const int64_t d = ops_detail::wrap_dim("cat", dim, first);
