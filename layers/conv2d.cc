@@ -12,6 +12,7 @@
 #include "runtime/check.h"
 #include "runtime/gemm.h"
 #include "runtime/grad_mode.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -83,10 +84,10 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return out;
 }
 
-DnnlConv* Conv2d::dnnl_for(const Shape& shape) {
+DnnlConv* Conv2d::dnnl_for(const Shape& shape, Precision dtype) {
   const DnnlConvShape s{.n = shape[0], .c_in = shape[1], .h = shape[2], .w = shape[3],
                         .c_out = o_.out_channels, .k = o_.kernel, .stride = o_.stride, .pad = o_.padding,
-                        .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr};
+                        .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr, .dtype = dtype};
   for (auto& b : convs_)
     if (b.shape == s) return b.conv.get();
   constexpr size_t kMaxShapes = 4;
@@ -94,7 +95,13 @@ DnnlConv* Conv2d::dnnl_for(const Shape& shape) {
     if (saved_conv_ == convs_.front().conv.get()) saved_conv_ = nullptr;
     convs_.erase(convs_.begin());
   }
-  convs_.push_back({s, DnnlConv::create(s)});
+  auto conv = DnnlConv::create(s);
+  if (!conv && dtype != Precision::kFP32) {  // no bf16 convolution here: oneDNN's fp32 one
+    DnnlConvShape f = s;
+    f.dtype = Precision::kFP32;
+    conv = DnnlConv::create(f);
+  }
+  convs_.push_back({s, std::move(conv)});
   return convs_.back().conv.get();
 }
 
@@ -111,7 +118,7 @@ Tensor Conv2d::forward_impl(const Tensor& x) {
   output_shape(x.shape());
   cols_ = Tensor();
   saved_conv_ = nullptr;
-  if (DnnlConv* conv = dnnl_for(x.shape())) return forward_dnnl(*conv, x);
+  if (DnnlConv* conv = dnnl_for(x.shape(), autocast_precision())) return forward_dnnl(*conv, x);
   ConvGeometry g{x.dim(1), x.dim(2), x.dim(3), o_.kernel, o_.stride, o_.padding, o_.dilation};
   const int64_t n = x.dim(0), oh = g.oh(), ow = g.ow(), cout = o_.out_channels;
   const int64_t kk = g.c * g.k * g.k, hw = oh * ow, in_hw = g.c * g.h * g.w;
