@@ -27,6 +27,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -66,6 +67,11 @@ struct TrainerOptions {
   int64_t eval_batch_size = 1000;
   Shape sample_shape;  // one model input sample, e.g. (784) or (1, 28, 28)
   NonFiniteAction on_nonfinite = NonFiniteAction::kStop;
+  // Autocast precision of every train_step (forward and backward) and evaluation, as
+  // torch.autocast("cpu", dtype=torch.bfloat16) around the step and the eval loop: kBF16 runs
+  // convolutions and Linear layers in bf16 with fp32 outputs (runtime/precision.h); parameters,
+  // gradients, optimizer state, BatchNorm and the loss stay fp32.
+  Precision precision = Precision::kFP32;
 };
 
 struct DistributedOptions {
