@@ -1,8 +1,8 @@
 // Whole-process throughput benchmark: train samples/s at a given batch (train mode, full step) and
 // eval samples/s (eval mode, no-grad) of a reference model on Fashion-MNIST already in memory,
-// with peak resident memory. Prints one JSON object; bench/run.sh sets it beside the PyTorch peer.
-// Inputs are channels_last, the Trainer's default; LOCKSTEP_BENCH_MEMORY_FORMAT=contiguous
-// measures the NCHW path instead.
+// with peak resident memory, in fp32 or bf16 autocast (5th argument, default fp32). Prints one JSON
+// object; bench/run.sh sets it beside the PyTorch peer. Inputs are channels_last, the Trainer's
+// default; LOCKSTEP_BENCH_MEMORY_FORMAT=contiguous measures the NCHW path instead.
 #include <sys/resource.h>
 #include <time.h>
 
@@ -19,6 +19,7 @@
 #include "runtime/data/dataset.h"
 #include "runtime/data/loader.h"
 #include "runtime/gemm.h"
+#include "runtime/precision.h"
 #include "runtime/optim/sgd.h"
 #include "launcher/train/trainer.h"
 
@@ -40,9 +41,19 @@ int main(int argc, char** argv) {
   const int steps = argc > 2 ? std::atoi(argv[2]) : 40;
   const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
   const std::string data_dir = argc > 4 ? argv[4] : "/usr/share/datasets/fashion-mnist";
+  const std::string precision_arg = argc > 5 ? argv[5] : "fp32";  // "fp32" or "bf16"
+  if (precision_arg != "fp32" && precision_arg != "bf16") {
+    std::fprintf(stderr, "train_bench: precision must be fp32 or bf16, got %s\n", precision_arg.c_str());
+    return 2;
+  }
+  const Precision precision = precision_arg == "bf16" ? Precision::kBF16 : Precision::kFP32;
   const int64_t batch = 128;
   set_kernel_threads(1);
   try {
+    if (const std::string why = precision_unsupported(precision); !why.empty()) {
+      std::fprintf(stderr, "train_bench: precision: %s\n", why.c_str());
+      return 1;
+    }
     Dataset train = load_fashion_mnist(data_dir, true);
     Dataset test = load_fashion_mnist(data_dir, false);
     auto model = make_reference_model(model_name);
@@ -52,8 +63,11 @@ int main(int argc, char** argv) {
     const char* format_env = std::getenv("LOCKSTEP_BENCH_MEMORY_FORMAT");
     const bool contiguous = format_env && std::string(format_env) == "contiguous";
     Trainer trainer(*model, opt, loss, nullptr,
-                    {.epochs = 1, .eval_batch_size = batch, .sample_shape = reference_model_input(model_name),
-                     .memory_format = contiguous ? MemoryFormat::kContiguous : MemoryFormat::kChannelsLast});
+                    {.epochs = 1,
+                     .eval_batch_size = batch,
+                     .sample_shape = reference_model_input(model_name),
+                     .memory_format = contiguous ? MemoryFormat::kContiguous : MemoryFormat::kChannelsLast,
+                     .precision = precision});
     BatchLoader loader(train, batch, true, 1);
     Tensor x, y;
     for (int i = 0; i < 3; ++i) {  // warm-up
@@ -82,10 +96,10 @@ int main(int argc, char** argv) {
     std::sort(train_cpu_rates.begin(), train_cpu_rates.end());
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"train_samples_per_sec\":%.1f,"
+    std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"precision\":\"%s\",\"train_samples_per_sec\":%.1f,"
                 "\"eval_samples_per_sec\":%.1f,\"peak_rss_mb\":%.1f,\"train_samples_per_cpu_sec\":%.1f}\n",
-                model_name.c_str(), train_rates[train_rates.size() / 2], eval_rates[eval_rates.size() / 2],
-                ru.ru_maxrss / 1024.0, train_cpu_rates[train_cpu_rates.size() / 2]);
+                model_name.c_str(), precision_arg.c_str(), train_rates[train_rates.size() / 2],
+                eval_rates[eval_rates.size() / 2], ru.ru_maxrss / 1024.0, train_cpu_rates[train_cpu_rates.size() / 2]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_bench: %s\n", e.what());
     return 1;

@@ -18,6 +18,7 @@
 #include "layers/reference_models.h"
 #include "launcher/quoted.h"
 #include "runtime/check.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 namespace {
@@ -397,6 +398,8 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   // seed: every uint64 value is a seed.
   if (!proto::JobSpec::NonFinite_IsValid(job.on_nonfinite()))
     c.fail("on_nonfinite", "unknown value " + str(job.on_nonfinite()));
+  if (!proto::JobSpec::Precision_IsValid(job.precision()))
+    c.fail("precision", "unknown value " + str(job.precision()) + " (known: FP32, BF16)");
   check_optimizer(c, job.optimizer());
   check_schedule(c, job.schedule());
   check_distributed(c, job.distributed());
@@ -419,12 +422,18 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
                              " (it is split evenly across ranks)");
   if (world_size > 1 && job.distributed().backend() == "self")
     c.fail("distributed.backend", "\"self\" runs a single rank, but the world size is " + w);
+  // This host's CPU; a worker on another host checks its own as it builds its replica.
+  if (const std::string why = precision_unsupported(precision_of(job)); !why.empty()) c.fail("precision", why);
   try {
     build_model(job);
   } catch (const Error& e) {
     throw Error(path + ": " + one_line(e.what()));
   }
   check_data(job, path);  // last: it reads files, the checks above only the job
+}
+
+Precision precision_of(const proto::JobSpec& job) {
+  return job.precision() == proto::JobSpec::BF16 ? Precision::kBF16 : Precision::kFP32;
 }
 
 Heartbeat heartbeat_of(const proto::JobSpec& job) {

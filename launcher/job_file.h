@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proto/job.pb.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -43,10 +44,14 @@ proto::JobSpec parse_job(const std::string& path);
 void validate_job(const proto::JobSpec& job, const std::string& path);
 // Every check a launch makes before any worker starts: validate_job, then the checks that need the
 // world size (batch_size >= world_size and a multiple of it, naming batch_size and the world size),
-// then the model is built once to check layer shapes (the error names the layer), then the data
+// then that this CPU runs the job's precision ("PATH: precision: BF16 needs a CPU with AVX-512 ...",
+// runtime/precision.h), then the model is built once to check layer shapes (the error names the layer), then the data
 // set's headers and labels (check_data in launcher/data_check.h). Throws Error "PATH: field: why",
 // always one line.
 void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size);
+
+// The job's precision field as the kernels' autocast precision.
+Precision precision_of(const proto::JobSpec& job);
 
 // Heartbeat settings of a job (control { }), defaults filled in.
 struct Heartbeat {

@@ -1,6 +1,7 @@
 // A job and a communicator -> one rank's replica.
 #include "launcher/replica.h"
 
+#include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
 #include "layers/dropout.h"
 #include "layers/sync_batch_norm.h"
@@ -12,6 +13,9 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
   const auto& d = job.data();
   const auto& dist = job.distributed();
   set_kernel_threads(job.threads() > 0 ? job.threads() : 1);
+  const Precision precision = precision_of(job);
+  const std::string unsupported = precision_unsupported(precision);
+  LOCKSTEP_FAIL_IF(!unsupported.empty()) << "precision: " << unsupported;
   auto r = std::make_unique<Replica>();
   const float mean = d.has_mean() ? d.mean() : 0.2860f, stdv = d.has_std() ? d.std() : 0.3530f;
   r->train_set = load_fashion_mnist(d.dir(), true, mean, stdv);
@@ -43,7 +47,8 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                                          : NonFiniteAction::kStop,
                      .memory_format = job.model().memory_format() == proto::ModelSpec::CONTIGUOUS
                                           ? MemoryFormat::kContiguous
-                                          : MemoryFormat::kChannelsLast},
+                                          : MemoryFormat::kChannelsLast,
+                     .precision = precision},
       r->dopt);
   return r;
 }

@@ -31,7 +31,8 @@ struct Replica {
 // Collective (the Trainer broadcasts rank 0's weights and buffers). Loads the job's data with its
 // mean/std, builds and checks the model against the data, converts BatchNorm to SyncBatchNorm when
 // distributed.sync_batchnorm and comm has several ranks, seeds dropout per rank or per sample,
-// and sets the kernel threads. Throws Error, one line, for a model that does not fit the data.
+// and sets the kernel threads and the trainer's precision. Throws Error, one line, for a model that
+// does not fit the data or a precision this CPU cannot run ("precision: BF16 needs ...").
 std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& comm);
 
 }  // namespace lockstep

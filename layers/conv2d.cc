@@ -12,6 +12,7 @@
 #include "runtime/check.h"
 #include "runtime/gemm.h"
 #include "runtime/grad_mode.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -83,11 +84,11 @@ Shape Conv2d::output_shape(const Shape& in) const {
   return out;
 }
 
-DnnlConv* Conv2d::dnnl_for(const Shape& shape, MemoryFormat format) {
+DnnlConv* Conv2d::dnnl_for(const Shape& shape, MemoryFormat format, Precision dtype) {
   const DnnlConvShape s{.n = shape[0], .c_in = shape[1], .h = shape[2], .w = shape[3],
                         .c_out = o_.out_channels, .k = o_.kernel, .stride = o_.stride, .pad = o_.padding,
                         .dil = o_.dilation, .groups = o_.groups, .bias = bias_ != nullptr,
-                        .channels_last = format == MemoryFormat::kChannelsLast};
+                        .channels_last = format == MemoryFormat::kChannelsLast, .dtype = dtype};
   for (auto& b : convs_)
     if (b.shape == s) return b.conv.get();
   constexpr size_t kMaxShapes = 4;
@@ -95,7 +96,13 @@ DnnlConv* Conv2d::dnnl_for(const Shape& shape, MemoryFormat format) {
     if (saved_conv_ == convs_.front().conv.get()) saved_conv_ = nullptr;
     convs_.erase(convs_.begin());
   }
-  convs_.push_back({s, DnnlConv::create(s)});
+  auto conv = DnnlConv::create(s);
+  if (!conv && dtype != Precision::kFP32) {  // no bf16 convolution here: oneDNN's fp32 one
+    DnnlConvShape f = s;
+    f.dtype = Precision::kFP32;
+    conv = DnnlConv::create(f);
+  }
+  convs_.push_back({s, std::move(conv)});
   return convs_.back().conv.get();
 }
 
@@ -112,7 +119,8 @@ Tensor Conv2d::forward_impl(const Tensor& x_in) {
   output_shape(x_in.shape());
   cols_ = Tensor();
   saved_conv_ = nullptr;
-  if (DnnlConv* conv = dnnl_for(x_in.shape(), x_in.memory_format())) return forward_dnnl(*conv, x_in);
+  if (DnnlConv* conv = dnnl_for(x_in.shape(), x_in.memory_format(), autocast_precision()))
+    return forward_dnnl(*conv, x_in);
   // im2col reads NCHW; a channels_last caller gets a channels_last y back (torch's rule).
   if (x_in.is_channels_last()) return forward_impl(x_in.contiguous()).to_channels_last();
   const Tensor& x = x_in;

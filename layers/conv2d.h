@@ -11,6 +11,11 @@
 //   [g*C_in/G, (g+1)*C_in/G), whose im2col rows are one contiguous block. An image's im2col matrix
 //   stays in cache between its gather and its GEMMs. With grad enabled forward keeps the im2col
 //   matrices (N*KK*HW floats) so backward need not rebuild them.
+// Mixed precision (runtime/precision.h): under AutocastGuard(kBF16) forward builds the bf16
+// convolution (bf16 input and weight, fp32 accumulation and output, the input kept for backward in
+// bf16), as torch.autocast("cpu", dtype=torch.bfloat16) runs conv2d; backward runs in the dtype its
+// forward ran, whatever the precision then. A shape with no oneDNN bf16 convolution runs oneDNN's
+// fp32 one, and the im2col fallback is fp32 only.
 #pragma once
 
 #include <memory>
@@ -45,15 +50,15 @@ class Conv2d : public Layer {
   Conv2dOptions o_;
   Parameter* weight_;
   Parameter* bias_ = nullptr;
-  // The oneDNN convolution for input shape `shape` in `format`, built on first use; null where
-  // im2col is used.
-  DnnlConv* dnnl_for(const Shape& shape, MemoryFormat format);
+  // The oneDNN convolution for input shape `shape` in `format` and `dtype` (fp32 where oneDNN has
+  // no bf16 one), built on first use; null where im2col is used.
+  DnnlConv* dnnl_for(const Shape& shape, MemoryFormat format, Precision dtype);
   Tensor forward_dnnl(DnnlConv& conv, const Tensor& x);
 
   Tensor x_;     // saved input (the oneDNN path reads it; im2col's data is in cols_)
   Tensor cols_;  // im2col path: saved im2col matrices, (N, KK, HW), KK = C_in*K*K
-  // Convolutions built so far, newest last, for a few input shapes at most (training batch, last
-  // batch, eval batch); a null conv marks a shape oneDNN refused.
+  // Convolutions built so far, newest last, for a few (input shape, dtype) keys at most (training
+  // batch, last batch, eval batch); a null conv marks a shape oneDNN refused.
   struct Built {
     DnnlConvShape shape;
     std::unique_ptr<DnnlConv> conv;

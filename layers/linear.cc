@@ -1,4 +1,4 @@
-// Linear forward/backward on the kernel library's GEMM.
+// Linear forward/backward on the kernel library's GEMM (fp32) or oneDNN's bf16 matmul (autocast).
 #include "layers/linear.h"
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "runtime/check.h"
 #include "runtime/gemm.h"
 #include "runtime/grad_mode.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -37,10 +38,30 @@ Shape Linear::output_shape(const Shape& in) const {
   return {in[0], out_};
 }
 
+std::shared_ptr<DnnlLinear> Linear::bf16_for(int64_t n) {
+  for (auto& b : mms_)
+    if (b.n == n) return b.mm;
+  constexpr size_t kMaxShapes = 4;  // training batch, last batch, eval batch
+  if (mms_.size() == kMaxShapes) mms_.erase(mms_.begin());  // a saved forward keeps its own alive
+  mms_.push_back({n, DnnlLinear::create({.n = n, .in = in_, .out = out_, .bias = bias_ != nullptr})});
+  return mms_.back().mm;
+}
+
 Tensor Linear::forward_impl(const Tensor& x) {
   output_shape(x.shape());
   const int n = static_cast<int>(x.dim(0));
   Tensor y = Tensor::empty({n, out_});
+  x_ = Tensor();
+  xb_ = Bf16Matrix{};
+  saved_mm_.reset();
+  if (autocast_precision() == Precision::kBF16) {
+    if (auto mm = bf16_for(n)) {
+      const bool save = grad_enabled();
+      xb_ = mm->forward(x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, y.data(), save);
+      if (save) saved_mm_ = std::move(mm);
+      return y;
+    }
+  }
   if (bias_) {
     for (int i = 0; i < n; ++i) std::copy_n(bias_->value.data(), out_, y.data() + i * out_);
   }
@@ -51,22 +72,29 @@ Tensor Linear::forward_impl(const Tensor& x) {
 }
 
 Tensor Linear::backward(const Tensor& dy) {
-  require_saved(x_.defined());
-  const int n = static_cast<int>(x_.dim(0));
+  require_saved(x_.defined() || saved_mm_);
+  const int n = static_cast<int>(saved_mm_ ? xb_.rows : x_.dim(0));
   LOCKSTEP_CHECK(dy.numel() == n * out_) << describe() << ": grad " << shape_str(dy.shape());
-  // dW (out, in) += dy^T (out, N) x (N, in)
-  gemm(true, false, out_, in_, n, 1.f, dy.data(), out_, x_.data(), in_, 1.f, weight_->grad.data(), in_);
-  if (bias_) {
+  Tensor dx;
+  if (needs_input_grad()) dx = Tensor::empty({n, in_});
+  if (saved_mm_) {  // bf16: dW += bf16(dy)^T bf16(x), dx = bf16(dy) bf16(W), both in f32
+    saved_mm_->backward(xb_, dy.data(), weight_->value.data(), dx.defined() ? dx.data() : nullptr,
+                        weight_->grad.data());
+  } else {
+    // dW (out, in) += dy^T (out, N) x (N, in)
+    gemm(true, false, out_, in_, n, 1.f, dy.data(), out_, x_.data(), in_, 1.f, weight_->grad.data(), in_);
+    // dx (N, in) = dy (N, out) W (out, in)
+    if (dx.defined())
+      gemm(false, false, n, in_, out_, 1.f, dy.data(), out_, weight_->value.data(), in_, 0.f, dx.data(), in_);
+  }
+  if (bias_) {  // db (out) += sum over rows of dy, in fp32 in both precisions
     float* db = bias_->grad.data();
     for (int i = 0; i < n; ++i)
       for (int64_t j = 0; j < out_; ++j) db[j] += dy[i * out_ + j];
   }
-  Tensor dx;
-  if (needs_input_grad()) {
-    dx = Tensor::empty({n, in_});  // dx (N, in) = dy (N, out) W (out, in)
-    gemm(false, false, n, in_, out_, 1.f, dy.data(), out_, weight_->value.data(), in_, 0.f, dx.data(), in_);
-  }
   x_ = Tensor();
+  xb_ = Bf16Matrix{};
+  saved_mm_.reset();
   return dx;
 }
 

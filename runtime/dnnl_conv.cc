@@ -104,24 +104,29 @@ DnnlConv::DnnlConv(const DnnlConvShape& s) : impl_(std::make_unique<Impl>()) {
   // oneDNN's own layouts (nChw16c on AVX-512) plus reorders at the edges: with NCHW activations it
   // falls back to its GEMM convolution and ResNet-20 trained 2.7x slower. NHWC activations are
   // given to oneDNN as they are: its nhwc convolutions match the blocked ones, and no reorder runs.
+  // Under bf16 the inputs of every pass (src, weights, diff_dst) are bf16 and its outputs f32, so
+  // the edge reorders into and out of those layouts are also the dtype conversions.
   const tag any_act = s.channels_last ? tag::nhwc : tag::any;
-  const md any_src(src_dims, dt::f32, any_act);
-  const md any_dst(dst_dims, dt::f32, any_act);
-  const md any_wei(wei_dims, dt::f32, tag::any);
+  const dt in_dt = s.dtype == Precision::kBF16 ? dt::bf16 : dt::f32;
+  const md any_src(src_dims, in_dt, any_act);
+  const md any_dst(dst_dims, in_dt, any_act);  // diff_dst's dtype; dst itself is f32
+  const md any_wei(wei_dims, in_dt, tag::any);
+  const md f32_src(src_dims, dt::f32, any_act), f32_dst(dst_dims, dt::f32, any_act);
+  const md f32_wei(wei_dims, dt::f32, tag::any);
   const md no_bias;
   try {
     auto& e = cpu_engine();
     m.fwd_pd = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                        any_src, any_wei, s.bias ? m.user_bias : no_bias, any_dst, strides, dil,
+                                        any_src, any_wei, s.bias ? m.user_bias : no_bias, f32_dst, strides, dil,
                                         pad, pad),
         e);
     m.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, any_src, any_wei, any_dst,
+        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, f32_src, any_wei, any_dst,
                                               strides, dil, pad, pad),
         e, m.fwd_pd);
     m.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, any_src, any_wei,
+        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, any_src, f32_wei,
                                                  s.bias ? m.user_bias : no_bias, any_dst, strides, dil, pad,
                                                  pad),
         e, m.fwd_pd);
@@ -139,7 +144,8 @@ DnnlConv::DnnlConv(const DnnlConvShape& s) : impl_(std::make_unique<Impl>()) {
     m.dwei = Edge(m.bwd_w_pd.diff_weights_desc(), user_wei);
   } catch (const dnnl::error& err) {
     LOCKSTEP_CHECK(false) << "DnnlConv: oneDNN has no convolution for input (" << s.n << ", " << s.c_in << ", "
-                          << s.h << ", " << s.w << "), " << s.c_out << " outputs, k=" << s.k << ": " << err.what();
+                          << s.h << ", " << s.w << "), " << s.c_out << " outputs, k=" << s.k << " in "
+                          << precision_name(s.dtype) << ": " << err.what();
   }
 }
 

@@ -2,12 +2,21 @@
 // backward-weights with bias), built once per shape and reused every step. The caller's weights are
 // plain OIHW float32, its activations NCHW, or NHWC when channels_last (torch.channels_last). For
 // NCHW, oneDNN picks its preferred (blocked) layouts and the object reorders at its edges; NHWC
-// activations are oneDNN's nhwc, which its convolutions run as fast as blocked ones: no reorder. Faster than im2col + one GEMM per image for small channel counts (ResNet's
-// 16-64), where the GEMMs are too thin to reach the kernel's peak.
+// activations are oneDNN's nhwc, which its convolutions run as fast as blocked ones: no reorder.
+// Faster than im2col + one GEMM per image for small channel counts (ResNet's 16-64), where the
+// GEMMs are too thin to reach the kernel's peak.
+//
+// Under dtype kBF16 (torch.autocast("cpu", dtype=torch.bfloat16) semantics) the caller's tensors
+// stay float32 and the edge reorders convert: forward reads bf16 src and weights and writes an f32
+// dst (f32 bias); backward-data reads bf16 diff_dst and weights and writes f32 diff_src;
+// backward-weights reads bf16 src and diff_dst and writes f32 diff_weights and diff_bias. Every
+// kernel accumulates in f32 (on AMX oneDNN picks avx512_core_amx_bf16, on AVX-512 it emulates bf16).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -17,12 +26,13 @@ struct DnnlConvShape {
   int64_t stride = 1, pad = 0, dil = 1, groups = 1;
   bool bias = false;
   bool channels_last = false;  // activations (x, y, dx, dy) stored (N, H, W, C)
+  Precision dtype = Precision::kFP32;  // kBF16: bf16 src/weights/diff_dst, f32 dst and gradients
   bool operator==(const DnnlConvShape&) const = default;
 };
 
 class DnnlConv {
  public:
-  // Null where oneDNN has no implementation for the shape.
+  // Null where oneDNN has no implementation for the shape (and dtype: no bf16 below AVX-512).
   static std::unique_ptr<DnnlConv> create(const DnnlConvShape& s);
   // Throws (LOCKSTEP_CHECK) where oneDNN has no implementation for the shape.
   explicit DnnlConv(const DnnlConvShape& s);
@@ -36,7 +46,8 @@ class DnnlConv {
 
   // x: (N, C_in, H, W), w: (C_out, C_in/G, K, K), b: (C_out) or null -> y: (N, C_out, OH, OW);
   // x, y, dx and dy below in the shape's activation format.
-  // keep_input: keeps a copy of x in backward-weights' layout for backward().
+  // keep_input: keeps a copy of x in backward-weights' layout (and dtype: bf16 under kBF16, half
+  // the bytes) for backward().
   void forward(const float* x, const float* w, const float* b, float* y, bool keep_input);
   // x: forward's input, still alive (read only when backward-weights takes NCHW, else the copy kept
   // by forward is used and released); dy: (N, C_out, OH, OW). dx (N, C_in, H, W) =

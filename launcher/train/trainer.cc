@@ -62,6 +62,7 @@ bool finite_gradients(Module& model) {
 }  // namespace
 
 double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_global_row) {
+  AutocastGuard autocast(o_.precision);  // forward and backward; the optimizer step is fp32 anyway
   model_.train();
   skipped_ = false;
   const bool skip_policy = o_.on_nonfinite == NonFiniteAction::kSkipStep;
@@ -140,6 +141,7 @@ EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t e
   const Mode saved = model_.mode();
   model_.eval();
   NoGradGuard no_grad;
+  AutocastGuard autocast(o_.precision);
   CrossEntropyLoss sum_loss(Reduction::kSum);
   EvalResult r;
   const int64_t n = end;

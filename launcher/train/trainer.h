@@ -27,6 +27,7 @@
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
+#include "runtime/precision.h"
 
 namespace lockstep {
 
@@ -70,6 +71,11 @@ struct TrainerOptions {
   // forward (torch: x.to(memory_format=torch.channels_last)), so the convolutions and the layers
   // after them run in NHWC. For a 1-channel image that only relabels. Other ranks: unused.
   MemoryFormat memory_format = MemoryFormat::kChannelsLast;
+  // Autocast precision of every train_step (forward and backward) and evaluation, as
+  // torch.autocast("cpu", dtype=torch.bfloat16) around the step and the eval loop: kBF16 runs
+  // convolutions and Linear layers in bf16 with fp32 outputs (runtime/precision.h); parameters,
+  // gradients, optimizer state, BatchNorm and the loss stay fp32.
+  Precision precision = Precision::kFP32;
 };
 
 struct DistributedOptions {

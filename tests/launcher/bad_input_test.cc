@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/launcher/data_faults.h"
+#include "runtime/precision.h"
 #include "tests/launcher/run_command.h"
 
 namespace fs = std::filesystem;
@@ -121,6 +122,35 @@ TEST_F(BadInput, UnknownFieldGivesFileLineAndColumn) {
 
 TEST_F(BadInput, BadValueNamesTheField) {
   expect_one_line_error(run_command("train " + job("reference: \"fmnist-mlp\"", "batch_size: -3\n")), "batch_size");
+}
+
+TEST_F(BadInput, PrecisionParsesAndABadValueNamesTheField) {
+  auto ok = run_command("train " + job("reference: \"fmnist-mlp\"", "precision: FP32\n"), 120);
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  const std::string path = job("reference: \"fmnist-mlp\"", "precision: FP16\n");
+  auto r = run_command("train " + path);
+  expect_one_line_error(r, path + ":");
+  EXPECT_NE(r.output.find("Unknown enumeration value of \"FP16\" for field \"precision\""), std::string::npos)
+      << r.output;
+  expect_one_line_error(run_command("train " + job("reference: \"fmnist-mlp\"", "precision: 7\n")),
+                        "precision: unknown value 7 (known: FP32, BF16)");
+}
+
+// oneDNN reads ONEDNN_MAX_CPU_ISA once per process: capped at AVX2 it has no bf16 kernels (2.6), and
+// a BF16 job is refused in one line naming the field, the value and the ISA; capped at
+// AVX512_CORE (bf16 emulated) the same job trains.
+TEST_F(BadInput, Bf16IsRefusedWhereOneDnnHasNoBf16Kernels) {
+  const std::string path = job("reference: \"fmnist-cnn\"", "precision: BF16\n");
+  auto refused = lockstep::testing::capture("ONEDNN_MAX_CPU_ISA=AVX2 timeout -k 5 120 " +
+                                            lockstep::testing::lockstep_binary() + " train " + path + " 2>&1");
+  expect_one_line_error(refused, path + ": precision: BF16 needs a CPU with AVX-512 (oneDNN ISA avx512_core or "
+                                        "newer); this CPU's is ");
+  if (!lockstep::precision_unsupported(lockstep::Precision::kBF16).empty()) GTEST_SKIP() << "no AVX-512 here";
+  auto emulated = lockstep::testing::capture("ONEDNN_MAX_CPU_ISA=AVX512_CORE timeout -k 5 120 " +
+                                             lockstep::testing::lockstep_binary() + " train " + path + " 2>&1");
+  EXPECT_EQ(emulated.status, 0) << emulated.output;
+  auto native = run_command("train " + path, 120);
+  EXPECT_EQ(native.status, 0) << native.output;
 }
 
 TEST_F(BadInput, MissingJobFileNamesThePath) {
