@@ -77,39 +77,67 @@ Tensor MaxPool2d::forward_nhwc(const Tensor& x) {
   pos_.clear();
   std::vector<float> m(static_cast<size_t>(c));
   std::vector<int32_t> at(static_cast<size_t>(c));
-  for (int64_t b = 0; b < n; ++b) {
-    const float* src = x.data() + b * h * w * c;
-    for (int64_t i = 0; i < oh; ++i)
-      for (int64_t j = 0; j < ow; ++j) {
-        // window_argmax's scan for every channel at once: first maximum, last NaN, else the first
-        // in-bounds tap.
-        std::fill(m.begin(), m.end(), -__builtin_inff());
-        std::fill(at.begin(), at.end(), -1);
-        int32_t first = -1;
-        const int64_t y0 = i * stride_ - pad_, x0 = j * stride_ - pad_;
-        for (int64_t a = 0; a < k_; ++a) {
-          const int64_t iy = y0 + a * dil_;
-          if (iy < 0 || iy >= h) continue;
-          for (int64_t e = 0; e < k_; ++e) {
-            const int64_t ix = x0 + e * dil_;
-            if (ix < 0 || ix >= w) continue;
-            const auto idx = static_cast<int32_t>(iy * w + ix);
-            if (first < 0) first = idx;
-            const float* v = src + idx * c;
-            for (int64_t ch = 0; ch < c; ++ch)
-              if (pool_takes_over(v[ch], m[ch])) {
-                m[ch] = v[ch];
-                at[ch] = idx;
-              }
+  if (is_k2s2()) {
+    // The common case: four in-bounds taps per window, scanned per channel with selects (the same
+    // rule: first maximum, last NaN; starting from tap 0 picks tap 0 when every tap is -inf).
+    for (int64_t b = 0; b < n; ++b) {
+      const float* src = x.data() + b * h * w * c;
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          const auto i00 = static_cast<int32_t>(2 * i * w + 2 * j);
+          const int32_t idx[4] = {i00, i00 + 1, i00 + static_cast<int32_t>(w), i00 + static_cast<int32_t>(w) + 1};
+          const float *v0 = src + idx[0] * c, *v1 = src + idx[1] * c, *v2 = src + idx[2] * c,
+                      *v3 = src + idx[3] * c;
+          const int64_t o = ((b * oh + i) * ow + j) * c;
+          float* out = y.data() + o;
+          int32_t* chosen = save ? at_.data() + o : nullptr;
+#pragma omp simd
+          for (int64_t ch = 0; ch < c; ++ch) {
+            float m = v0[ch];
+            int32_t a = idx[0];
+            if (pool_takes_over(v1[ch], m)) m = v1[ch], a = idx[1];
+            if (pool_takes_over(v2[ch], m)) m = v2[ch], a = idx[2];
+            if (pool_takes_over(v3[ch], m)) m = v3[ch], a = idx[3];
+            out[ch] = m;
+            if (chosen) chosen[ch] = a;
           }
         }
-        const int64_t o = ((b * oh + i) * ow + j) * c;
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const int32_t chosen = at[ch] >= 0 ? at[ch] : first;
-          y[o + ch] = src[chosen * c + ch];
-          if (save) at_[static_cast<size_t>(o + ch)] = chosen;
+    }
+  } else {
+    for (int64_t b = 0; b < n; ++b) {
+      const float* src = x.data() + b * h * w * c;
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          // window_argmax's scan for every channel at once: first maximum, last NaN, else the first
+          // in-bounds tap.
+          std::fill(m.begin(), m.end(), -__builtin_inff());
+          std::fill(at.begin(), at.end(), -1);
+          int32_t first = -1;
+          const int64_t y0 = i * stride_ - pad_, x0 = j * stride_ - pad_;
+          for (int64_t a = 0; a < k_; ++a) {
+            const int64_t iy = y0 + a * dil_;
+            if (iy < 0 || iy >= h) continue;
+            for (int64_t e = 0; e < k_; ++e) {
+              const int64_t ix = x0 + e * dil_;
+              if (ix < 0 || ix >= w) continue;
+              const auto idx = static_cast<int32_t>(iy * w + ix);
+              if (first < 0) first = idx;
+              const float* v = src + idx * c;
+              for (int64_t ch = 0; ch < c; ++ch)
+                if (pool_takes_over(v[ch], m[ch])) {
+                  m[ch] = v[ch];
+                  at[ch] = idx;
+                }
+            }
+          }
+          const int64_t o = ((b * oh + i) * ow + j) * c;
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const int32_t chosen = at[ch] >= 0 ? at[ch] : first;
+            y[o + ch] = src[chosen * c + ch];
+            if (save) at_[static_cast<size_t>(o + ch)] = chosen;
+          }
         }
-      }
+    }
   }
   if (save) {
     x_ = x;

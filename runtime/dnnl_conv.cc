@@ -27,7 +27,7 @@ dnnl::engine& cpu_engine() {
 }
 
 // Per-thread scratch slots, one per role, so the copies alive at the same time never alias.
-enum Slot { kSrc, kDst, kDiffDst, kDiffDstW, kWeights, kDiffWeights, kDiffBias, kSlots };
+enum Slot { kSrc, kSrcW, kDst, kDiffDst, kDiffDstW, kWeights, kDiffWeights, kDiffBias, kSlots };
 
 float* scratch(Slot slot, size_t bytes) {
   struct Buf {
@@ -170,9 +170,11 @@ void DnnlConv::forward(const float* x, const float* w, const float* b, float* y,
   m.has_kept = false;
   m.kept = dnnl::memory();
   dnnl::memory src;
-  if (keep_input && !m.src_w.same) {
+  if (keep_input && !m.src_w.same && m.s.dtype == Precision::kFP32) {
     // Backward-weights reads the input in its own layout: keep that copy, and let forward read it
-    // too when the layouts agree (they do on AVX-512), saving a reorder.
+    // too when the layouts agree (they do on AVX-512), saving a reorder. Under bf16 nothing is
+    // kept: the caller keeps its fp32 input alive anyway, so a bf16 copy would only add memory
+    // (bf16 training must not need more than fp32); backward converts it again instead.
     m.kept = dnnl::memory(m.src_w.to, e);
     m.src_w.run(m.strm, dnnl::memory(m.src_w.from, e, const_cast<float*>(x)), m.kept);
     m.has_kept = true;
@@ -193,7 +195,6 @@ void DnnlConv::forward(const float* x, const float* w, const float* b, float* y,
 void DnnlConv::backward(const float* x, const float* dy, const float* w, float* dx, float* dw, float* db) {
   Impl& m = *impl_;
   auto& e = cpu_engine();
-  LOCKSTEP_CHECK(m.src_w.same || m.has_kept) << "DnnlConv::backward: no input kept by forward";
   dnnl::memory ddst = m.ddst.in(dy, kDiffDst, m.strm);
   if (dx) {
     dnnl::memory wei = m.wei_d.in(w, kWeights, m.strm);
@@ -203,7 +204,7 @@ void DnnlConv::backward(const float* x, const float* dy, const float* w, float* 
     if (!m.dsrc.same) m.dsrc.run(m.strm, dsrc, dnnl::memory(m.dsrc.to, e, dx));
   }
   dnnl::memory ddst_w = m.ddst_w.to == m.ddst.to ? ddst : m.ddst_w.in(dy, kDiffDstW, m.strm);
-  dnnl::memory src = m.src_w.same ? dnnl::memory(m.src_w.from, e, const_cast<float*>(x)) : m.kept;
+  dnnl::memory src = m.has_kept ? m.kept : m.src_w.in(x, kSrcW, m.strm);
   // oneDNN overwrites its gradients; the caller's accumulate, so compute into scratch and add.
   const size_t nw = m.dwei.to.get_size() / sizeof(float);
   float* dw_user = scratch(kDiffWeights, m.dwei.to.get_size());

@@ -46,11 +46,12 @@ class DnnlConv {
 
   // x: (N, C_in, H, W), w: (C_out, C_in/G, K, K), b: (C_out) or null -> y: (N, C_out, OH, OW);
   // x, y, dx and dy below in the shape's activation format.
-  // keep_input: keeps a copy of x in backward-weights' layout (and dtype: bf16 under kBF16, half
-  // the bytes) for backward().
+  // keep_input (fp32 only): keeps a copy of x in backward-weights' layout when that differs from
+  // the caller's (NCHW), saving a reorder in backward. Under kBF16 no copy is kept: backward
+  // converts x again, so bf16 training holds no more memory than fp32.
   void forward(const float* x, const float* w, const float* b, float* y, bool keep_input);
-  // x: forward's input, still alive (read only when backward-weights takes NCHW, else the copy kept
-  // by forward is used and released); dy: (N, C_out, OH, OW). dx (N, C_in, H, W) =
+  // x: forward's input, still alive (converted to backward-weights' layout and dtype where they
+  // differ, unless forward kept that copy, which is used and released); dy: (N, C_out, OH, OW). dx (N, C_in, H, W) =
   // conv_backward_data(dy, w), overwritten, skipped if null; dw += dL/dw, db += dL/db (with bias).
   void backward(const float* x, const float* dy, const float* w, float* dx, float* dw, float* db);
   bool has_kept_input() const;
