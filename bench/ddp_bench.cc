@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   const int64_t per_rank = argc > 3 ? std::atoll(argv[3]) : 128;
   const int repeats = argc > 4 ? std::atoi(argv[4]) : 3;
   const double bucket_mb = argc > 5 ? std::atof(argv[5]) : 25.0;
-  const std::string dir = argc > 6 ? argv[6] : "/usr/share/datasets/fashion-mnist";
+  const std::string dir = argc > 6 && *argv[6] ? argv[6] : "/usr/share/datasets/fashion-mnist";  // "": default
   const std::string hook = argc > 7 ? argv[7] : "allreduce";
   try {
     set_kernel_threads(1);
