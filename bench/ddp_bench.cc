@@ -8,10 +8,18 @@
 // (clamped to [0, 1]) is the share of gradient communication that backward covered. Both waits
 // also hold the wait for a slower peer, alike in both modes, so it cancels in the difference (the
 // step-time difference does not resolve sub-millisecond communication on a busy machine).
+// Where a step's time goes: wall ms per step, CPU ms per step of the training thread (forward,
+// backward, optimizer, and its share of the collectives' conversions) and of every other thread
+// of the process (the communication thread: fingerprint checks and MPI's copies and sums), which
+// on a machine with one core per rank is taken from the training thread's core.
 // usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR]
+//                  [COMM_HOOK=allreduce|bf16_compress]
 // One rank (no mpirun): the single-process Trainer, no communicator at all.
 #include <algorithm>
+#include <sys/resource.h>
+
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -32,13 +40,27 @@
 
 using namespace lockstep;
 
+namespace {
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "fmnist-cnn";
   const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 40;
   const int64_t per_rank = argc > 3 ? std::atoll(argv[3]) : 128;
   const int repeats = argc > 4 ? std::atoi(argv[4]) : 3;
   const double bucket_mb = argc > 5 ? std::atof(argv[5]) : 25.0;
-  const std::string dir = argc > 6 ? argv[6] : "/usr/share/datasets/fashion-mnist";
+  const std::string dir = argc > 6 && *argv[6] ? argv[6] : "/usr/share/datasets/fashion-mnist";  // "": default
+  const std::string hook = argc > 7 ? argv[7] : "allreduce";
   try {
     set_kernel_threads(1);
     std::unique_ptr<Communicator> comm;
@@ -56,6 +78,11 @@ int main(int argc, char** argv) {
     CrossEntropyLoss loss;
     DistributedOptions d{.comm = world > 1 ? comm.get() : nullptr};
     d.reducer.bucket_bytes = static_cast<int64_t>(bucket_mb * (1 << 20));
+    if (hook != "allreduce" && hook != "bf16_compress") {
+      std::fprintf(stderr, "ddp_bench: COMM_HOOK must be allreduce or bf16_compress, got %s\n", hook.c_str());
+      return 2;
+    }
+    if (hook == "bf16_compress") d.reducer.comm_hook = CommHook::kBf16Compress;
     Trainer trainer(*model, opt, loss, nullptr, TrainerOptions{.sample_shape = reference_model_input(name)}, d);
     std::unique_ptr<Trainer> serial;  // same model and optimizer, all-reduce after backward
     if (d.comm) {
@@ -80,7 +107,7 @@ int main(int argc, char** argv) {
     run(3);  // warm-up: caches, allocator, first collectives
     // Each serial-trainer round is timed right before its overlapped round, so drifting machine
     // load hits both alike. Each trainer's reducer takes the gradient hooks over for its rounds.
-    std::vector<double> rates, serial_waits, overlap_waits;
+    std::vector<double> rates, serial_waits, overlap_waits, step_ms, main_cpu_ms, other_cpu_ms;
     for (int r = 0; r < repeats; ++r) {
       if (serial) {
         serial->reducer()->attach_hooks();
@@ -95,9 +122,14 @@ int main(int argc, char** argv) {
         trainer.reducer()->reset_stats();
       }
       const auto t0 = std::chrono::steady_clock::now();
+      const double main0 = thread_cpu_seconds(), proc0 = process_cpu_seconds();
       run(steps);
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double main_cpu = thread_cpu_seconds() - main0, proc_cpu = process_cpu_seconds() - proc0;
       rates.push_back(static_cast<double>(steps * per_rank * world) / secs);
+      step_ms.push_back(1e3 * secs / double(steps));
+      main_cpu_ms.push_back(1e3 * main_cpu / double(steps));
+      other_cpu_ms.push_back(1e3 * (proc_cpu - main_cpu) / double(steps));
       if (trainer.reducer())
         overlap_waits.push_back(trainer.reducer()->stats().finalize_wait_seconds / static_cast<double>(steps));
     }
@@ -120,9 +152,11 @@ int main(int argc, char** argv) {
       std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"ranks\":%d,\"per_rank_batch\":%lld,"
                   "\"train_samples_per_sec\":%.1f,\"buckets\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
                   "\"serial_wait_ms_per_step\":%.3f,\"bare_allreduce_ms_per_step\":%.3f,\"overlap_gain_ms_per_step\":%.3f,"
-                  "\"hidden_share\":%.3f}\n",
+                  "\"hidden_share\":%.3f,\"comm_hook\":\"%s\",\"step_ms\":%.3f,\"train_thread_cpu_ms_per_step\":%.3f,"
+                  "\"other_threads_cpu_ms_per_step\":%.3f}\n",
                   name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], buckets,
-                  wait * 1e3, serial_wait * 1e3, bare * 1e3, gain * 1e3, hidden);
+                  wait * 1e3, serial_wait * 1e3, bare * 1e3, gain * 1e3, hidden, hook.c_str(), median(step_ms),
+                  median(main_cpu_ms), median(other_cpu_ms));
     }
     if (comm) comm->barrier().wait();
     return 0;

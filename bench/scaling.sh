@@ -6,6 +6,10 @@
 # PyTorch DDP over gloo (bench/torch_ddp_peer.py) measured in the same run, and the share of
 # gradient communication hidden behind backward (bench/ddp_bench.cc: finalize wait without overlap
 # minus with overlap, over a bare all-reduce of the same buckets).
+# The lockstep-bf16 row: the same 2 ranks with gradient buckets all-reduced in bfloat16
+# (comm_hook BF16_COMPRESS_HOOK, PyTorch DDP's bf16_compress_hook), against the same 1-rank rate.
+# Each lockstep 2-rank line also says where a step went: wall ms per step, the training thread's
+# CPU ms and the other threads' (the communication thread's, taken from the same core).
 # Issue 9 asks for a 2-rank efficiency of at least 0.90 on fmnist-resnet20; the last line says.
 # usage: bench/scaling.sh [STEPS=40] [REPEATS=3] [STEPS_RESNET=8]   (after building: cmake --build build)
 set -euo pipefail
@@ -13,7 +17,7 @@ cd "$(dirname "$0")/.."
 steps_default=${1:-40}
 repeats=${2:-3}
 steps_resnet=${3:-8}
-bench=build/bench/ddp_bench
+bench=${DDP_BENCH:-build/bench/ddp_bench}
 python=${PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=1
 # A fair peer: on a CPU with AVX-512 (F, BW, DQ, VL) that OpenBLAS 0.3.21 does not recognise, it
@@ -36,17 +40,23 @@ for model in fmnist-cnn fmnist-mlp fmnist-resnet20; do
   [ "$model" = fmnist-resnet20 ] && steps=$steps_resnet
   l1=$(timeout 600 "$bench" "$model" "$steps" 128 "$repeats")
   l2=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats")
+  l2h=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats" 25 "" bf16_compress)
   t1=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 1 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
   t2=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 2 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
-  for impl in lockstep pytorch-ddp-gloo; do
-    if [ "$impl" = lockstep ]; then a=$l1; b=$l2; else a=$t1; b=$t2; fi
+  for impl in lockstep lockstep-bf16 pytorch-ddp-gloo; do
+    case $impl in
+      lockstep) a=$l1; b=$l2 ;;
+      lockstep-bf16) a=$l1; b=$l2h ;;
+      *) a=$t1; b=$t2 ;;
+    esac
     r1=$(echo "$a" | field train_samples_per_sec)
     r2=$(echo "$b" | field train_samples_per_sec)
     eff=$(awk -v a="$r1" -v b="$r2" 'BEGIN { printf "%.2f", b / (2 * a) }')
     hidden="-"
-    if [ "$impl" = lockstep ]; then
+    if [ "$impl" != pytorch-ddp-gloo ]; then
       hidden=$(echo "$b" | field hidden_share)
-      hidden="$hidden (finalize wait $(echo "$b" | field serial_wait_ms_per_step) -> $(echo "$b" | field exposed_wait_ms_per_step) ms with overlap; bare all-reduce $(echo "$b" | field bare_allreduce_ms_per_step) ms)"
+      hidden="$hidden (finalize wait $(echo "$b" | field serial_wait_ms_per_step) -> $(echo "$b" | field exposed_wait_ms_per_step) ms with overlap; bare all-reduce $(echo "$b" | field bare_allreduce_ms_per_step) ms;"
+      hidden="$hidden step $(echo "$a" | field step_ms) -> $(echo "$b" | field step_ms) ms, train thread $(echo "$a" | field train_thread_cpu_ms_per_step) -> $(echo "$b" | field train_thread_cpu_ms_per_step) ms CPU, comm $(echo "$b" | field other_threads_cpu_ms_per_step) ms CPU)"
     fi
     printf "%-16s %-17s %10.0f %10.0f %10s  %s\n" "$model" "$impl" "$r1" "$r2" "$eff" "$hidden"
     if [ "$model-$impl" = fmnist-resnet20-lockstep ]; then resnet_eff=$eff; fi
@@ -56,4 +66,4 @@ echo "hidden comm: (finalize wait with all-reduces after backward - finalize wai
 echo "of the same buckets, per step, clamped to [0, 1]; a slower peer's lag sits in both waits and cancels."
 echo "fmnist-resnet20: lockstep 2-rank efficiency $resnet_eff (issue 9 asks for >= 0.90):" \
      "$(awk -v e="$resnet_eff" 'BEGIN { print (e >= 0.90 ? "met" : "NOT met") }')" \
-     "[2 ranks need 2 otherwise idle cores: $(nproc) here, load $(cut -d' ' -f1-3 /proc/loadavg)]"
+     "[2 ranks need 2 otherwise idle cores: $(getconf _NPROCESSORS_ONLN) here, load $(cut -d' ' -f1-3 /proc/loadavg)]"

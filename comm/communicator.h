@@ -14,6 +14,9 @@
 #include <span>
 #include <string>
 
+#include "comm/bf16.h"
+#include "runtime/check.h"
+
 namespace lockstep {
 
 enum class ReduceOp { kSum, kAverage, kMax, kMin };
@@ -57,6 +60,12 @@ class Communicator {
   // same order. Buffers must stay alive and untouched until wait() returns.
   virtual Work all_reduce(std::span<float> buf, ReduceOp op) = 0;
   virtual Work all_reduce(std::span<double> buf, ReduceOp op) = 0;
+  // bfloat16 all-reduce (kSum or kAverage) for compressed gradients (comm/bf16.h): each pairwise
+  // sum is added in fp32 and rounded once to bf16, as NCCL's ncclBfloat16 reductions; kAverage
+  // divides the rounded sum by size() (exact for a power of two). Backends without it throw Error.
+  virtual Work all_reduce_bf16(std::span<BFloat16> /*buf*/, ReduceOp /*op*/) {
+    throw Error("the " + backend() + " communicator has no bfloat16 all-reduce (comm_hook BF16_COMPRESS_HOOK)");
+  }
   virtual Work broadcast(std::span<std::byte> buf, int root) = 0;
   // out holds size() * in.size() elements: rank r's block at r * in.size(). `in` may be this
   // rank's own block of `out`. The byte form carries any trivially copyable record (every rank

@@ -21,6 +21,7 @@ const char* dtype_name(DType t) {
     case DType::kFloat32: return "floats";
     case DType::kFloat64: return "doubles";
     case DType::kByte: return "bytes";
+    case DType::kBFloat16: return "bfloat16s";
     case DType::kNone: return "elements";
   }
   return "?";

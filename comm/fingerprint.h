@@ -16,7 +16,7 @@
 namespace lockstep {
 
 enum class CollectiveKind : uint8_t { kAllReduce = 1, kBroadcast = 2, kAllGather = 3, kBarrier = 4 };
-enum class DType : uint8_t { kNone = 0, kFloat32 = 1, kFloat64 = 2, kByte = 3 };
+enum class DType : uint8_t { kNone = 0, kFloat32 = 1, kFloat64 = 2, kByte = 3, kBFloat16 = 4 };
 
 // Sent as raw bytes between ranks: fixed layout, no padding, all fields compared.
 struct Fingerprint {

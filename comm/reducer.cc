@@ -40,6 +40,7 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
     int64_t total = 0;
     for (const Slot& s : b.slots) total += s.param->value.numel();
     b.buffer = Tensor::zeros({total});
+    if (o_.comm_hook == CommHook::kBf16Compress) b.wire.resize(static_cast<size_t>(total));
   }
   bind_gradients();
   reset_pending();
@@ -106,10 +107,23 @@ void Reducer::param_ready(size_t index) {
 void Reducer::launch_ready_in_order() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
     Bucket& bk = buckets_[next_launch_++];
-    bk.work = comm_.all_reduce(bk.buffer.span(), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage);
+    bk.work = start_allreduce(bk);
     ++stats_.allreduces;
-    stats_.bytes += bk.buffer.numel() * static_cast<int64_t>(sizeof(float));
+    stats_.bytes += bk.buffer.numel() * static_cast<int64_t>(bk.wire.empty() ? sizeof(float) : sizeof(BFloat16));
   }
+}
+
+Work Reducer::start_allreduce(Bucket& b) {
+  if (o_.comm_hook == CommHook::kAllReduce)
+    return comm_.all_reduce(b.buffer.span(), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage);
+  // bf16: always a sum; an average is taken when widening (one rounding fewer than in bf16).
+  compress_bf16(b.buffer.span(), b.wire);
+  return comm_.all_reduce_bf16(b.wire, ReduceOp::kSum);
+}
+
+void Reducer::finish_allreduce(Bucket& b) {
+  if (o_.comm_hook != CommHook::kBf16Compress) return;
+  decompress_bf16(b.wire, b.buffer.span(), o_.predivided ? 1.f : 1.f / static_cast<float>(comm_.size()));
 }
 
 void Reducer::finalize() {
@@ -138,6 +152,7 @@ void Reducer::finalize() {
     const auto t0 = Clock::now();
     bk.work.wait();
     stats_.finalize_wait_seconds += since(t0);
+    finish_allreduce(bk);
   }
   ++stats_.syncs;
   reset_pending();
@@ -156,14 +171,27 @@ double Reducer::time_bare_allreduce(int reps) {
   LOCKSTEP_CHECK(reps > 0) << "reps " << reps;
   std::vector<double> times;
   std::vector<std::vector<float>> scratch;
-  for (const Bucket& b : buckets_) scratch.emplace_back(b.buffer.span().begin(), b.buffer.span().end());
+  std::vector<std::vector<BFloat16>> wire;
+  for (const Bucket& b : buckets_) {
+    scratch.emplace_back(b.buffer.span().begin(), b.buffer.span().end());
+    wire.emplace_back(b.wire.size());
+  }
   comm_.barrier().wait();
   for (int r = 0; r < reps; ++r) {
     const auto t0 = Clock::now();
     std::vector<Work> works;
-    for (auto& s : scratch)
-      works.push_back(comm_.all_reduce(std::span<float>(s), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage));
-    for (Work& w : works) w.wait();
+    for (size_t b = 0; b < scratch.size(); ++b) {
+      if (o_.comm_hook == CommHook::kBf16Compress) {  // with both conversions, as a step pays them
+        compress_bf16(scratch[b], wire[b]);
+        works.push_back(comm_.all_reduce_bf16(wire[b], ReduceOp::kSum));
+      } else {
+        works.push_back(comm_.all_reduce(std::span<float>(scratch[b]), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage));
+      }
+    }
+    for (size_t b = 0; b < works.size(); ++b) {
+      works[b].wait();
+      if (o_.comm_hook == CommHook::kBf16Compress) decompress_bf16(wire[b], scratch[b]);
+    }
     times.push_back(since(t0));
   }
   std::sort(times.begin(), times.end());

@@ -34,6 +34,15 @@
 
 namespace lockstep {
 
+// How a bucket is all-reduced, after PyTorch DDP's default communication hooks
+// (torch.distributed.algorithms.ddp_comm_hooks.default_hooks, registered with
+// model.register_comm_hook): kAllReduce sums the fp32 gradients (allreduce_hook); kBf16Compress
+// (bf16_compress_hook) rounds the bucket to bfloat16 (nearest even, comm/bf16.h), all-reduces half
+// the bytes with every pairwise sum added in fp32 and rounded to bf16, and widens the average back
+// into the fp32 gradients. Each gradient then carries about 3 significant digits: per element,
+// |result - exact average| <= about (world size) * 2^-8 * max |rank's gradient|.
+enum class CommHook { kAllReduce, kBf16Compress };
+
 struct ReducerOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
   int64_t first_bucket_bytes = int64_t{1} << 20;  // PyTorch's 1 MiB first bucket; capped by bucket_bytes
@@ -46,6 +55,7 @@ struct ReducerOptions {
   // Start each bucket's all-reduce from the hooks as soon as it is full (true), or all of them in
   // finalize (false: no overlap; for measuring what the overlap buys).
   bool overlap = true;
+  CommHook comm_hook = CommHook::kAllReduce;
 };
 
 using NamedParameter = std::pair<std::string, Parameter*>;
@@ -54,7 +64,7 @@ using NamedParameter = std::pair<std::string, Parameter*>;
 struct ReducerStats {
   int64_t syncs = 0;                // finalize() calls that reduced (not under no_sync)
   int64_t allreduces = 0;           // bucket all-reduces issued
-  int64_t bytes = 0;                // bytes all-reduced
+  int64_t bytes = 0;                // bytes all-reduced (2 per gradient with kBf16Compress)
   double finalize_wait_seconds = 0; // blocked in finalize waiting for buckets: exposed communication
   double pack_seconds = 0;          // copying grads that were not bucket views into buckets
 };
@@ -124,6 +134,7 @@ class Reducer {
   struct Bucket {
     std::vector<Slot> slots;
     Tensor buffer;  // the gradients of its slots, as views
+    std::vector<BFloat16> wire;  // kBf16Compress: the buffer as all-reduced; empty otherwise
     size_t pending = 0;  // gradients not final yet in this backward
     bool ready = false;  // packed, waiting for its turn to launch
     Work work;
@@ -131,6 +142,8 @@ class Reducer {
   void launch_ready_in_order();
   void bind(Bucket& b);  // slots whose grad is not their view: copy in and re-point
   void reset_pending();
+  Work start_allreduce(Bucket& b);  // per comm_hook; finish_allreduce after its Work completes
+  void finish_allreduce(Bucket& b);
 
   Communicator& comm_;
   ReducerOptions o_;

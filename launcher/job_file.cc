@@ -294,6 +294,9 @@ void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
     c.fail("distributed.remainder", "unknown value " + str(d.remainder()));
   if (!proto::DistributedSpec::EvalBuffers_IsValid(d.eval_buffers()))
     c.fail("distributed.eval_buffers", "unknown value " + str(d.eval_buffers()));
+  if (!proto::DistributedSpec::CommHook_IsValid(d.comm_hook()))
+    c.fail("distributed.comm_hook", "unknown value " + str(d.comm_hook()) +
+                                        " (known: ALLREDUCE_HOOK, BF16_COMPRESS_HOOK)");
   // At least about 1 KiB: a smaller size rounds to an empty bucket.
   if (d.has_bucket_mb()) c.in_range("distributed.bucket_mb", d.bucket_mb(), kMinBucketMb, kMaxBucketMb);
   if (d.has_collective_timeout_s())

@@ -36,6 +36,8 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                                                    : BufferSync::kBroadcast,
                                .per_sample_dropout = per_sample};
   r->dopt.reducer.find_unused_parameters = dist.find_unused_parameters();
+  if (dist.comm_hook() == proto::DistributedSpec::BF16_COMPRESS_HOOK)
+    r->dopt.reducer.comm_hook = CommHook::kBf16Compress;
   if (dist.has_bucket_mb()) r->dopt.reducer.bucket_bytes = static_cast<int64_t>(dist.bucket_mb() * (1 << 20));
   r->trainer = std::make_unique<Trainer>(
       model, *r->opt, r->loss, r->schedule.get(),

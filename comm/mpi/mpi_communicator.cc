@@ -57,6 +57,12 @@ void dup_world(MPI_Comm* out, std::chrono::milliseconds timeout) {
   }
 }
 
+// MPI_User_function for bf16 sums: inout = bf16(in + inout), each element added in fp32.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const auto n = static_cast<size_t>(*len);
+  add_bf16({static_cast<const BFloat16*>(in), n}, {static_cast<BFloat16*>(inout), n});
+}
+
 }  // namespace
 
 struct MpiCommunicator::Impl {
@@ -64,6 +70,7 @@ struct MpiCommunicator::Impl {
   MPI_Comm data = MPI_COMM_NULL;        // collectives
   MPI_Comm fingerprints = MPI_COMM_NULL;
   std::unique_ptr<FingerprintExchange> exchange;
+  MPI_Op bf16_sum = MPI_OP_NULL;
   std::unique_ptr<CollectiveQueue> queue;  // destroyed first: drains before the comms are freed
 };
 
@@ -84,6 +91,7 @@ MpiCommunicator::MpiCommunicator(CommOptions options)
   }
   MPI_Comm_set_errhandler(impl_->data, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(impl_->fingerprints, MPI_ERRORS_RETURN);
+  LOCKSTEP_CHECK(MPI_Op_create(&bf16_sum, /*commute=*/1, &impl_->bf16_sum) == MPI_SUCCESS);
   MPI_Comm_rank(impl_->data, &rank_);
   MPI_Comm_size(impl_->data, &size_);
   impl_->exchange = std::make_unique<FingerprintExchange>(impl_->fingerprints, rank_, size_);
@@ -100,6 +108,7 @@ MpiCommunicator::~MpiCommunicator() {
   if (!stuck) {  // a stuck thread may still be inside MPI on these comms
     MPI_Comm_free(&impl_->data);
     MPI_Comm_free(&impl_->fingerprints);
+    MPI_Op_free(&impl_->bf16_sum);
     impl_->exchange.reset();
     impl_->runtime.reset();
   } else {
@@ -134,6 +143,25 @@ Work MpiCommunicator::all_reduce_impl(std::span<T> buf, ReduceOp op) {
 
 Work MpiCommunicator::all_reduce(std::span<float> buf, ReduceOp op) { return all_reduce_impl(buf, op); }
 Work MpiCommunicator::all_reduce(std::span<double> buf, ReduceOp op) { return all_reduce_impl(buf, op); }
+
+Work MpiCommunicator::all_reduce_bf16(std::span<BFloat16> buf, ReduceOp op) {
+  LOCKSTEP_CHECK(op == ReduceOp::kSum || op == ReduceOp::kAverage) << "all_reduce_bf16: sum or average only";
+  const Fingerprint fp = issue({.count = buf.size(), .op = op, .kind = CollectiveKind::kAllReduce,
+                                .dtype = DType::kBFloat16});
+  const MPI_Comm comm = impl_->data;
+  const MPI_Op sum = impl_->bf16_sum;
+  const int n = size_;
+  return impl_->queue->submit(fp, [=] {
+    for (size_t off = 0; off < buf.size(); off += kChunk) {
+      const int count = int(std::min(kChunk, buf.size() - off));
+      mpi_ok(MPI_Allreduce(MPI_IN_PLACE, buf.data() + off, count, MPI_UINT16_T, sum, comm), "MPI_Allreduce", fp);
+    }
+    if (op == ReduceOp::kAverage) {
+      const float scale = 1.f / float(n);
+      for (BFloat16& v : buf) v = to_bf16(from_bf16(v) * scale);
+    }
+  });
+}
 
 Work MpiCommunicator::broadcast(std::span<std::byte> buf, int root) {
   LOCKSTEP_CHECK(root >= 0 && root < size_) << "broadcast root " << root << " of " << size_ << " ranks";

@@ -22,6 +22,8 @@ class MpiCommunicator final : public QueuedCommunicator {
 
   Work all_reduce(std::span<float> buf, ReduceOp op) override;
   Work all_reduce(std::span<double> buf, ReduceOp op) override;
+  // Over MPI_UINT16_T with a user-defined commutative op (MPI has no bf16 type): add_bf16.
+  Work all_reduce_bf16(std::span<BFloat16> buf, ReduceOp op) override;
   Work broadcast(std::span<std::byte> buf, int root) override;
   Work all_gather(std::span<const float> in, std::span<float> out) override;
   Work all_gather(std::span<const std::byte> in, std::span<std::byte> out) override;

@@ -17,6 +17,12 @@ Work SelfCommunicator::all_reduce(std::span<double>, ReduceOp) {
   return Work();
 }
 
+Work SelfCommunicator::all_reduce_bf16(std::span<BFloat16>, ReduceOp op) {
+  LOCKSTEP_CHECK(op == ReduceOp::kSum || op == ReduceOp::kAverage) << "all_reduce_bf16: sum or average only";
+  next_seq();
+  return Work();
+}
+
 Work SelfCommunicator::broadcast(std::span<std::byte>, int root) {
   LOCKSTEP_CHECK(root == 0) << "broadcast root " << root << " of 1 rank";
   next_seq();

@@ -17,6 +17,7 @@ class SelfCommunicator final : public Communicator {
 
   Work all_reduce(std::span<float> buf, ReduceOp op) override;
   Work all_reduce(std::span<double> buf, ReduceOp op) override;
+  Work all_reduce_bf16(std::span<BFloat16> buf, ReduceOp op) override;
   Work broadcast(std::span<std::byte> buf, int root) override;
   Work all_gather(std::span<const float> in, std::span<float> out) override;
   Work all_gather(std::span<const std::byte> in, std::span<std::byte> out) override;

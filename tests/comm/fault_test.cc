@@ -32,7 +32,8 @@ std::string ranks_below(int last) {
 }
 
 // Issues one all-reduce that the last rank issues differently; every rank must throw `want`.
-void expect_mismatch(int count_last, CommMode mode_last, const std::string& want_last) {
+// bf16_last: the last rank all-reduces bfloat16s instead of floats.
+void expect_mismatch(int count_last, CommMode mode_last, const std::string& want_last, bool bf16_last = false) {
   auto comm = test::make_mpi(kTimeout);
   const int n = comm->size();
   if (n < 2) GTEST_SKIP() << "needs 2 ranks";
@@ -40,9 +41,13 @@ void expect_mismatch(int count_last, CommMode mode_last, const std::string& want
   const bool last = comm->rank() == n - 1;
   comm->set_phase(3, last ? mode_last : CommMode::kTrain);
   std::vector<float> x(last ? count_last : 128, 1.f);
+  std::vector<BFloat16> h(x.size(), to_bf16(1.f));
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    comm->all_reduce(std::span<float>(x), ReduceOp::kSum).wait();
+    if (last && bf16_last)
+      comm->all_reduce_bf16(h, ReduceOp::kSum).wait();
+    else
+      comm->all_reduce(std::span<float>(x), ReduceOp::kSum).wait();
     FAIL() << "no error on rank " << comm->rank();
   } catch (const Error& e) {
     show(*comm, e);
@@ -60,6 +65,11 @@ TEST(FaultMismatch, Count) {
 
 TEST(FaultMismatch, Mode) {
   expect_mismatch(128, CommMode::kEval, "all_reduce(sum, 128 floats, eval, phase 3)");
+}
+
+// One rank compresses its gradients (comm_hook BF16_COMPRESS_HOOK) and the others do not.
+TEST(FaultMismatch, Dtype) {
+  expect_mismatch(128, CommMode::kTrain, "all_reduce(sum, 128 bfloat16s, train, phase 3)", /*bf16_last=*/true);
 }
 
 // The last rank skips an all-reduce: the others fail after the timeout naming it; when it reaches

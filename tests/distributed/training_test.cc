@@ -278,6 +278,40 @@ TEST(Reducer, AParameterWithoutGradientIsAnErrorNamingIt) {
   EXPECT_EQ(reducer.stats().syncs, 1);
 }
 
+// bf16_compress_hook: each element is the bf16 sum of the ranks' bf16-rounded gradients g_r (pre-
+// divided here, as the trainer does, so the sum is the average), widened to fp32. n - 1 pairwise
+// roundings of partial sums of magnitude <= sum_r |bf16(g_r)| at 2^-8 each, so
+//   |grad - sum_r bf16(g_r)| <= (n - 1) * 2^-8 * sum_r |bf16(g_r)|,
+// and on one rank the gradient is exactly bf16(g_0). Half the bytes of the fp32 all-reduce.
+TEST(Reducer, Bf16CompressHookAveragesWithinRounding) {
+  Communicator& comm = test_comm();
+  const int n = comm.size();
+  GradFixture f({{300, 7}, {}, {5000}, {12, 1}, {2000, 3}});
+  Reducer reducer(comm, f.named,
+                  ReducerOptions{.bucket_bytes = 8 << 10, .predivided = true, .comm_hook = CommHook::kBf16Compress});
+  auto g = [n](int r, int64_t j) { return (float(r + 1) + float(j) / 1000.f) / float(n); };  // rank r's, pre-divided
+  for (auto& p : f.params)
+    for (int64_t j = 0; j < p->grad.numel(); ++j) p->grad[j] = g(comm.rank(), j);
+  comm.set_phase(1, CommMode::kTrain);
+  f.backward(reducer);
+  reducer.finalize();
+  int64_t elements = 0;
+  for (size_t p = 0; p < f.params.size(); ++p) {
+    elements += f.params[p]->grad.numel();
+    for (int64_t j = 0; j < f.params[p]->grad.numel(); ++j) {
+      double exact = 0, magnitude = 0;
+      for (int r = 0; r < n; ++r) {
+        const double a = from_bf16(to_bf16(g(r, j)));
+        exact += a;
+        magnitude += std::fabs(a);
+      }
+      ASSERT_LE(std::fabs(double(f.params[p]->grad[j]) - exact), (n - 1) * magnitude / 256)
+          << "parameter " << p << " element " << j << ", " << n << " ranks";
+    }
+  }
+  EXPECT_EQ(reducer.stats().bytes, elements * 2) << "bf16 on the wire";
+}
+
 TEST(Reducer, FindUnusedParametersStillAveragesThem) {
   Communicator& comm = test_comm();
   const int n = comm.size();
