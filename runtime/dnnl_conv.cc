@@ -5,6 +5,7 @@
 // buffers, so a network's layers share them instead of each holding activation-sized buffers.
 #include "runtime/dnnl_conv.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +28,7 @@ dnnl::engine& cpu_engine() {
 }
 
 // Per-thread scratch slots, one per role, so the copies alive at the same time never alias.
-enum Slot { kSrc, kSrcW, kDst, kDiffDst, kDiffDstW, kWeights, kDiffWeights, kDiffBias, kSlots };
+enum Slot { kSrc, kSrcW, kDst, kDiffDst, kDiffDstW, kWeights, kDiffWeights, kDiffBias, kScratchpad, kSlots };
 
 float* scratch(Slot slot, size_t bytes) {
   struct Buf {
@@ -44,6 +45,11 @@ float* scratch(Slot slot, size_t bytes) {
     LOCKSTEP_CHECK(b.p) << "DnnlConv: out of memory for " << b.bytes << " bytes of scratch";
   }
   return b.p;
+}
+
+// A primitive's scratchpad, described by its primitive descriptor, in the shared slot.
+dnnl::memory scratchpad(const md& desc) {
+  return dnnl::memory(desc, cpu_engine(), scratch(kScratchpad, std::max<size_t>(desc.get_size(), 64)));
 }
 
 // A move between the caller's layout and oneDNN's; a no-op when they agree.
@@ -114,22 +120,26 @@ DnnlConv::DnnlConv(const DnnlConvShape& s) : impl_(std::make_unique<Impl>()) {
   const md f32_src(src_dims, dt::f32, any_act), f32_dst(dst_dims, dt::f32, any_act);
   const md f32_wei(wei_dims, dt::f32, tag::any);
   const md no_bias;
+  // Each primitive's scratchpad (AMX backward-weights transposes whole activations into it) comes
+  // from one per-thread slot that every convolution shares, not from a buffer per primitive.
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   try {
     auto& e = cpu_engine();
     m.fwd_pd = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                         any_src, any_wei, s.bias ? m.user_bias : no_bias, f32_dst, strides, dil,
                                         pad, pad),
-        e);
+        attr, e);
     m.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(
         dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, f32_src, any_wei, any_dst,
                                               strides, dil, pad, pad),
-        e, m.fwd_pd);
+        attr, e, m.fwd_pd);
     m.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(
         dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, any_src, f32_wei,
                                                  s.bias ? m.user_bias : no_bias, any_dst, strides, dil, pad,
                                                  pad),
-        e, m.fwd_pd);
+        attr, e, m.fwd_pd);
     m.fwd = dnnl::convolution_forward(m.fwd_pd);
     m.bwd_d = dnnl::convolution_backward_data(m.bwd_d_pd);
     m.bwd_w = dnnl::convolution_backward_weights(m.bwd_w_pd);
@@ -187,6 +197,7 @@ void DnnlConv::forward(const float* x, const float* w, const float* b, float* y,
                                 : dnnl::memory(m.dst.from, e, scratch(kDst, m.dst.from.get_size()));
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
   if (m.s.bias) args[DNNL_ARG_BIAS] = dnnl::memory(m.user_bias, e, const_cast<float*>(b));
+  args[DNNL_ARG_SCRATCHPAD] = scratchpad(m.fwd_pd.scratchpad_desc());
   m.fwd.execute(m.strm, args);
   if (!m.dst.same) m.dst.run(m.strm, dst, dnnl::memory(m.dst.to, e, y));
   m.strm.wait();
@@ -200,7 +211,10 @@ void DnnlConv::backward(const float* x, const float* dy, const float* w, float* 
     dnnl::memory wei = m.wei_d.in(w, kWeights, m.strm);
     dnnl::memory dsrc = m.dsrc.same ? dnnl::memory(m.dsrc.from, e, dx)
                                     : dnnl::memory(m.dsrc.from, e, scratch(kSrc, m.dsrc.from.get_size()));
-    m.bwd_d.execute(m.strm, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc}});
+    m.bwd_d.execute(m.strm, {{DNNL_ARG_DIFF_DST, ddst},
+                             {DNNL_ARG_WEIGHTS, wei},
+                             {DNNL_ARG_DIFF_SRC, dsrc},
+                             {DNNL_ARG_SCRATCHPAD, scratchpad(m.bwd_d_pd.scratchpad_desc())}});
     if (!m.dsrc.same) m.dsrc.run(m.strm, dsrc, dnnl::memory(m.dsrc.to, e, dx));
   }
   dnnl::memory ddst_w = m.ddst_w.to == m.ddst.to ? ddst : m.ddst_w.in(dy, kDiffDstW, m.strm);
@@ -213,6 +227,7 @@ void DnnlConv::backward(const float* x, const float* dy, const float* w, float* 
                                              {DNNL_ARG_DIFF_WEIGHTS, dwei}};
   float* db_tmp = m.s.bias ? scratch(kDiffBias, m.user_bias.get_size()) : nullptr;
   if (m.s.bias) args[DNNL_ARG_DIFF_BIAS] = dnnl::memory(m.user_bias, e, db_tmp);
+  args[DNNL_ARG_SCRATCHPAD] = scratchpad(m.bwd_w_pd.scratchpad_desc());
   m.bwd_w.execute(m.strm, args);
   if (!m.dwei.same) m.dwei.run(m.strm, dwei, dnnl::memory(m.dwei.to, e, dw_user));
   m.strm.wait();
