@@ -121,10 +121,15 @@ class TrainCommandHooks : public lockstep::LoopHooks {
  public:
   TrainCommandHooks(lockstep::Replica& r, lockstep::MetricsLog* log, bool step_lines)
       : r_(r), log_(log), step_lines_(step_lines) {}
+  // samples/s of a step line: the step's global samples over the wall time since the previous
+  // boundary (for the first step, since the loop started), eval and checkpoints excluded.
   bool at_boundary(const lockstep::TrainPosition& pos, const lockstep::StepSums& step, bool epoch_end) override {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last_).count();
     if (step_lines_ && log_ && step.count > 0)
       log_->write(lockstep::StepRecord{epoch_end ? pos.epoch : pos.epoch + 1, static_cast<int64_t>(pos.step),
-                                       step.loss_sum / step.count, 0.0});
+                                       step.loss_sum / step.count, seconds > 0 ? step.count / seconds : 0.0});
+    last_ = std::chrono::steady_clock::now();
     return false;
   }
   bool at_epoch_end(lockstep::EpochMetrics& m) override {
@@ -140,6 +145,7 @@ class TrainCommandHooks : public lockstep::LoopHooks {
       log_->write(m);
     }
     red.reset_stats();
+    last_ = std::chrono::steady_clock::now();
     return false;
   }
 
@@ -147,6 +153,7 @@ class TrainCommandHooks : public lockstep::LoopHooks {
   lockstep::Replica& r_;
   lockstep::MetricsLog* log_;  // rank 0 only
   const bool step_lines_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines) {

@@ -68,6 +68,11 @@ Shape MaxPool2d::output_shape(const Shape& in) const {
   return {in[0], in[1], out_size(in[2]), out_size(in[3])};
 }
 
+void MaxPool2d::keep_for_backward(bool save, const Tensor& x, const Tensor& y) {
+  x_ = save ? x : Tensor();
+  y_ = save ? y : Tensor();
+}
+
 Tensor MaxPool2d::forward_nhwc(const Tensor& x) {
   Tensor y = Tensor::empty(output_shape(x.shape()), MemoryFormat::kChannelsLast);
   const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3);
@@ -139,12 +144,7 @@ Tensor MaxPool2d::forward_nhwc(const Tensor& x) {
         }
     }
   }
-  if (save) {
-    x_ = x;
-    y_ = y;
-  } else {
-    x_ = y_ = Tensor();
-  }
+  keep_for_backward(save, x, y);
   return y;
 }
 
@@ -185,12 +185,7 @@ Tensor MaxPool2d::forward_impl(const Tensor& x) {
       for (int64_t j = 0; j < ow; ++j) out[j] = src[window_argmax(src, h, w, i, j)];
     }
   }
-  if (save) {
-    x_ = x;
-    y_ = y;
-  } else {
-    x_ = y_ = Tensor();
-  }
+  keep_for_backward(save, x, y);
   return y;
 }
 

@@ -47,6 +47,8 @@ class MaxPool2d : public Layer {
   bool is_k2s2() const { return k_ == 2 && stride_ == 2 && pad_ == 0 && dil_ == 1; }
   // The NHWC kernels: x channels_last (N, C, H, W) -> y channels_last (N, C, OH, OW).
   Tensor forward_nhwc(const Tensor& x);
+  // Keeps x and y for backward under grad mode, else releases both.
+  void keep_for_backward(bool save, const Tensor& x, const Tensor& y);
   Tensor backward_nhwc(const Tensor& dy);
 
   int64_t k_, stride_, pad_, dil_;

@@ -13,6 +13,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "runtime/check.h"
+#include "runtime/dnnl_engine.h"
 
 namespace lockstep {
 
@@ -21,11 +22,6 @@ namespace {
 using md = dnnl::memory::desc;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
-
-dnnl::engine& cpu_engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
 
 // Per-thread scratch slots, one per role, so the copies alive at the same time never alias.
 enum Slot { kSrc, kSrcW, kDst, kDiffDst, kDiffDstW, kWeights, kDiffWeights, kDiffBias, kScratchpad, kSlots };
@@ -49,7 +45,7 @@ float* scratch(Slot slot, size_t bytes) {
 
 // A primitive's scratchpad, described by its primitive descriptor, in the shared slot.
 dnnl::memory scratchpad(const md& desc) {
-  return dnnl::memory(desc, cpu_engine(), scratch(kScratchpad, std::max<size_t>(desc.get_size(), 64)));
+  return dnnl::memory(desc, dnnl_cpu_engine(), scratch(kScratchpad, std::max<size_t>(desc.get_size(), 64)));
 }
 
 // A move between the caller's layout and oneDNN's; a no-op when they agree.
@@ -59,14 +55,14 @@ struct Edge {
   bool same = true;
   Edge() = default;
   Edge(const md& f, const md& t) : from(f), to(t), same(f == t) {
-    if (!same) r = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), f, cpu_engine(), t));
+    if (!same) r = dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_cpu_engine(), f, dnnl_cpu_engine(), t));
   }
   void run(dnnl::stream& s, dnnl::memory f, dnnl::memory t) const { r.execute(s, f, t); }
   // `data` (in `from`) as memory in `to`: the caller's buffer itself, or a copy in scratch `slot`.
   dnnl::memory in(const float* data, Slot slot, dnnl::stream& s) const {
-    dnnl::memory src(from, cpu_engine(), const_cast<float*>(data));
+    dnnl::memory src(from, dnnl_cpu_engine(), const_cast<float*>(data));
     if (same) return src;
-    dnnl::memory dst(to, cpu_engine(), scratch(slot, to.get_size()));
+    dnnl::memory dst(to, dnnl_cpu_engine(), scratch(slot, to.get_size()));
     r.execute(s, src, dst);
     return dst;
   }
@@ -77,7 +73,7 @@ struct Edge {
 struct DnnlConv::Impl {
   DnnlConvShape s;
   int64_t oh, ow;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{dnnl_cpu_engine()};
   dnnl::convolution_forward::primitive_desc fwd_pd;
   dnnl::convolution_backward_data::primitive_desc bwd_d_pd;
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd;
@@ -125,7 +121,7 @@ DnnlConv::DnnlConv(const DnnlConvShape& s) : impl_(std::make_unique<Impl>()) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   try {
-    auto& e = cpu_engine();
+    auto& e = dnnl_cpu_engine();
     m.fwd_pd = dnnl::convolution_forward::primitive_desc(
         dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                         any_src, any_wei, s.bias ? m.user_bias : no_bias, f32_dst, strides, dil,
@@ -176,7 +172,7 @@ bool DnnlConv::has_kept_input() const { return impl_->has_kept; }
 
 void DnnlConv::forward(const float* x, const float* w, const float* b, float* y, bool keep_input) {
   Impl& m = *impl_;
-  auto& e = cpu_engine();
+  auto& e = dnnl_cpu_engine();
   m.has_kept = false;
   m.kept = dnnl::memory();
   dnnl::memory src;
@@ -205,7 +201,7 @@ void DnnlConv::forward(const float* x, const float* w, const float* b, float* y,
 
 void DnnlConv::backward(const float* x, const float* dy, const float* w, float* dx, float* dw, float* db) {
   Impl& m = *impl_;
-  auto& e = cpu_engine();
+  auto& e = dnnl_cpu_engine();
   dnnl::memory ddst = m.ddst.in(dy, kDiffDst, m.strm);
   if (dx) {
     dnnl::memory wei = m.wei_d.in(w, kWeights, m.strm);

@@ -7,6 +7,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "runtime/check.h"
+#include "runtime/dnnl_engine.h"
 
 namespace lockstep {
 
@@ -16,16 +17,11 @@ using md = dnnl::memory::desc;
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
 std::shared_ptr<uint16_t[]> bf16_buffer(int64_t n) { return std::shared_ptr<uint16_t[]>(new uint16_t[n]); }
 
 // f32 `from` -> bf16 `to` through reorder r (round to nearest even).
 void convert(const dnnl::reorder& r, dnnl::stream& s, const md& from, const float* src, const md& to, uint16_t* dst) {
-  dnnl::memory f(from, cpu_engine(), const_cast<float*>(src)), t(to, cpu_engine(), dst);
+  dnnl::memory f(from, dnnl_cpu_engine(), const_cast<float*>(src)), t(to, dnnl_cpu_engine(), dst);
   r.execute(s, f, t);
 }
 
@@ -33,7 +29,7 @@ void convert(const dnnl::reorder& r, dnnl::stream& s, const md& from, const floa
 
 struct DnnlLinear::Impl {
   DnnlLinearShape s;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{dnnl_cpu_engine()};
   // f32 -> bf16, same layout: x (N, in), w (out, in), dy (N, out).
   md x32, x16, w32, w16, dy32, dy16;
   dnnl::reorder to16_x, to16_w, to16_dy;
@@ -44,7 +40,7 @@ struct DnnlLinear::Impl {
 DnnlLinear::DnnlLinear(const DnnlLinearShape& s) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.s = s;
-  auto& e = cpu_engine();
+  auto& e = dnnl_cpu_engine();
   m.x32 = md({s.n, s.in}, dt::f32, tag::ab);
   m.x16 = md({s.n, s.in}, dt::bf16, tag::ab);
   m.w32 = md({s.out, s.in}, dt::f32, tag::ab);
@@ -92,7 +88,7 @@ const DnnlLinearShape& DnnlLinear::shape() const { return impl_->s; }
 
 Bf16Matrix DnnlLinear::forward(const float* x, const float* w, const float* b, float* y, bool keep_input) {
   Impl& m = *impl_;
-  auto& e = cpu_engine();
+  auto& e = dnnl_cpu_engine();
   Bf16Matrix kept{bf16_buffer(m.s.n * m.s.in), m.s.n, m.s.in};
   auto w16 = bf16_buffer(m.s.out * m.s.in);
   dnnl::memory x16(m.x16, e, kept.data.get()), wt16(m.wt16, e, w16.get());
@@ -108,7 +104,7 @@ Bf16Matrix DnnlLinear::forward(const float* x, const float* w, const float* b, f
 
 void DnnlLinear::backward(const Bf16Matrix& x, const float* dy, const float* w, float* dx, float* dw) {
   Impl& m = *impl_;
-  auto& e = cpu_engine();
+  auto& e = dnnl_cpu_engine();
   LOCKSTEP_CHECK(x.defined() && x.rows == m.s.n && x.cols == m.s.in)
       << "DnnlLinear::backward: no (" << m.s.n << ", " << m.s.in << ") bf16 input kept by forward";
   auto dy16 = bf16_buffer(m.s.n * m.s.out);

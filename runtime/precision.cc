@@ -3,6 +3,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "runtime/dnnl_engine.h"
+
 namespace lockstep {
 
 namespace {
@@ -40,7 +42,7 @@ bool onednn_has_bf16() {
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
     try {
-      dnnl::engine e(dnnl::engine::kind::cpu, 0);
+      dnnl::engine& e = dnnl_cpu_engine();
       dnnl::matmul::primitive_desc mm(
           dnnl::matmul::desc(md({4, 8}, dt::bf16, tag::ab), md({8, 4}, dt::bf16, tag::ab), md({4, 4}, dt::f32, tag::ab)),
           e);

@@ -3,6 +3,10 @@
 // multiple of the batch (10 samples, batch 4) and report the same train loss, with data.drop_last
 // false (3 steps: the last batch filled from the epoch's first samples) and true (2 steps); `train
 // --step-metrics` and the launched worker log the same per-step losses to the last bit.
+#include <regex>
+#include <sstream>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "tests/control/process_util.h"
@@ -57,6 +61,19 @@ TEST_F(OneRule, TrainMpirunAndLaunchTakeTheSameSteps) {
     // One loop: every step's global loss, to the last bit, is the same from `train` and the worker.
     EXPECT_EQ(step_losses(path("a-" + drop_last + ".jsonl")), step_losses(run + "/metrics.jsonl"))
         << "drop_last " << drop_last;
+    // Every step line of `train --step-metrics` carries a measured, positive samples/s.
+    {
+      std::istringstream lines(read_text(path("a-" + drop_last + ".jsonl")));
+      const std::regex rate("\"kind\":\"step\".*\"samples_per_sec\":([^,}]+)");
+      std::smatch m;
+      int step_lines = 0;
+      for (std::string line; std::getline(lines, line);)
+        if (std::regex_search(line, m, rate)) {
+          ++step_lines;
+          EXPECT_GT(std::stod(m[1]), 0.0) << line;
+        }
+      EXPECT_EQ(step_lines, static_cast<int>(steps)) << "drop_last " << drop_last;
+    }
     const std::string a = epoch_train_loss(path("a-" + drop_last + ".jsonl"));
     ASSERT_FALSE(a.empty()) << read_text(path("a-" + drop_last + ".jsonl"));
     EXPECT_EQ(epoch_train_loss(path("b-" + drop_last + ".jsonl")), a) << "drop_last " << drop_last;
