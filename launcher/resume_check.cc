@@ -45,18 +45,18 @@ class PathCollector : public MessageDifferencer::Reporter {
     }
     return s;
   }
-  // The leaves set under `path` of `root` (the path's message itself when it is a leaf).
-  void add_all(const Message& root, const Path& path) {
-    const Message* m = &root;
-    for (const auto& f : path) {
-      if (!f.field || f.field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-        out_.push_back(name(path));
-        return;
-      }
-      const auto* r = m->GetReflection();
-      m = f.field->is_repeated() ? &r->GetRepeatedMessage(*m, f.field, f.index) : &r->GetMessage(*m, f.field);
+  // The leaves set under the field path.back() of `parent`. MessageDifferencer reports an added or
+  // deleted field with the message that directly holds it (the job itself only for a top-level
+  // field) and the full path from the job down to the field.
+  void add_all(const Message& parent, const Path& path) {
+    const auto& f = path.back();
+    if (!f.field || f.field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+      out_.push_back(name(path));
+      return;
     }
-    leaves(*m, name(path));
+    const auto* r = parent.GetReflection();
+    leaves(f.field->is_repeated() ? r->GetRepeatedMessage(parent, f.field, f.index) : r->GetMessage(parent, f.field),
+           name(path));
   }
   void leaves(const Message& m, const std::string& prefix) {
     std::vector<const FieldDescriptor*> set;

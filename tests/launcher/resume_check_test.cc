@@ -112,6 +112,23 @@ TEST_F(ResumeCheck, AnEditedJobNamesEveryChangedField) {
   EXPECT_EQ(err.find("epochs"), std::string::npos) << err;
 }
 
+// A field added or removed inside a block that both jobs have is named too (the differencer reports
+// it with the block as its message, not the job: this once crashed in protobuf's reflection).
+TEST_F(ResumeCheck, AFieldAddedOrRemovedInsideABlockIsNamed) {
+  job_.mutable_distributed()->set_bucket_mb(25.f);
+  write();
+  lockstep::proto::JobSpec edited = job_;
+  edited.mutable_model()->set_memory_format(lockstep::proto::ModelSpec::CONTIGUOUS);
+  edited.mutable_distributed()->clear_bucket_mb();
+  edited.mutable_distributed()->set_comm_hook(lockstep::proto::DistributedSpec::BF16_COMPRESS_HOOK);
+  edited.mutable_optimizer()->mutable_sgd()->set_nesterov(true);
+  const std::string err = error(edited);
+  for (const char* f : {"model.memory_format", "distributed.bucket_mb", "distributed.comm_hook",
+                        "optimizer.sgd.nesterov"})
+    EXPECT_NE(err.find(f), std::string::npos) << f << " not named in: " << err;
+  EXPECT_EQ(err.find("reflection"), std::string::npos) << err;
+}
+
 TEST_F(ResumeCheck, TheSameDataThroughASymlinkIsTheSameData) {
   write();
   fs::create_directory_symlink(dir_ / "data", dir_ / "link");
