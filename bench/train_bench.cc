@@ -21,6 +21,7 @@
 #include "runtime/gemm.h"
 #include "runtime/precision.h"
 #include "runtime/optim/sgd.h"
+#include "launcher/cli_number.h"
 #include "launcher/train/trainer.h"
 
 using namespace lockstep;
@@ -37,9 +38,20 @@ static double cpu_now() {
 }
 
 int main(int argc, char** argv) {
+  const char* usage = "usage: train_bench [MODEL=fmnist-cnn] [STEPS=40] [REPEATS=3] [DATA_DIR] [fp32|bf16]\n";
+  if (argc > 6 || (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h"))) {
+    std::fputs(usage, argc > 6 ? stderr : stdout);
+    return argc > 6 ? 2 : 0;
+  }
   const std::string model_name = argc > 1 ? argv[1] : "fmnist-cnn";
-  const int steps = argc > 2 ? std::atoi(argv[2]) : 40;
-  const int repeats = argc > 3 ? std::atoi(argv[3]) : 3;
+  int steps = 40, repeats = 3;
+  try {
+    if (argc > 2) steps = static_cast<int>(cli::whole_number("STEPS", argv[2], 1, 1000000));
+    if (argc > 3) repeats = static_cast<int>(cli::whole_number("REPEATS", argv[3], 1, 1000));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_bench: %s\n%s", e.what(), usage);
+    return 2;
+  }
   const std::string data_dir = argc > 4 ? argv[4] : "/usr/share/datasets/fashion-mnist";
   const std::string precision_arg = argc > 5 ? argv[5] : "fp32";  // "fp32" or "bf16"
   if (precision_arg != "fp32" && precision_arg != "bf16") {

@@ -174,6 +174,10 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
                 dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank",
                 r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
                 r->dopt.eval_buffers == BufferSync::kAverage ? "averaged" : "from rank 0");
+    std::printf("precision %s, memory format %s, comm hook %s\n",
+                proto::JobSpec::Precision_Name(job.precision()).c_str(),
+                proto::ModelSpec::MemoryFormat_Name(job.model().memory_format()).c_str(),
+                proto::DistributedSpec::CommHook_Name(dist.comm_hook()).c_str());
     std::printf("%5s %11s %10s %9s %10s %8s\n", "epoch", "train_loss", "test_loss", "test_acc", "samples/s",
                 "exposed");
     std::fflush(stdout);
