@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <type_traits>
 
@@ -31,18 +32,67 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// The enum type of a field called `name` anywhere in the job's message tree (first found), or null.
+const google::protobuf::EnumDescriptor* enum_field_named(const google::protobuf::Descriptor* d, const std::string& name,
+                                                         std::vector<const google::protobuf::Descriptor*>& seen) {
+  if (std::find(seen.begin(), seen.end(), d) != seen.end()) return nullptr;
+  seen.push_back(d);
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* f = d->field(i);
+    if (f->name() == name && f->enum_type()) return f->enum_type();
+    if (f->message_type())
+      if (const auto* e = enum_field_named(f->message_type(), name, seen)) return e;
+  }
+  return nullptr;
+}
+
+// The parser's first error as `path:line:column: message`. An unknown enum name is reported as the
+// numeric case is, naming the field, the value and the known values, at the value's own line and
+// column: the parser reports it where the token after the value starts, which may be the next line.
 class Collector : public google::protobuf::io::ErrorCollector {
  public:
-  explicit Collector(std::string path) : path_(std::move(path)) {}
+  Collector(std::string path, const std::string& text) : path_(std::move(path)), text_(text) {}
   void AddError(int line, int column, const std::string& message) override {
-    if (first_.empty())
-      first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + one_line(message);
+    if (!first_.empty()) return;
+    static const std::regex unknown_enum("Unknown enumeration value of \"([^\"]*)\" for field \"([^\"]*)\"\\.?");
+    std::smatch m;
+    if (std::regex_search(message, m, unknown_enum)) {
+      std::vector<const google::protobuf::Descriptor*> seen;
+      if (const auto* e = enum_field_named(proto::JobSpec::descriptor(), m[2], seen)) {
+        std::string known;
+        for (int i = 0; i < e->value_count(); ++i) known += (i ? ", " : "") + e->value(i)->name();
+        locate(m[2].str() + "\\s*:\\s*" + m[1].str() + "\\b", line, column);
+        first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + m[2].str() +
+                 ": unknown value " + m[1].str() + " (known: " + known + ")";
+        return;
+      }
+    }
+    first_ = path_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + one_line(message);
   }
   void AddWarning(int, int, const std::string&) override {}
   const std::string& first() const { return first_; }
 
  private:
+  // The 0-based line and column of the last match of `pattern` that starts before (line, column);
+  // unchanged where there is none.
+  void locate(const std::string& pattern, int& line, int& column) const {
+    size_t limit = 0;
+    for (int l = 0; l < line && limit != std::string::npos; ++l) limit = text_.find('\n', limit) + 1;
+    if (limit == std::string::npos || (limit == 0 && line > 0)) return;
+    limit = std::min(text_.size(), limit + static_cast<size_t>(column));
+    const std::regex re(pattern);
+    size_t at = std::string::npos;
+    for (auto it = std::sregex_iterator(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(limit), re);
+         it != std::sregex_iterator(); ++it)
+      at = static_cast<size_t>(it->position());
+    if (at == std::string::npos) return;
+    line = static_cast<int>(std::count(text_.begin(), text_.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+    const size_t start = text_.rfind('\n', at == 0 ? 0 : at - 1);
+    column = static_cast<int>(start == std::string::npos || at == 0 ? at : at - start - 1);
+  }
+
   std::string path_;
+  const std::string& text_;
   std::string first_;
 };
 
@@ -372,10 +422,11 @@ proto::JobSpec parse_job(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   proto::JobSpec job;
-  Collector errors(path);
+  const std::string source = text.str();
+  Collector errors(path, source);
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  LOCKSTEP_FAIL_IF(!parser.ParseFromString(text.str(), &job))
+  LOCKSTEP_FAIL_IF(!parser.ParseFromString(source, &job))
       << (errors.first().empty() ? path + ": cannot parse job file" : errors.first());
   return job;
 }

@@ -130,8 +130,8 @@ TEST_F(BadInput, PrecisionParsesAndABadValueNamesTheField) {
   const std::string path = job("reference: \"fmnist-mlp\"", "precision: FP16\n");
   auto r = run_command("train " + path);
   expect_one_line_error(r, path + ":");
-  EXPECT_NE(r.output.find("Unknown enumeration value of \"FP16\" for field \"precision\""), std::string::npos)
-      << r.output;
+  // Named like the numeric case, with the known values, at the value's own line.
+  EXPECT_NE(r.output.find(":1: precision: unknown value FP16 (known: FP32, BF16)"), std::string::npos) << r.output;
   expect_one_line_error(run_command("train " + job("reference: \"fmnist-mlp\"", "precision: 7\n")),
                         "precision: unknown value 7 (known: FP32, BF16)");
 }
