@@ -319,14 +319,49 @@ std::unique_ptr<LrSchedule> build_schedule(const proto::JobSpec& job) {
     base = std::make_unique<StepLr>(lr, s.step().step_size(), s.step().gamma());
   } else if (s.has_cosine()) {
     base = std::make_unique<CosineLr>(lr, s.cosine().t_max(), s.cosine().eta_min());
+  } else if (s.has_linear()) {  // torch LinearLR's defaults
+    const auto& l = s.linear();
+    base = std::make_unique<LinearLr>(lr, l.has_start_factor() ? l.start_factor() : 1.f / 3,
+                                      l.has_end_factor() ? l.end_factor() : 1.f,
+                                      l.has_total_iters() ? l.total_iters() : 5);
+  } else if (s.has_polynomial()) {  // torch PolynomialLR's defaults
+    const auto& p = s.polynomial();
+    base = std::make_unique<PolynomialLr>(lr, p.has_total_iters() ? p.total_iters() : 5,
+                                          p.has_power() ? p.power() : 1.f);
+  } else if (s.has_one_cycle()) {  // torch OneCycleLR's defaults
+    const auto& o = s.one_cycle();
+    OneCycleOptions oc{.total_steps = o.total_steps()};
+    if (o.has_pct_start()) oc.pct_start = o.pct_start();
+    if (o.has_div_factor()) oc.div_factor = o.div_factor();
+    if (o.has_final_div_factor()) oc.final_div_factor = o.final_div_factor();
+    oc.anneal_cos = o.anneal_strategy() != "linear";
+    base = std::make_unique<OneCycleLr>(lr, oc);
   } else {
     base = std::make_unique<ConstantLr>(lr);
   }
-  if (s.warmup_epochs() > 0)
+  const int64_t warmup = s.interval() == proto::ScheduleSpec::STEP ? s.warmup_steps() : s.warmup_epochs();
+  if (warmup > 0)
     base = std::make_unique<LinearWarmup>(std::move(base),
-                                          s.has_warmup_start_factor() ? s.warmup_start_factor() : 1.f / 3,
-                                          s.warmup_epochs());
+                                          s.has_warmup_start_factor() ? s.warmup_start_factor() : 1.f / 3, warmup);
   return base;
+}
+
+void check_schedule_horizon(const proto::JobSpec& job, int64_t sampler_steps_per_epoch) {
+  const int64_t k = job.has_accumulate_steps() ? job.accumulate_steps() : 1;
+  LOCKSTEP_FAIL_IF(k > sampler_steps_per_epoch)
+      << "accumulate_steps: " << k << " is more than the " << sampler_steps_per_epoch
+      << " micro-batches of an epoch (train samples / batch_size), so no optimizer step would be taken";
+  const auto& s = job.schedule();
+  if (!s.has_one_cycle()) return;
+  const bool per_step = s.interval() == proto::ScheduleSpec::STEP;
+  const int64_t per_epoch = per_step ? sampler_steps_per_epoch / k : 1;
+  const int64_t needed = job.epochs() * per_epoch;
+  LOCKSTEP_FAIL_IF(needed > s.one_cycle().total_steps())
+      << "schedule.one_cycle.total_steps: " << s.one_cycle().total_steps() << " is fewer than the job's " << needed
+      << (per_step ? " optimizer steps (" + std::to_string(job.epochs()) + " epochs x " + std::to_string(per_epoch) +
+                         " steps)"
+                   : std::string(" epochs"))
+      << "; torch OneCycleLR refuses to step past total_steps";
 }
 
 }  // namespace lockstep

@@ -28,6 +28,13 @@ BuiltModel build_model(const proto::JobSpec& job);
 // input_shape (1, 28, 29) for 28 x 28 images), naming model.input_shape and both shapes.
 void check_model_input(const BuiltModel& built, const Dataset& data);
 std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Module& model);
+// The schedule of job.schedule (null never: a constant lr without one). Its t counts epochs or
+// optimizer steps as schedule.interval says (the trainer steps it).
 std::unique_ptr<LrSchedule> build_schedule(const proto::JobSpec& job);
+// Refuses a schedule that ends before the job does: one_cycle (torch raises past total_steps)
+// with fewer total_steps than the job's optimizer steps (interval STEP: epochs x
+// floor(steps_per_epoch / accumulate_steps); EPOCH: epochs), and accumulate_steps above the
+// sampler steps of an epoch. One line naming the field and both counts.
+void check_schedule_horizon(const proto::JobSpec& job, int64_t sampler_steps_per_epoch);
 
 }  // namespace lockstep

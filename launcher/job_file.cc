@@ -16,6 +16,8 @@
 
 #include "launcher/data_check.h"
 #include "launcher/job_builder.h"
+#include "launcher/job_sampler.h"
+#include "runtime/data/distributed_sampler.h"
 #include "layers/reference_models.h"
 #include "launcher/quoted.h"
 #include "runtime/check.h"
@@ -321,18 +323,71 @@ void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
 }
 
 void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
+  if (!proto::ScheduleSpec::Interval_IsValid(s.interval()))
+    c.fail("schedule.interval", "unknown value " + str(s.interval()) + " (known: EPOCH, STEP)");
+  const bool per_step = s.interval() == proto::ScheduleSpec::STEP;
+  const int64_t max_t = per_step ? kMaxSteps : kMaxEpochs;  // t counts steps or epochs
   if (s.has_step()) {
-    c.positive("schedule.step.step_size", s.step().step_size(), kMaxEpochs);
+    c.positive("schedule.step.step_size", s.step().step_size(), max_t);
     c.positive("schedule.step.gamma", s.step().gamma(), kMaxRate);
   }
   if (s.has_cosine()) {
-    c.positive("schedule.cosine.t_max", s.cosine().t_max(), kMaxEpochs);
+    c.positive("schedule.cosine.t_max", s.cosine().t_max(), max_t);
     c.non_negative("schedule.cosine.eta_min", s.cosine().eta_min(), kMaxRate);
   }
+  if (s.has_linear()) {
+    const auto& l = s.linear();
+    if (l.has_start_factor()) c.unit("schedule.linear.start_factor", l.start_factor(), /*closed_top=*/true);
+    if (l.has_end_factor()) c.unit("schedule.linear.end_factor", l.end_factor(), /*closed_top=*/true);
+    if (l.has_total_iters()) c.positive("schedule.linear.total_iters", l.total_iters(), max_t);
+  }
+  if (s.has_polynomial()) {
+    const auto& p = s.polynomial();
+    if (p.has_total_iters()) c.positive("schedule.polynomial.total_iters", p.total_iters(), max_t);
+    if (p.has_power()) c.positive("schedule.polynomial.power", p.power(), 100.f);
+  }
+  if (s.has_one_cycle()) {
+    const auto& o = s.one_cycle();
+    c.positive("schedule.one_cycle.total_steps", o.total_steps(), max_t);
+    if (o.has_pct_start() && !(o.pct_start() > 0.0 && o.pct_start() < 1.0))
+      c.fail("schedule.one_cycle.pct_start", "must be in (0, 1), got " + str(o.pct_start()));
+    if (o.has_div_factor()) c.positive("schedule.one_cycle.div_factor", o.div_factor(), kMaxDivFactor);
+    if (o.has_final_div_factor())
+      c.positive("schedule.one_cycle.final_div_factor", o.final_div_factor(), kMaxDivFactor);
+    if (!o.anneal_strategy().empty() && o.anneal_strategy() != "cos" && o.anneal_strategy() != "linear")
+      c.fail("schedule.one_cycle.anneal_strategy", "must be \"cos\" or \"linear\", got " + quoted(o.anneal_strategy()));
+    if (!o.has_cycle_momentum() || o.cycle_momentum())
+      c.fail("schedule.one_cycle.cycle_momentum",
+             std::string(o.has_cycle_momentum() ? "true is not supported" : "required") +
+                 ": torch's default (true) also cycles SGD momentum / Adam beta1, which lockstep does not; "
+                 "write cycle_momentum: false (torch OneCycleLR(..., cycle_momentum=False))");
+    // The first phase ends at step pct_start * total_steps - 1; torch divides by that length.
+    const double pct = o.has_pct_start() ? o.pct_start() : 0.3;
+    if (pct * static_cast<double>(o.total_steps()) - 1.0 <= 0.0)
+      c.fail("schedule.one_cycle.total_steps", str(o.total_steps()) + " is too few for pct_start " + str(pct) +
+                                                   ": the warm-up phase must last more than one step");
+  }
   c.non_negative("schedule.warmup_epochs", s.warmup_epochs(), kMaxEpochs);
-  // torch LinearLR: start_factor in (0, 1].
-  if (s.has_warmup_start_factor() && !(s.warmup_start_factor() > 0.f && s.warmup_start_factor() <= 1.f))
-    c.fail("schedule.warmup_start_factor", "must be in (0, 1], got " + str(s.warmup_start_factor()));
+  c.non_negative("schedule.warmup_steps", s.warmup_steps(), kMaxSteps);
+  // torch LinearLR asks (0, 1]; 0 is allowed here (closed form, lockstep's lr_schedule.h).
+  if (s.has_warmup_start_factor()) c.unit("schedule.warmup_start_factor", s.warmup_start_factor(), /*closed_top=*/true);
+  if (s.warmup_epochs() > 0 && per_step)
+    c.fail("schedule.warmup_epochs", "counts epochs, but interval is STEP: use warmup_steps");
+  if (s.has_one_cycle() && (s.warmup_epochs() > 0 || s.warmup_steps() > 0))
+    c.fail(s.warmup_steps() > 0 ? "schedule.warmup_steps" : "schedule.warmup_epochs",
+           "one_cycle warms up by itself (pct_start); drop the extra warm-up");
+  if (s.warmup_steps() > 0 && !per_step)
+    c.fail("schedule.warmup_steps", "counts optimizer steps: needs interval: STEP");
+}
+
+void check_clip(const Checker& c, const proto::GradClipSpec& g) {
+  c.non_negative("clip_grad.max_norm", g.max_norm(), kMaxClip);
+  c.non_negative("clip_grad.clip_value", g.clip_value(), kMaxClip);
+  if (g.has_norm_type()) {
+    const double p = g.norm_type();
+    if (!(p >= 1.0)) c.fail("clip_grad.norm_type", "must be at least 1, or inf, got " + str(p));
+    if (g.max_norm() == 0) c.fail("clip_grad.norm_type", "set without clip_grad.max_norm");
+  }
 }
 
 void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
@@ -456,6 +511,8 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
     c.fail("precision", "unknown value " + str(job.precision()) + " (known: FP32, BF16)");
   check_optimizer(c, job.optimizer());
   check_schedule(c, job.schedule());
+  if (job.has_accumulate_steps()) c.in_range("accumulate_steps", job.accumulate_steps(), int64_t{1}, kMaxAccumulate);
+  check_clip(c, job.clip_grad());
   check_distributed(c, job.distributed());
   check_phases(c, job.phases());
   check_control(c, job.control());
@@ -483,7 +540,14 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
   } catch (const Error& e) {
     throw Error(path + ": " + one_line(e.what()));
   }
-  check_data(job, path);  // last: it reads files, the checks above only the job
+  const DataFacts facts = check_data(job, path);  // last: it reads files, the checks above only the job
+  // The sampler steps of an epoch (the same on every rank) against accumulate_steps and a
+  // schedule's horizon.
+  try {
+    check_schedule_horizon(job, DistributedSampler(facts.train.size, sampler_options(job, 0, world_size)).num_steps());
+  } catch (const Error& e) {
+    throw Error(path + ": " + one_line(e.what()));
+  }
 }
 
 Precision precision_of(const proto::JobSpec& job) {

@@ -29,6 +29,10 @@ inline constexpr float kMaxBucketMb = 65536.f;             // 64 GiB
 inline constexpr float kMinSeconds = 0.01f;                // timeouts and intervals
 inline constexpr float kMaxHeartbeatS = 3600.f;            // control.heartbeat_interval_s
 inline constexpr float kMaxSeconds = 7 * 86400.f;          // timeouts: a week
+inline constexpr int64_t kMaxSteps = int64_t{1} << 40;     // optimizer-step counts of a schedule
+inline constexpr int64_t kMaxAccumulate = 65536;           // accumulate_steps
+inline constexpr double kMaxClip = 1e6;                    // clip_grad.max_norm, clip_grad.clip_value
+inline constexpr double kMaxDivFactor = 1e12;              // schedule.one_cycle.*div_factor
 }  // namespace job_limits
 
 // Throws lockstep::Error "PATH:LINE:COL: ..." on a syntax or type error, "PATH: field: ..." on a

@@ -128,7 +128,8 @@ class TrainCommandHooks : public lockstep::LoopHooks {
     const double seconds = std::chrono::duration<double>(now - last_).count();
     if (step_lines_ && log_ && step.count > 0)
       log_->write(lockstep::StepRecord{epoch_end ? pos.epoch : pos.epoch + 1, static_cast<int64_t>(pos.step),
-                                       step.loss_sum / step.count, seconds > 0 ? step.count / seconds : 0.0});
+                                       step.loss_sum / step.count, seconds > 0 ? step.count / seconds : 0.0,
+                                       r_.trainer->last_lr(), r_.trainer->last_grad_norm()});
     last_ = std::chrono::steady_clock::now();
     return false;
   }

@@ -1,11 +1,22 @@
 // JSON-lines metrics writer.
 #include "launcher/metrics_log.h"
 
+#include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "runtime/check.h"
 
 namespace lockstep {
+
+// ',"grad_norm":x' when computed (>= 0); JSON has no NaN, so a non-finite norm is null.
+static std::string grad_norm_field(double g) {
+  if (std::isnan(g)) return ",\"grad_norm\":null";
+  if (g < 0) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, ",\"grad_norm\":%.9g", g);
+  return buf;
+}
 
 MetricsLog::MetricsLog(const std::string& path, Open mode)
     : path_(path), out_(path, mode == Open::kAppend ? std::ios::app : std::ios::trunc) {
@@ -13,19 +24,21 @@ MetricsLog::MetricsLog(const std::string& path, Open mode)
 }
 
 void MetricsLog::write(const EpochMetrics& m) {
-  char line[256];
+  char line[320];
   std::snprintf(line, sizeof line,
                 "{\"kind\":\"epoch\",\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
-                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g}\n",
+                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g%s}\n",
                 static_cast<long long>(m.epoch), m.train_loss, m.test_loss, m.test_accuracy,
-                m.train_samples_per_sec, m.lr);
+                m.train_samples_per_sec, m.lr, grad_norm_field(m.grad_norm).c_str());
   put(line);
 }
 
 void MetricsLog::write(const StepRecord& s) {
-  char line[192];
-  std::snprintf(line, sizeof line, "{\"kind\":\"step\",\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"samples_per_sec\":%.1f}\n",
-                static_cast<long long>(s.epoch), static_cast<long long>(s.step), s.loss, s.samples_per_sec);
+  char line[320];
+  std::snprintf(line, sizeof line,
+                "{\"kind\":\"step\",\"epoch\":%lld,\"step\":%lld,\"loss\":%.17g,\"samples_per_sec\":%.1f,\"lr\":%.9g%s}\n",
+                static_cast<long long>(s.epoch), static_cast<long long>(s.step), s.loss, s.samples_per_sec, s.lr,
+                grad_norm_field(s.grad_norm).c_str());
   put(line);
 }
 

@@ -1,7 +1,10 @@
 // Metrics as JSON lines (one object per line), for plots and scripts. Per epoch:
 // {"kind":"epoch","epoch":1,"train_loss":0.51,"test_loss":0.39,"test_accuracy":0.861,"train_samples_per_sec":2400,"lr":0.05}
 // and, from `lockstep launch`/`worker`, per step (the loss exact to the last bit, for comparing runs):
-// {"kind":"step","epoch":1,"step":17,"loss":0.61234567890123456,"samples_per_sec":2380.5}
+// {"kind":"step","epoch":1,"step":17,"loss":0.61234567890123456,"samples_per_sec":2380.5,"lr":0.05}
+// With clip_grad, both lines also carry "grad_norm": the step's total gradient norm before clipping
+// (the epoch line: the mean over the epoch's steps). "lr" is the lr the step (or the epoch's last
+// step) used.
 #pragma once
 
 #include <fstream>
@@ -16,6 +19,8 @@ struct StepRecord {
   int64_t step = 0;   // optimizer steps since the job started, after this one
   double loss = 0;    // global mean loss of the step
   double samples_per_sec = 0;
+  double lr = 0;          // the lr this step used
+  double grad_norm = -1;  // pre-clip total gradient norm; < 0: not computed (no clip_grad)
 };
 
 class MetricsLog {

@@ -30,6 +30,7 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
   r->opt = build_optimizer(job, model);
   r->schedule = build_schedule(job);
   r->sampler = std::make_unique<DistributedSampler>(r->train_set.size(), sampler_options(job, comm.rank(), comm.size()));
+  check_schedule_horizon(job, r->sampler->num_steps());
   r->dopt = DistributedOptions{.comm = &comm,
                                .eval_buffers = dist.eval_buffers() == proto::DistributedSpec::AVERAGE
                                                    ? BufferSync::kAverage
@@ -50,7 +51,14 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                      .memory_format = job.model().memory_format() == proto::ModelSpec::CONTIGUOUS
                                           ? MemoryFormat::kContiguous
                                           : MemoryFormat::kChannelsLast,
-                     .precision = precision},
+                     .precision = precision,
+                     .accumulate_steps = job.has_accumulate_steps() ? job.accumulate_steps() : 1,
+                     .clip = GradClip{.max_norm = job.clip_grad().max_norm(),
+                                      .norm_type = job.clip_grad().has_norm_type() ? job.clip_grad().norm_type() : 2.0,
+                                      .clip_value = job.clip_grad().clip_value()},
+                     .schedule_interval = job.schedule().interval() == proto::ScheduleSpec::STEP
+                                              ? ScheduleInterval::kStep
+                                              : ScheduleInterval::kEpoch},
       r->dopt);
   return r;
 }

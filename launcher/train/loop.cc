@@ -29,8 +29,11 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
   TrainPosition& pos = out.pos;
   pos = start;
   const int64_t steps = sampler.num_steps();
+  const int64_t k = trainer.options().accumulate_steps;
+  LOCKSTEP_FAIL_IF(k < 1 || k > steps) << "accumulate_steps: " << k << " is more than the " << steps
+                                       << " micro-batches (sampler steps) of an epoch";
   const int64_t world = trainer.communicator()->size();
-  Tensor x, y;
+  std::vector<MicroBatch> micro(static_cast<size_t>(k));
   // A boundary: the global sums of the step just taken join the epoch's, then the driver acts.
   // Returns true when the driver stops the loop.
   auto boundary = [&](const StepSums& mine, bool epoch_end) {
@@ -55,27 +58,46 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
     const auto epoch_start = Clock::now();
     const int64_t first = pos.epoch_step;
     StepSums pending;  // this rank's sums of the step just taken
-    for (; pos.epoch_step < steps; ++pos.epoch_step) {
+    double norm_sum = 0;
+    int64_t norm_steps = 0;
+    // One optimizer step per k sampler steps; a trailing steps mod k are not trained on.
+    for (; pos.epoch_step + k <= steps; pos.epoch_step += k) {
       if (boundary(pending, false)) {
         out.stopped = true;
         return out;
       }
       const auto t0 = Clock::now();
-      DistributedSampler::gather(data, sampler.shard(pos.epoch_step), x, y);
+      double count = 0;
+      for (int64_t i = 0; i < k; ++i) {
+        MicroBatch& mb = micro[static_cast<size_t>(i)];
+        DistributedSampler::gather(data, sampler.shard(pos.epoch_step + i), mb.x, mb.y);
+        mb.first_global_row = sampler.first_global_row();
+        count += static_cast<double>(mb.y.numel());
+      }
+      trainer.begin_step(pos.step);  // a per-step schedule's lr for optimizer step pos.step + 1
       StepReport r;
       try {
-        r.loss = trainer.train_step(x, y, sampler.first_global_row());
+        r.loss = trainer.train_step(micro);
       } catch (const NonFiniteStep& e) {
         throw NonFiniteStep("step " + std::to_string(pos.step + 1) + " (epoch " + std::to_string(pos.epoch + 1) +
                             "): " + e.what());
       }
       r.skipped = trainer.last_step_skipped();
-      if (!r.skipped) r.sums = {r.loss * static_cast<double>(y.numel()), static_cast<double>(y.numel())};
+      r.lr = trainer.last_lr();
+      r.grad_norm = trainer.last_grad_norm();
+      if (!r.skipped) {
+        r.sums = {r.loss * count, count};
+        if (r.grad_norm >= 0) {
+          norm_sum += r.grad_norm;
+          ++norm_steps;
+        }
+      }
       r.seconds = seconds_since(t0);
       pending = r.sums;
       ++pos.step;
       hooks.after_step(pos, r);
     }
+    const int64_t pos_end = pos.epoch_step;  // sampler steps trained on by the end of the epoch
     // The epoch's last step closes with a boundary of its own; a directive that came during it runs now.
     const bool stop = boundary(pending, true);
     const double secs = seconds_since(epoch_start);
@@ -85,11 +107,12 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
     }
     EpochMetrics m;
     m.epoch = pos.epoch;  // 1-based: the epoch just finished
-    m.lr = trainer.lr();
+    m.lr = trainer.lr();  // the lr the epoch's last step used: a per-step schedule sets it before a step
+    if (norm_steps > 0) m.grad_norm = norm_sum / static_cast<double>(norm_steps);
     m.train_loss = pos.epoch_samples > 0 ? pos.epoch_loss_sum / pos.epoch_samples : 0.0;  // the epoch just ended
     // Global throughput: every rank trained shard_size samples per step in the same wall time.
     m.train_samples_per_sec =
-        secs > 0 ? static_cast<double>((steps - first) * sampler.shard_size() * world) / secs : 0.0;
+        secs > 0 ? static_cast<double>((pos_end - first) * sampler.shard_size() * world) / secs : 0.0;
     out.epochs.push_back(m);
     if (hooks.at_epoch_end(out.epochs.back())) {
       out.stopped = true;

@@ -1,6 +1,8 @@
 // The training loop, the one every command runs (`lockstep train` on one rank or many, the
 // launched worker, users' programs through Trainer::fit): epochs of steps over a
-// DistributedSampler's shards, the schedule stepped per epoch, resumable at any step. A driver
+// DistributedSampler's shards, one optimizer step every accumulate_steps sampler steps
+// (micro-batches), the schedule stepped per epoch or per optimizer step, resumable at any
+// optimizer-step boundary. A driver
 // plugs in at the step boundaries and epoch ends through LoopHooks: the worker's agreement and
 // phases, `lockstep train`'s per-epoch eval and print, a test's callbacks.
 //
@@ -20,12 +22,13 @@
 namespace lockstep {
 
 // Where a run is: optimizer steps since it started, the 0-based epoch the sampler is in and the
-// steps of that epoch already taken, with their global loss sums (what a checkpoint resumes from;
-// the sums count only while epoch_step > 0).
+// sampler steps (micro-batches) of that epoch already taken, with their global loss sums (what a
+// checkpoint resumes from; the sums count only while epoch_step > 0). Boundaries come only between
+// optimizer steps, so with accumulate_steps k, epoch_step advances by k from one to the next.
 struct TrainPosition {
-  uint64_t step = 0;
+  uint64_t step = 0;       // optimizer steps; a per-step schedule's t
   int64_t epoch = 0;
-  int64_t epoch_step = 0;
+  int64_t epoch_step = 0;  // sampler steps (micro-batches) of the epoch
   double epoch_loss_sum = 0;  // the epoch's summed sample loss over its first epoch_step steps
   double epoch_samples = 0;   // and their samples
 };
@@ -42,6 +45,8 @@ struct StepReport {
   StepSums sums;       // this rank's sums; zero for a skipped step (it counts in no mean)
   bool skipped = false;
   double seconds = 0;  // wall time of gather and train_step
+  double lr = 0;       // the lr this optimizer step used
+  double grad_norm = -1;  // its pre-clip total gradient norm (< 0: no clipping configured)
 };
 
 // What a driver plugs into the loop. Every method runs at the same point on every rank.
@@ -74,8 +79,10 @@ struct LoopResult {
 
 // Trains epochs [start.epoch, trainer's epochs) from step start.epoch_step of the first (with that
 // epoch's loss so far), on this rank's shards of `sampler` over `data`. Collective; the trainer
-// needs a communicator ("self" for one process). A NonFiniteStep is rethrown naming the step and
-// epoch.
+// needs a communicator ("self" for one process). Each optimizer step takes the next
+// accumulate_steps sampler steps; an epoch's last sampler_steps mod accumulate_steps are not
+// trained on (as drop_last drops a partial batch). A NonFiniteStep is rethrown naming the step and
+// epoch; accumulate_steps above the sampler steps of an epoch is an Error naming both.
 LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Dataset& data, LoopHooks& hooks,
                       TrainPosition start = {});
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "launcher/train/loop.h"
@@ -11,6 +12,7 @@
 #include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
+#include "runtime/optim/grad_clip.h"
 
 namespace lockstep {
 
@@ -62,28 +64,52 @@ bool finite_gradients(Module& model) {
 }  // namespace
 
 double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_global_row) {
+  const MicroBatch one{x, y, first_global_row};
+  return train_step(std::span<const MicroBatch>(&one, 1));
+}
+
+double Trainer::train_step(std::span<const MicroBatch> micro) {
+  LOCKSTEP_CHECK(!micro.empty()) << "train_step: no micro-batch";
   AutocastGuard autocast(o_.precision);  // forward and backward; the optimizer step is fp32 anyway
   model_.train();
   skipped_ = false;
+  last_lr_ = opt_.lr();
+  last_grad_norm_ = -1;
   const bool skip_policy = o_.on_nonfinite == NonFiniteAction::kSkipStep;
   if (skip_policy) {  // a skipped step leaves the running statistics as they were
     saved_buffers_.clear();
     for (auto& [name, t] : model_.named_buffers()) saved_buffers_.insert(saved_buffers_.end(), t->data(), t->data() + t->numel());
   }
-  if (d_.per_sample_dropout) set_dropout_first_global_row(model_, first_global_row);
-  Tensor logits = model_.forward(as_input(x));
-  const double loss = loss_.forward(logits, y);
+  // Each micro-batch's mean-loss gradient is divided by the micro-batch count, so the accumulated
+  // gradient is the mean over the effective batch; and by the world size, so the reducer's
+  // pre-divided sum is the average over ranks.
+  const int64_t world = reducer_ ? d_.comm->size() : 1;
+  const float scale = 1.0f / static_cast<float>(static_cast<int64_t>(micro.size()) * world);
   opt_.zero_grad();
-  Tensor dloss = loss_.backward();
-  if (reducer_ && d_.comm->size() > 1) {  // pre-divided: the buckets' sum is the average
-    const float inv = 1.0f / static_cast<float>(d_.comm->size());
-    for (int64_t i = 0; i < dloss.numel(); ++i) dloss[i] *= inv;
+  double loss_sum = 0;
+  bool loss_ok = true;
+  for (size_t i = 0; i < micro.size(); ++i) {
+    // All but the last micro-batch accumulate locally (torch DDP's no_sync); the last backward's
+    // hooks all-reduce the accumulated gradients.
+    const bool last = i + 1 == micro.size();
+    std::optional<Reducer::NoSyncGuard> no_sync;
+    if (reducer_ && !last) no_sync.emplace(*reducer_);
+    if (d_.per_sample_dropout) set_dropout_first_global_row(model_, micro[i].first_global_row);
+    Tensor logits = model_.forward(as_input(micro[i].x));
+    const double loss = loss_.forward(logits, micro[i].y);
+    loss_sum += loss;
+    Tensor dloss = loss_.backward();
+    if (scale != 1.0f)
+      for (int64_t j = 0; j < dloss.numel(); ++j) dloss[j] *= scale;
+    // A non-finite loss poisons this rank's gradient, so the all-reduced gradients (the same on every
+    // rank) carry every rank's verdict and no rank decides alone.
+    if (!std::isfinite(loss)) {
+      loss_ok = false;
+      if (dloss.numel() > 0) dloss[0] = std::numeric_limits<float>::quiet_NaN();
+    }
+    backward(logits, dloss);  // the reducer's buckets start all-reducing from the parameters' hooks
   }
-  // A non-finite loss poisons this rank's gradient, so the all-reduced gradients (the same on every
-  // rank) carry every rank's verdict and no rank decides alone.
-  const bool loss_ok = std::isfinite(loss);
-  if (!loss_ok && dloss.numel() > 0) dloss[0] = std::numeric_limits<float>::quiet_NaN();
-  backward(logits, dloss);  // the reducer's buckets start all-reducing from the parameters' hooks
+  const double loss = loss_sum / static_cast<double>(micro.size());
   if (reducer_) reducer_->finalize();  // averaged gradients back in place
   if (!finite_gradients(model_)) {
     // Rare: one more collective names the ranks whose loss was not finite.
@@ -100,6 +126,7 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
       throw NonFiniteStep(what + "; weights unchanged (on_nonfinite: NONFINITE_SKIP_STEP skips such steps)");
     skipped_ = true;
     skip_reason_ = what;
+    if (o_.clip.enabled()) last_grad_norm_ = std::numeric_limits<double>::quiet_NaN();
     auto it = saved_buffers_.begin();
     for (auto& [name, t] : model_.named_buffers()) {
       std::copy(it, it + t->numel(), t->data());
@@ -107,12 +134,28 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
     }
     return loss;
   }
+  // Clipping sees the averaged gradients, identical on every rank, so every rank clips alike.
+  if (o_.clip.enabled()) {
+    const auto& params = opt_.params();
+    if (o_.clip.max_norm > 0) {
+      if (o_.clip.clip_value > 0) clip_grad_value(params, o_.clip.clip_value);
+      last_grad_norm_ = clip_grad_norm(params, o_.clip.max_norm, o_.clip.norm_type);
+    } else {
+      last_grad_norm_ = total_grad_norm(params, o_.clip.norm_type);
+      clip_grad_value(params, o_.clip.clip_value);
+    }
+  }
   opt_.step();
   return loss;
 }
 
 void Trainer::begin_epoch(int64_t epoch) {
-  if (schedule_) opt_.set_lr(schedule_->lr_at(epoch));
+  if (schedule_ && o_.schedule_interval == ScheduleInterval::kEpoch) opt_.set_lr(schedule_->lr_at(epoch));
+}
+
+void Trainer::begin_step(uint64_t step) {
+  if (schedule_ && o_.schedule_interval == ScheduleInterval::kStep)
+    opt_.set_lr(schedule_->lr_at(static_cast<int64_t>(step)));
 }
 
 EvalResult Trainer::evaluate(const Dataset& data) {

@@ -1,6 +1,6 @@
 // Trainer: train epochs in train mode, evaluate in eval mode under no-grad, and report per-epoch
-// loss, accuracy and throughput. The step reads top to bottom: forward, loss, zero_grad, backward,
-// (gradient all-reduce,) optimizer step.
+// loss, accuracy and throughput. The step reads top to bottom: zero_grad, then per micro-batch
+// forward, loss, backward (the last one's gradients all-reduced), then clipping and the optimizer step.
 //
 // Without a communicator it steps and evaluates one process's model (train_step, evaluate); the
 // epochs of fit and the training loop (loop.h) need one, "self" for one process. With one
@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,8 @@ struct EpochMetrics {
   double test_loss = 0;      // mean over the test set
   double test_accuracy = 0;  // fraction correct
   double train_samples_per_sec = 0;
-  double lr = 0;
+  double lr = 0;          // the lr the epoch's last optimizer step used
+  double grad_norm = -1;  // mean pre-clip total gradient norm of the epoch's steps; < 0: not computed
 };
 
 struct EvalResult {
@@ -62,6 +64,31 @@ class NonFiniteStep : public Error {
   using Error::Error;
 };
 
+// What t counts in LrSchedule::lr_at(t): epochs (torch's epoch schedulers, stepped after each
+// epoch) or optimizer steps (stepped after each optimizer.step(), as OneCycleLR is meant to be).
+// Either way t is the number taken before the step, so a step uses lr_at(t) and no micro-batch
+// (gradient accumulation) or extra rank advances it.
+enum class ScheduleInterval { kEpoch, kStep };
+
+// Gradient clipping of the averaged gradients before the optimizer step: by total norm
+// (torch.nn.utils.clip_grad_norm_(max_norm, norm_type)) when max_norm > 0, by value
+// (clip_grad_value_(clip_value)) when clip_value > 0, both when both are set (value first). Off
+// when neither is. Reported: the total norm clip_grad_norm_ returns (before norm clipping, after
+// value clipping when both are set), or the pre-clip 2-norm when only clip_value is set.
+struct GradClip {
+  double max_norm = 0;
+  double norm_type = 2;  // >= 1, or infinity (max |g|)
+  double clip_value = 0;
+  bool enabled() const { return max_norm > 0 || clip_value > 0; }
+};
+
+// One micro-batch of a step: x (n, sample...), y (n) class indices; first_global_row is its first
+// sample's row in the global micro-batch (per-sample dropout keying).
+struct MicroBatch {
+  Tensor x, y;
+  int64_t first_global_row = 0;
+};
+
 struct TrainerOptions {
   int64_t epochs = 1;
   int64_t eval_batch_size = 1000;
@@ -76,6 +103,14 @@ struct TrainerOptions {
   // convolutions and Linear layers in bf16 with fp32 outputs (runtime/precision.h); parameters,
   // gradients, optimizer state, BatchNorm and the loss stay fp32.
   Precision precision = Precision::kFP32;
+  // Gradient accumulation: one optimizer step every accumulate_steps micro-batches (the training
+  // loop takes that many sampler steps per optimizer step; batch_size stays the global
+  // micro-batch, so the effective global batch is accumulate_steps * batch_size). The loss is
+  // the mean over the effective batch, so k micro-batches of B match one batch of kB up to float
+  // reassociation (and BatchNorm, whose batch statistics are per micro-batch, as in PyTorch).
+  int64_t accumulate_steps = 1;
+  GradClip clip;
+  ScheduleInterval schedule_interval = ScheduleInterval::kEpoch;
 };
 
 struct DistributedOptions {
@@ -92,7 +127,8 @@ struct DistributedOptions {
 
 class Trainer {
  public:
-  // schedule may be null (constant lr); it is stepped once per epoch, as PyTorch's epoch schedulers.
+  // schedule may be null (constant lr); it is stepped once per epoch or once per optimizer step
+  // (TrainerOptions::schedule_interval; begin_epoch, begin_step).
   // With d.comm set this is collective: every rank constructs its trainer (rank 0's parameters and
   // buffers win).
   Trainer(Module& model, Optimizer& opt, Loss& loss, const LrSchedule* schedule, TrainerOptions o,
@@ -106,7 +142,18 @@ class Trainer {
   // A non-finite loss or gradient on any rank: throws NonFiniteStep (kStop), or skips the step and
   // sets last_step_skipped() (kSkipStep); every rank decides alike.
   double train_step(const Tensor& x, const Tensor& y, int64_t first_global_row = 0);
+  // One optimizer step over micro.size() micro-batches of equal size (gradient accumulation, as
+  // torch DDP's `with model.no_sync()` around all but the last): zero_grad once; each micro-batch's
+  // forward and backward with its loss gradient scaled by 1 / (micro.size() * world size), so the
+  // accumulated gradient is the mean over the effective batch; only the last backward all-reduces
+  // (the Reducer's no_sync before it); then clipping and the optimizer step. Returns the mean loss
+  // over all micro-batches (this rank's). Non-finite handling as above, over the whole step.
+  double train_step(std::span<const MicroBatch> micro);
   bool last_step_skipped() const { return skipped_; }
+  // The lr the last train_step used, and its pre-clip total gradient norm (< 0 without clipping,
+  // NaN for a skipped step).
+  double last_lr() const { return last_lr_; }
+  double last_grad_norm() const { return last_grad_norm_; }
   const std::string& last_skip_reason() const { return skip_reason_; }
   // epochs x (one epoch of train_loop, evaluate) over the sampler (launcher/train/loop.h); every
   // rank gets the same global metrics (only rank 0 needs to print them). Needs a communicator
@@ -128,8 +175,11 @@ class Trainer {
   // The training loop's view (launcher/train/loop.h).
   Communicator* communicator() const { return d_.comm; }
   const TrainerOptions& options() const { return o_; }
-  // Sets the learning rate of 0-based `epoch` from the schedule (none: the optimizer's stays).
+  // Sets the learning rate of 0-based `epoch` from an epoch schedule (none, or a per-step one: no-op).
   void begin_epoch(int64_t epoch);
+  // Sets the learning rate of the optimizer step about to be taken from a per-step schedule; step
+  // counts the optimizer steps taken since the job started (none, or an epoch schedule: no-op).
+  void begin_step(uint64_t step);
   double lr() const { return opt_.lr(); }
 
  private:
@@ -146,6 +196,8 @@ class Trainer {
   uint32_t phase_ = 0;  // incremented at every train/eval boundary, the same on every rank
   bool skipped_ = false;
   std::string skip_reason_;
+  double last_lr_ = 0;
+  double last_grad_norm_ = -1;
   std::vector<float> saved_buffers_;  // kSkipStep: the BatchNorm buffers before the step's forward
 };
 

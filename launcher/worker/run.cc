@@ -208,7 +208,9 @@ bool Worker::at_boundary(const TrainPosition& pos, const StepSums& step, bool ep
     const double loss = step.loss_sum / step.count;  // its global mean
     board_.update([&](proto::StepMetrics& m) { m.set_loss(loss); });
     const int64_t epoch = epoch_end ? pos.epoch : pos.epoch + 1;  // 1-based: the step's epoch
-    if (log_) log_->write(StepRecord{epoch, static_cast<int64_t>(pos.step), loss, samples_per_sec_});
+    if (log_)
+      log_->write(StepRecord{epoch, static_cast<int64_t>(pos.step), loss, samples_per_sec_, trainer_->last_lr(),
+                             trainer_->last_grad_norm()});
   }
   return (!agreed_.phases.empty() || agreed_.terminate) && run_phases(agreed_);
 }

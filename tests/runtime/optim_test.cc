@@ -228,7 +228,9 @@ TEST(LrSchedule, ConstantAndZeroWarmup) {
   LinearWarmup none(std::make_unique<StepLr>(0.4f, 2, 0.1f), 0.5f, 0);
   StepLr step(0.4f, 2, 0.1f);
   for (int64_t t = 0; t < 8; ++t) EXPECT_EQ(none.lr_at(t), step.lr_at(t)) << "t=" << t;
-  EXPECT_THROW(LinearWarmup(std::make_unique<ConstantLr>(1.f), 0.f, 3), Error);
+  // start_factor 0 is allowed (closed form; lr_schedule_test.cc); above 1 and negative are not.
+  EXPECT_THROW(LinearWarmup(std::make_unique<ConstantLr>(1.f), 1.5f, 3), Error);
+  EXPECT_THROW(LinearWarmup(std::make_unique<ConstantLr>(1.f), -0.1f, 3), Error);
 }
 
 }  // namespace
