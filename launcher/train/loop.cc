@@ -30,8 +30,8 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
   pos = start;
   const int64_t steps = sampler.num_steps();
   const int64_t k = trainer.options().accumulate_steps;
-  LOCKSTEP_FAIL_IF(k < 1 || k > steps) << "accumulate_steps: " << k << " is more than the " << steps
-                                       << " micro-batches (sampler steps) of an epoch";
+  LOCKSTEP_FAIL_IF(k < 1 || k > steps) << "accumulate_steps: " << k << " must be in [1, " << steps
+                                       << "], the micro-batches (sampler steps) of an epoch";
   const int64_t world = trainer.communicator()->size();
   std::vector<MicroBatch> micro(static_cast<size_t>(k));
   // A boundary: the global sums of the step just taken join the epoch's, then the driver acts.
