@@ -144,6 +144,7 @@ void check_resume(const proto::JobSpec& job, const std::string& run_dir, int wor
   BuiltModel built = build_model(job);
   const ResumeLimits limits{.epochs = job.epochs(),
                             .steps_per_epoch = pad ? (n + b - 1) / b : n / b,
+                            .accumulate_steps = job.has_accumulate_steps() ? job.accumulate_steps() : 1,
                             .world_size = world_size,
                             .rng_consumers = static_cast<int64_t>(dropout_layers(*built.model).size())};
   validate_state(c.state, limits, dir);

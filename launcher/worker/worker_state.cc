@@ -174,6 +174,7 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Opt
             << comm.size();
         validate_state(s, {.epochs = job.epochs(),
                            .steps_per_epoch = steps_per_epoch,
+                           .accumulate_steps = job.has_accumulate_steps() ? job.accumulate_steps() : 1,
                            .world_size = comm.size(),
                            .rng_consumers = static_cast<int64_t>(drops.size())},
                        found->first);

@@ -1,6 +1,7 @@
 // validate_state: every field of a checkpoint's state.pb against the resuming run (see the header).
 #include "runtime/checkpoint/checkpoint_validate.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -34,13 +35,18 @@ void validate_state(const proto::CheckpointState& s, const ResumeLimits& l, cons
       << "), got " << s.epoch_step();
   LOCKSTEP_FAIL_IF(l.epochs >= 0 && s.epoch() == l.epochs && s.epoch_step() != 0)
       << at << "epoch_step: must be 0 after the last epoch (" << l.epochs << "), got " << s.epoch_step();
+  const int64_t k = std::max<int64_t>(l.accumulate_steps, 1);
+  LOCKSTEP_FAIL_IF(s.epoch_step() % k != 0)
+      << at << "epoch_step: must be a multiple of accumulate_steps " << k
+      << " (checkpoints are taken between optimizer steps), got " << s.epoch_step();
   if (steps >= 0) {
-    // epoch * steps + epoch_step cannot overflow: both are bounded above.
-    const uint64_t expect = static_cast<uint64_t>(s.epoch()) * static_cast<uint64_t>(steps) +
-                            static_cast<uint64_t>(s.epoch_step());
+    // epoch * (steps / k) + epoch_step / k cannot overflow: both are bounded above.
+    const uint64_t expect = static_cast<uint64_t>(s.epoch()) * static_cast<uint64_t>(steps / k) +
+                            static_cast<uint64_t>(s.epoch_step() / k);
     LOCKSTEP_FAIL_IF(s.step() != expect)
-        << at << "step: epoch " << s.epoch() << " step " << s.epoch_step() << " of " << steps
-        << " per epoch is step " << expect << ", got " << s.step();
+        << at << "step: epoch " << s.epoch() << " micro-batch " << s.epoch_step() << " of " << steps
+        << " per epoch" << (k > 1 ? " at " + std::to_string(k) + " per optimizer step" : std::string())
+        << " is step " << expect << ", got " << s.step();
   }
   LOCKSTEP_FAIL_IF(s.optimizer_steps() < 0 || static_cast<uint64_t>(s.optimizer_steps()) > s.step())
       << at << "optimizer_steps: must be in [0, step " << s.step() << "], got " << s.optimizer_steps();

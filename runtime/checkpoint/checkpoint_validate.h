@@ -14,7 +14,10 @@ namespace lockstep {
 // What the resuming run has; -1 where the caller does not know it (that check is skipped).
 struct ResumeLimits {
   int64_t epochs = -1;           // the job's epochs: state.epoch must be in [0, epochs]
-  int64_t steps_per_epoch = -1;  // epoch_step in [0, steps); step == epoch * steps + epoch_step
+  int64_t steps_per_epoch = -1;  // sampler steps (micro-batches): epoch_step in [0, steps)
+  // Micro-batches per optimizer step: epoch_step is a multiple of it and
+  // step == epoch * floor(steps / accumulate_steps) + epoch_step / accumulate_steps.
+  int64_t accumulate_steps = 1;
   int32_t world_size = -1;       // rng ranks in [0, world_size); world_size must match
   int64_t rng_consumers = -1;    // dropout layers: rng consumers "dropout.<i>", i in [0, n), each rank once
 };
