@@ -152,7 +152,9 @@ proto::JobStatus JobState::status_locked() const {
     r = x.info;
     r.set_since_heartbeat_s(std::chrono::duration<double>(now - x.last_seen).count());
     r.set_steps_per_sec(x.rate.steps_per_sec());
-    r.set_samples_per_sec(r.steps_per_sec() * static_cast<double>(job_.batch_size()));
+    // An optimizer step trains accumulate_steps global micro-batches of batch_size.
+    r.set_samples_per_sec(r.steps_per_sec() * static_cast<double>(job_.batch_size()) *
+                          static_cast<double>(job_.has_accumulate_steps() ? job_.accumulate_steps() : 1));
   }
   s.set_epochs(job_.epochs());
   s.set_last_test_loss(last_test_loss_);

@@ -57,6 +57,7 @@ class Worker : public LoopHooks {
   std::string last_checkpoint_;
   StepMetricsBoard& board_;  // what the heartbeats send (see Note [heartbeat lifetime])
   double samples_per_sec_ = 0;
+  int64_t accumulate_ = 1;  // micro-batches per optimizer step (job accumulate_steps)
 };
 
 Worker::Worker(const WorkerSetup& w)
@@ -64,6 +65,7 @@ Worker::Worker(const WorkerSetup& w)
       board_(*w.board) {
   r_ = build_replica(job_, comm_);
   trainer_ = r_->trainer.get();
+  accumulate_ = trainer_->options().accumulate_steps;
   std::string from;
   if (w.reg.resume()) {
     if (auto p = restore_latest(comm_, *r_->built.model, *r_->opt, job_, run_dir_, &from, r_->sampler->num_steps()))
@@ -78,20 +80,23 @@ Worker::Worker(const WorkerSetup& w)
     if (path[0] != '/') path = run_dir_ + "/" + path;
     log_ = std::make_unique<MetricsLog>(path, pos_.step > 0 ? MetricsLog::Open::kAppend : MetricsLog::Open::kTruncate);
   }
+  // Heartbeats count optimizer steps, as `step` does: with accumulate_steps k, an epoch of n
+  // micro-batches is floor(n / k) steps.
   board_.update([&](proto::StepMetrics& m) {
-    m.set_steps_per_epoch(r_->sampler->num_steps());
+    m.set_steps_per_epoch(r_->sampler->num_steps() / accumulate_);
     m.set_step(static_cast<int64_t>(pos_.step));
     m.set_epoch(pos_.epoch + 1);
-    m.set_epoch_step(pos_.epoch_step);
+    m.set_epoch_step(pos_.epoch_step / accumulate_);
   });
 }
 
 void Worker::publish(double step_time) {
-  samples_per_sec_ = step_time > 0 ? static_cast<double>(job_.batch_size()) / step_time : 0.0;
+  // An optimizer step trains accumulate_steps global micro-batches.
+  samples_per_sec_ = step_time > 0 ? static_cast<double>(job_.batch_size() * accumulate_) / step_time : 0.0;
   board_.update([&](proto::StepMetrics& m) {
     m.set_step(static_cast<int64_t>(pos_.step));
     m.set_epoch(pos_.epoch + 1);
-    m.set_epoch_step(pos_.epoch_step);
+    m.set_epoch_step(pos_.epoch_step / accumulate_);
     m.set_step_time_s(step_time);
     m.set_samples_per_sec(samples_per_sec_);
   });
