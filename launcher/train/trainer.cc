@@ -70,6 +70,9 @@ double Trainer::train_step(const Tensor& x, const Tensor& y, int64_t first_globa
 
 double Trainer::train_step(std::span<const MicroBatch> micro) {
   LOCKSTEP_CHECK(!micro.empty()) << "train_step: no micro-batch";
+  for (const MicroBatch& m : micro)  // equal sizes: the mean of the means is the effective batch's mean
+    LOCKSTEP_CHECK(m.y.numel() == micro[0].y.numel())
+        << "train_step: micro-batches of " << micro[0].y.numel() << " and " << m.y.numel() << " samples";
   AutocastGuard autocast(o_.precision);  // forward and backward; the optimizer step is fp32 anyway
   model_.train();
   skipped_ = false;
