@@ -26,7 +26,7 @@ void Adam::step() {
   check_grads();
   ++step_count_;
   const double t = static_cast<double>(step_count_);
-  const double b1 = options_.beta1, b2 = options_.beta2;
+  const double b1 = typed_value(options_.beta1), b2 = typed_value(options_.beta2);
   const float step_size = static_cast<float>(lr_ / (1.0 - std::pow(b1, t)));
   const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
   const float fb1 = options_.beta1, fb2 = options_.beta2, eps = options_.eps, wd = options_.weight_decay;

@@ -27,7 +27,7 @@ void Lamb::step() {
   check_grads();
   ++step_count_;
   const double t = static_cast<double>(step_count_);
-  const double b1 = options_.beta1, b2 = options_.beta2;
+  const double b1 = typed_value(options_.beta1), b2 = typed_value(options_.beta2);
   const float bc1 = static_cast<float>(1.0 - std::pow(b1, t));
   const float bc2 = static_cast<float>(1.0 - std::pow(b2, t));
   const float fb1 = options_.beta1, fb2 = options_.beta2, eps = options_.eps;

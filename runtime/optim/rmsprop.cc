@@ -26,7 +26,7 @@ void Rmsprop::step() {
   ++step_count_;
   const float lr = lr_, alpha = options_.alpha, eps = options_.eps, wd = options_.weight_decay;
   const float mom = options_.momentum;
-  const float keep = static_cast<float>(1.0 - double(options_.alpha));  // 1 - alpha, formed in double
+  const float keep = static_cast<float>(1.0 - typed_value(options_.alpha));  // as PyTorch's 1 - alpha
   const bool decay = wd != 0.f, centered = options_.centered;
   for (size_t i = 0; i < params_.size(); ++i) {
     float* p = params_[i]->value.data();
