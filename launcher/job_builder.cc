@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_set>
 
 #include "layers/activation.h"
 #include "layers/adaptive_avg_pool2d.h"
@@ -21,7 +22,11 @@
 #include "layers/relu.h"
 #include "layers/shape_math.h"
 #include "runtime/check.h"
+#include "runtime/optim/adam.h"
 #include "runtime/optim/adamw.h"
+#include "runtime/optim/lamb.h"
+#include "runtime/optim/lars.h"
+#include "runtime/optim/rmsprop.h"
 #include "runtime/optim/sgd.h"
 
 namespace lockstep {
@@ -297,14 +302,62 @@ void check_model_input(const BuiltModel& built, const Dataset& data) {
       << shape_str(data_sample) << " (" << data.sample_numel() << " values)";
 }
 
+std::vector<bool> layer_adaptation_exclusions(Module& model) {
+  std::unordered_set<const Parameter*> norm_params;
+  for (auto& [name, m] : model.named_modules())
+    if (dynamic_cast<BatchNorm*>(m) || dynamic_cast<LayerNorm*>(m))
+      for (auto& [pname, p] : m->named_parameters()) norm_params.insert(p);
+  std::vector<bool> out;
+  for (auto& [name, p] : model.named_parameters()) {
+    const bool bias = name == "bias" || (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0);
+    out.push_back(bias || norm_params.count(p) > 0);
+  }
+  return out;
+}
+
+// The one place that knows every update rule: OptimizerSpec's `rule` -> an Optimizer over
+// model.parameters(). Fields left unset take the rule's defaults (runtime/optim/*.h), which are
+// PyTorch's where PyTorch has the rule.
 std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Module& model) {
   const auto& o = job.optimizer();
-  if (o.has_adamw()) {
-    AdamWOptions a{.lr = o.lr(), .weight_decay = o.weight_decay()};
-    if (o.adamw().has_beta1()) a.beta1 = o.adamw().beta1();
-    if (o.adamw().has_beta2()) a.beta2 = o.adamw().beta2();
-    if (o.adamw().has_eps()) a.eps = o.adamw().eps();
-    return std::make_unique<AdamW>(model.parameters(), a);
+  switch (o.rule_case()) {
+    case proto::OptimizerSpec::kAdamw: {
+      AdamWOptions a{.lr = o.lr(), .weight_decay = o.weight_decay(), .amsgrad = o.adamw().amsgrad()};
+      if (o.adamw().has_beta1()) a.beta1 = o.adamw().beta1();
+      if (o.adamw().has_beta2()) a.beta2 = o.adamw().beta2();
+      if (o.adamw().has_eps()) a.eps = o.adamw().eps();
+      return std::make_unique<AdamW>(model.parameters(), a);
+    }
+    case proto::OptimizerSpec::kAdam: {
+      AdamOptions a{.lr = o.lr(), .weight_decay = o.weight_decay(), .amsgrad = o.adam().amsgrad()};
+      if (o.adam().has_beta1()) a.beta1 = o.adam().beta1();
+      if (o.adam().has_beta2()) a.beta2 = o.adam().beta2();
+      if (o.adam().has_eps()) a.eps = o.adam().eps();
+      return std::make_unique<Adam>(model.parameters(), a);
+    }
+    case proto::OptimizerSpec::kRmsprop: {
+      RmspropOptions r{.lr = o.lr(), .weight_decay = o.weight_decay(), .momentum = o.rmsprop().momentum(),
+                       .centered = o.rmsprop().centered()};
+      if (o.rmsprop().has_alpha()) r.alpha = o.rmsprop().alpha();
+      if (o.rmsprop().has_eps()) r.eps = o.rmsprop().eps();
+      return std::make_unique<Rmsprop>(model.parameters(), r);
+    }
+    case proto::OptimizerSpec::kLars: {
+      LarsOptions l{.lr = o.lr(), .momentum = o.lars().momentum(), .weight_decay = o.weight_decay(),
+                    .exclude = layer_adaptation_exclusions(model)};
+      if (o.lars().has_trust_coefficient()) l.trust_coefficient = o.lars().trust_coefficient();
+      return std::make_unique<Lars>(model.parameters(), l);
+    }
+    case proto::OptimizerSpec::kLamb: {
+      LambOptions l{.lr = o.lr(), .weight_decay = o.weight_decay(), .exclude = layer_adaptation_exclusions(model)};
+      if (o.lamb().has_beta1()) l.beta1 = o.lamb().beta1();
+      if (o.lamb().has_beta2()) l.beta2 = o.lamb().beta2();
+      if (o.lamb().has_eps()) l.eps = o.lamb().eps();
+      return std::make_unique<Lamb>(model.parameters(), l);
+    }
+    case proto::OptimizerSpec::kSgd:
+    case proto::OptimizerSpec::RULE_NOT_SET:  // refused by validate_job; SGD as before
+      break;
   }
   SgdOptions s{.lr = o.lr(), .momentum = o.sgd().momentum(), .dampening = o.sgd().dampening(),
                .weight_decay = o.weight_decay(), .nesterov = o.sgd().nesterov()};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "layers/sequential.h"
 #include "proto/job.pb.h"
@@ -27,7 +28,12 @@ BuiltModel build_model(const proto::JobSpec& job);
 // Refuses a model whose input sample does not hold exactly the data's sample values (e.g.
 // input_shape (1, 28, 29) for 28 x 28 images), naming model.input_shape and both shapes.
 void check_model_input(const BuiltModel& built, const Dataset& data);
+// optimizer.rule -> Sgd, AdamW, Adam, Rmsprop, Lars or Lamb over model.parameters().
 std::unique_ptr<Optimizer> build_optimizer(const proto::JobSpec& job, Module& model);
+// Per parameter of model.parameters(): true for the parameters LARS and LAMB do not adapt (Note
+// [layer adaptation exclusions], runtime/optim/layer_adaptation.h): biases (named "bias") and
+// every parameter of a BatchNorm, SyncBatchNorm or LayerNorm module, whatever its shape.
+std::vector<bool> layer_adaptation_exclusions(Module& model);
 // The schedule of job.schedule (null never: a constant lr without one). Its t counts epochs or
 // optimizer steps as schedule.interval says (the trainer steps it).
 std::unique_ptr<LrSchedule> build_schedule(const proto::JobSpec& job);

@@ -307,7 +307,8 @@ void check_model(const Checker& c, const proto::ModelSpec& m) {
 void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
   c.positive("optimizer.lr", o.lr(), kMaxRate);
   c.non_negative("optimizer.weight_decay", o.weight_decay(), kMaxRate);
-  if (o.rule_case() == proto::OptimizerSpec::RULE_NOT_SET) c.fail("optimizer", "set sgd or adamw");
+  if (o.rule_case() == proto::OptimizerSpec::RULE_NOT_SET)
+    c.fail("optimizer", "set one of sgd, adamw, adam, rmsprop, lars, lamb");
   if (o.has_sgd()) {
     c.non_negative("optimizer.sgd.momentum", o.sgd().momentum(), 1.f);
     c.unit("optimizer.sgd.dampening", o.sgd().dampening(), /*closed_top=*/true);
@@ -319,6 +320,29 @@ void check_optimizer(const Checker& c, const proto::OptimizerSpec& o) {
     if (a.has_beta1()) c.unit("optimizer.adamw.beta1", a.beta1(), /*closed_top=*/false);
     if (a.has_beta2()) c.unit("optimizer.adamw.beta2", a.beta2(), /*closed_top=*/false);
     if (a.has_eps()) c.positive("optimizer.adamw.eps", a.eps(), 1.f);
+  }
+  if (o.has_adam()) {
+    const auto& a = o.adam();
+    if (a.has_beta1()) c.unit("optimizer.adam.beta1", a.beta1(), /*closed_top=*/false);
+    if (a.has_beta2()) c.unit("optimizer.adam.beta2", a.beta2(), /*closed_top=*/false);
+    if (a.has_eps()) c.positive("optimizer.adam.eps", a.eps(), 1.f);
+  }
+  if (o.has_rmsprop()) {
+    const auto& r = o.rmsprop();
+    if (r.has_alpha()) c.unit("optimizer.rmsprop.alpha", r.alpha(), /*closed_top=*/false);
+    if (r.has_eps()) c.positive("optimizer.rmsprop.eps", r.eps(), 1.f);
+    c.non_negative("optimizer.rmsprop.momentum", r.momentum(), 1.f);
+  }
+  if (o.has_lars()) {
+    c.non_negative("optimizer.lars.momentum", o.lars().momentum(), 1.f);
+    if (o.lars().has_trust_coefficient())
+      c.positive("optimizer.lars.trust_coefficient", o.lars().trust_coefficient(), 1.f);
+  }
+  if (o.has_lamb()) {
+    const auto& l = o.lamb();
+    if (l.has_beta1()) c.unit("optimizer.lamb.beta1", l.beta1(), /*closed_top=*/false);
+    if (l.has_beta2()) c.unit("optimizer.lamb.beta2", l.beta2(), /*closed_top=*/false);
+    if (l.has_eps()) c.positive("optimizer.lamb.eps", l.eps(), 1.f);
   }
 }
 

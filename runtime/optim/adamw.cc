@@ -2,6 +2,7 @@
 // once, as PyTorch forms them in Python before handing them to float kernels.
 #include "runtime/optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/check.h"
@@ -17,6 +18,7 @@ AdamW::AdamW(std::vector<Parameter*> params, const AdamWOptions& options)
   for (Parameter* p : params_) {
     exp_avg_.push_back(Tensor::zeros(p->value.shape()));
     exp_avg_sq_.push_back(Tensor::zeros(p->value.shape()));
+    if (options.amsgrad) max_exp_avg_sq_.push_back(Tensor::zeros(p->value.shape()));
   }
 }
 
@@ -24,8 +26,8 @@ void AdamW::step() {
   check_grads();
   ++step_count_;
   const double t = static_cast<double>(step_count_);
-  const double b1 = options_.beta1, b2 = options_.beta2;
-  const float decay = static_cast<float>(1.0 - double(lr_) * options_.weight_decay);
+  const double b1 = typed_value(options_.beta1), b2 = typed_value(options_.beta2);
+  const float decay = static_cast<float>(1.0 - double(lr_) * typed_value(options_.weight_decay));
   const float step_size = static_cast<float>(lr_ / (1.0 - std::pow(b1, t)));
   const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
   const float fb1 = options_.beta1, fb2 = options_.beta2, eps = options_.eps;
@@ -35,12 +37,15 @@ void AdamW::step() {
     const float* g = params_[i]->grad.data();
     float* m = exp_avg_[i].data();
     float* v = exp_avg_sq_[i].data();
+    float* vmax = options_.amsgrad ? max_exp_avg_sq_[i].data() : nullptr;
     const int64_t n = params_[i]->value.numel();
     for (int64_t j = 0; j < n; ++j) {
       p[j] *= decay;
       m[j] = fb1 * m[j] + gb1 * g[j];
       v[j] = fb2 * v[j] + gb2 * (g[j] * g[j]);
-      const float denom = std::sqrt(v[j]) / bc2_sqrt + eps;
+      float second = v[j];
+      if (vmax) second = vmax[j] = std::max(vmax[j], v[j]);
+      const float denom = std::sqrt(second) / bc2_sqrt + eps;
       p[j] -= step_size * (m[j] / denom);
     }
   }
@@ -51,6 +56,7 @@ std::vector<std::pair<std::string, Tensor*>> AdamW::state_tensors() {
   for (size_t i = 0; i < exp_avg_.size(); ++i) {
     out.emplace_back(std::to_string(i) + ".exp_avg", &exp_avg_[i]);
     out.emplace_back(std::to_string(i) + ".exp_avg_sq", &exp_avg_sq_[i]);
+    if (options_.amsgrad) out.emplace_back(std::to_string(i) + ".max_exp_avg_sq", &max_exp_avg_sq_[i]);
   }
   return out;
 }

@@ -1,6 +1,9 @@
 // Optimizer base: parameter bookkeeping, zero_grad and argument checks shared by all rules.
 #include "runtime/optim/optimizer.h"
 
+#include <charconv>
+#include <cstdlib>
+
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -12,6 +15,13 @@ Optimizer::Optimizer(std::vector<Parameter*> params, float lr) : params_(std::mo
     LOCKSTEP_CHECK(params_[i]->value.defined()) << "parameter " << i << " has no value";
     LOCKSTEP_CHECK(params_[i]->value.device() == Device::kCPU) << "optimizers run on CPU tensors";
   }
+}
+
+double Optimizer::typed_value(float x) {
+  char buf[64];
+  const auto end = std::to_chars(buf, buf + sizeof buf - 1, x).ptr;  // shortest round-trip form
+  *end = '\0';
+  return std::strtod(buf, nullptr);
 }
 
 void Optimizer::set_lr(float lr) {

@@ -35,6 +35,12 @@ class Optimizer {
 
   const std::vector<Parameter*>& params() const { return params_; }
 
+  // The shortest decimal that reads back as x, as a double: 0.99f -> 0.99. Hyper-parameters arrive
+  // as floats (job files, options structs), but PyTorch forms 1 - beta and beta^t from the Python
+  // double the user wrote; forming them from this value rather than from 0.99f's binary expansion
+  // (0.9900000095...) makes them round to PyTorch's floats (1 - alpha: 0.01f, not 0.00999999f).
+  static double typed_value(float x);
+
  protected:
   void check_grads() const;  // every grad defined and shaped like its value
 

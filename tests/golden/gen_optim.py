@@ -1,10 +1,15 @@
 """Writes tests/fixtures/optim_golden.bin: SGD and AdamW trajectories and LR schedule sequences
-from PyTorch 1.13, replayed by tests/runtime/optim_test.cc. Run with /usr/bin/python3 (has torch).
+from PyTorch 1.13, replayed by tests/runtime/optim_test.cc; Adam, AdamW-amsgrad and RMSprop
+trajectories from PyTorch and LARS and LAMB trajectories from references written here from the
+papers, on a small MLP, replayed by tests/runtime/optim_model_test.cc. Run with /usr/bin/python3
+(has torch).
 
 Keys: init.{i} (parameter i before step 1), grad.{t}.{i} (gradient fed at step t, t = 1..STEPS),
 {case}.step{t}.{i} (parameter i after step t), {case}.state.{name} (optimizer state after the last
 step, named as in Optimizer::state_tensors), {case}.lr (lr used at each step, when it varies),
 sched.{case} (lr after t scheduler steps, t = 0..len-1).
+MLP cases (MODEL_STEPS steps, each self-contained): {case}.init.{i}, {case}.grad.{t}.{i} (the
+model's gradient at the parameters before step t), {case}.step{t}.{i}, {case}.state.{i}.{name}.
 """
 import math
 import os
@@ -55,6 +60,192 @@ def run_case(make_opt, init, grads, out, case, lrs=None):
                 out[f"{case}.state.{i}.{name}"] = v.clone()
     if lrs is not None:
         out[f"{case}.lr"] = torch.tensor(lrs)
+
+
+# --- The small model: a 2-layer MLP with a bias and a 1-D "norm" scale --------------------------
+# x: (8, 4) -> h = tanh(x @ W1^T + b1) * gamma: (8, 6) -> y = h @ W2^T + b2: (8, 3); MSE loss.
+# Parameters, in this order: fc1.weight (6, 4), fc1.bias (6), norm.weight (6) (gamma, a
+# BatchNorm/LayerNorm-like scale), fc2.weight (3, 6), fc2.bias (3). The "zero" init zeroes
+# fc2.weight (a zero-norm parameter, as a zero-initialised residual branch).
+MODEL_STEPS = 20
+
+
+def mlp_init(gen):
+    w1 = torch.randn(6, 4, generator=gen) * 0.5
+    b1 = torch.randn(6, generator=gen) * 0.1
+    gamma = 1 + 0.1 * torch.randn(6, generator=gen)
+    w2 = torch.randn(3, 6, generator=gen) * 0.4
+    b2 = torch.randn(3, generator=gen) * 0.1
+    return [w1, b1, gamma, w2, b2]
+
+
+def mlp_loss(params, x, target):
+    w1, b1, gamma, w2, b2 = params
+    h = torch.tanh(x @ w1.t() + b1) * gamma
+    return torch.nn.functional.mse_loss(h @ w2.t() + b2, target)
+
+
+def excluded(p):
+    """Note [layer adaptation exclusions]: biases and norm parameters (the 1-D ones) are not adapted."""
+    return p.dim() <= 1
+
+
+class LarsReference:
+    """You, Gitman & Ginsburg 2017, Algorithm 1 with the local lr of eq. (6):
+    lambda = eta * ||w|| / (||grad L(w)|| + beta * ||w||);  v <- m v + gamma_t * lambda * (grad + beta w);
+    w <- w - v.  Excluded parameters: lambda = 1 and beta = 0; ||w|| = 0 or a zero denominator:
+    lambda = 1."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, trust_coefficient=1e-3):
+        self.params, self.lr, self.m = params, lr, momentum
+        self.wd, self.eta = weight_decay, trust_coefficient
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def step(self):
+        with torch.no_grad():
+            for p, v in zip(self.params, self.v):
+                beta = 0.0 if excluded(p) else self.wd
+                lam = 1.0
+                if not excluded(p):
+                    w_norm = torch.linalg.vector_norm(p).item()
+                    den = torch.linalg.vector_norm(p.grad).item() + beta * w_norm
+                    if w_norm > 0 and den > 0:
+                        lam = self.eta * w_norm / den
+                v.mul_(self.m).add_(self.lr * lam * (p.grad + beta * p))
+                p.sub_(v)
+
+    def state(self, i):
+        return {"momentum_buffer": self.v[i]} if self.m != 0 else {}
+
+
+class LambReference:
+    """You et al. 2019, Algorithm 2 with phi(z) = z: m, v Adam's moments with bias correction,
+    r = m_hat / (sqrt(v_hat) + eps), w <- w - eta_t * ||w|| / ||r + lambda w|| * (r + lambda w).
+    Excluded parameters: trust ratio 1 and lambda = 0; ||w|| = 0 or ||r + lambda w|| = 0: ratio 1."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        self.params, self.lr, self.betas, self.eps, self.wd = params, lr, betas, eps, weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v):
+                m.mul_(b1).add_((1 - b1) * p.grad)
+                v.mul_(b2).add_((1 - b2) * p.grad * p.grad)
+                m_hat = m / (1 - b1 ** self.t)
+                v_hat = v / (1 - b2 ** self.t)
+                r = m_hat / (v_hat.sqrt() + self.eps)
+                lam = 0.0 if excluded(p) else self.wd
+                u = r + lam * p
+                ratio = 1.0
+                if not excluded(p):
+                    w_norm = torch.linalg.vector_norm(p).item()
+                    u_norm = torch.linalg.vector_norm(u).item()
+                    if w_norm > 0 and u_norm > 0:
+                        ratio = w_norm / u_norm
+                p.sub_(self.lr * ratio * u)
+
+    def state(self, i):
+        return {"exp_avg": self.m[i], "exp_avg_sq": self.v[i]}
+
+
+def torch_state(opt, i):
+    return {k: v for k, v in opt.state[opt.param_groups[0]["params"][i]].items()
+            if torch.is_tensor(v) and k != "step"}
+
+
+# case -> (init variant, make optimizer(params) -> (optimizer, state(i) -> dict)). The options
+# must equal the cases in tests/runtime/optim_model_test.cc.
+def _torch(cls, **kw):
+    return lambda ps: (lambda o: (o, lambda i: torch_state(o, i)))(cls(ps, foreach=False, **kw))
+
+
+def _ref(cls, **kw):
+    return lambda ps: (lambda o: (o, o.state))(cls(ps, **kw))
+
+
+MODEL_CASES = {
+    "adam_default": ("rand", _torch(torch.optim.Adam, lr=1e-2)),
+    "adam_amsgrad": ("rand", _torch(torch.optim.Adam, lr=2e-2, betas=(0.8, 0.95), eps=1e-6,
+                                    weight_decay=0.05, amsgrad=True)),
+    "adamw_amsgrad": ("rand", _torch(torch.optim.AdamW, lr=2e-2, weight_decay=0.1, amsgrad=True)),
+    "rmsprop_plain": ("rand", _torch(torch.optim.RMSprop, lr=1e-2)),
+    "rmsprop_centered_momentum": ("rand", _torch(torch.optim.RMSprop, lr=5e-3, alpha=0.9, eps=1e-6,
+                                                 weight_decay=0.05, momentum=0.9, centered=True)),
+    "lars_plain": ("rand", _ref(LarsReference, lr=0.5)),
+    "lars_momentum": ("rand", _ref(LarsReference, lr=0.5, momentum=0.9, weight_decay=0.01,
+                                   trust_coefficient=0.02)),
+    "lars_zero": ("zero", _ref(LarsReference, lr=0.5, momentum=0.9, weight_decay=0.01,
+                               trust_coefficient=0.02)),
+    "lamb_default": ("rand", _ref(LambReference, lr=1e-2)),
+    "lamb_weight_decay": ("rand", _ref(LambReference, lr=2e-2, betas=(0.8, 0.95), eps=1e-5,
+                                       weight_decay=0.1)),
+    "lamb_zero": ("zero", _ref(LambReference, lr=2e-2, weight_decay=0.1)),
+}
+
+
+def model_trajectory(make, init, x, target, steps=MODEL_STEPS):
+    """[(grads fed, params after)] per step, and the optimizer's final state per parameter."""
+    params = [p.clone().requires_grad_(True) for p in init]
+    opt, state = make(params)
+    out = []
+    for _ in range(steps):
+        for p in params:
+            p.grad = None
+        mlp_loss(params, x, target).backward()
+        grads = [p.grad.clone() for p in params]
+        opt.step()
+        out.append((grads, [p.detach().clone() for p in params]))
+    return out, [state(i) for i in range(len(params))]
+
+
+def check_references(inits, x, target):
+    """The paper references reduce to PyTorch's rules where they must: LARS with every parameter
+    excluded is momentum SGD with the lr folded into the buffer; LAMB with every parameter
+    excluded is Adam (lambda = 0)."""
+    global excluded
+    keep = excluded
+    excluded = lambda p: True  # noqa: E731
+    try:
+        for name, ref, torch_make in [
+                ("lars", _ref(LarsReference, lr=0.5, momentum=0.9, weight_decay=0.01),
+                 _torch(torch.optim.SGD, lr=0.5, momentum=0.9)),
+                ("lamb", _ref(LambReference, lr=1e-2, eps=1e-6),
+                 _torch(torch.optim.Adam, lr=1e-2, eps=1e-6))]:
+            a, _ = model_trajectory(ref, inits["rand"], x, target)
+            b, _ = model_trajectory(torch_make, inits["rand"], x, target)
+            for t, ((_, pa), (_, pb)) in enumerate(zip(a, b)):
+                for i, (u, w) in enumerate(zip(pa, pb)):
+                    assert torch.allclose(u, w, rtol=1e-5, atol=1e-6), f"{name} step {t} param {i}"
+    finally:
+        excluded = keep
+
+
+def add_model_cases(out):
+    gen = torch.Generator().manual_seed(2017)
+    x = torch.randn(8, 4, generator=gen)
+    target = torch.randn(8, 3, generator=gen)
+    rand = mlp_init(gen)
+    inits = {"rand": rand, "zero": rand[:3] + [torch.zeros(3, 6)] + rand[4:]}
+    check_references(inits, x, target)
+    for case, (variant, make) in MODEL_CASES.items():
+        traj, state = model_trajectory(make, inits[variant], x, target)
+        for i, p in enumerate(inits[variant]):
+            out[f"{case}.init.{i}"] = p
+        for t, (grads, params) in enumerate(traj, start=1):
+            for i, (g, p) in enumerate(zip(grads, params)):
+                out[f"{case}.grad.{t}.{i}"] = g
+                out[f"{case}.step{t}.{i}"] = p
+        for i, s in enumerate(state):
+            for name, v in s.items():
+                out[f"{case}.state.{i}.{name}"] = v.clone()
+    # The zero-norm parameter must move at step 1 and then be adapted like the others.
+    for case in ("lars_zero", "lamb_zero"):
+        assert out[f"{case}.step1.3"].abs().sum() > 0, case
 
 
 def sched_sequence(make, n, base_lr):
@@ -122,6 +313,8 @@ def main():
         lrs = sched_sequence(make, n, base)
         check_close(name, lrs, [closed(t) for t in range(n)])
         out[f"sched.{name}"] = torch.tensor(lrs, dtype=torch.float64)
+
+    add_model_cases(out)
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
                         "optim_golden.bin")
