@@ -136,6 +136,8 @@ class TrainCommandHooks : public lockstep::LoopHooks {
     const lockstep::EvalResult e = r_.trainer->evaluate(r_.test_set);
     m.test_loss = e.loss();
     m.test_accuracy = e.accuracy();
+    m.test_classes = e.classes;
+    last_eval_ = e.classes;
     lockstep::Reducer& red = *r_.trainer->reducer();
     if (log_) {
       // exposed: seconds this rank sat in finalize waiting for gradient all-reduces this epoch.
@@ -148,9 +150,11 @@ class TrainCommandHooks : public lockstep::LoopHooks {
     last_ = std::chrono::steady_clock::now();
     return false;
   }
+  const lockstep::ClassCounts& last_eval() const { return last_eval_; }
 
  private:
   lockstep::Replica& r_;
+  lockstep::ClassCounts last_eval_;  // the newest epoch's, for the summary
   lockstep::MetricsLog* log_;  // rank 0 only
   const bool step_lines_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
@@ -184,6 +188,10 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   }
   TrainCommandHooks hooks(*r, log.get(), step_lines);
   train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
+  if (lead) {  // the last epoch's eval beyond top-1
+    std::fputs(lockstep::eval_summary(hooks.last_eval()).c_str(), stdout);
+    std::fflush(stdout);
+  }
   comm.barrier().wait();
   return 0;
 }

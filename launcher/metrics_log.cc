@@ -2,6 +2,7 @@
 #include "launcher/metrics_log.h"
 
 #include <cstdio>
+#include <string>
 
 #include "runtime/check.h"
 
@@ -16,10 +17,10 @@ void MetricsLog::write(const EpochMetrics& m) {
   char line[256];
   std::snprintf(line, sizeof line,
                 "{\"kind\":\"epoch\",\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
-                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g}\n",
+                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g",
                 static_cast<long long>(m.epoch), m.train_loss, m.test_loss, m.test_accuracy,
                 m.train_samples_per_sec, m.lr);
-  put(line);
+  put((line + eval_json(m.test_classes) + "}\n").c_str());
 }
 
 void MetricsLog::write(const StepRecord& s) {
