@@ -119,7 +119,7 @@ void apply_one(proto::JobSpec& job, const std::string& arg) {
     }
     if (!last) {
       LOCKSTEP_FAIL_IF(!f->message_type())
-          << "--set " << shown(arg) << ": " << at << " is a " << f->type_name() << ", not a message; " << path
+          << "--set " << shown(arg) << ": " << at << " is not a message (" << f->type_name() << "); " << path
           << " names nothing";
       LOCKSTEP_FAIL_IF(f->is_repeated()) << "--set " << shown(arg) << ": " << at << " is a list; give an index, e.g. " << at
                                          << "[0]." << parts[i + 1];
@@ -192,8 +192,14 @@ void apply_overrides(proto::JobSpec& job, const std::vector<std::string>& sets) 
 std::string blame_override(const std::string& message, const std::vector<std::string>& sets) {
   for (auto it = sets.rbegin(); it != sets.rend(); ++it) {  // the last --set of a field wins
     const std::string path = it->substr(0, it->find('='));
-    if (message.find(": " + path + ":") != std::string::npos || message.find(": " + path + "[") != std::string::npos)
-      return message + " (set by --set " + *it + ")";
+    // The field named as a whole: after ": " or ", " (a list of changed fields), before ':', ',',
+    // ';', '[', '.', a space or the end.
+    for (size_t at = message.find(path); at != std::string::npos; at = message.find(path, at + 1)) {
+      const bool starts = at >= 2 && (message.compare(at - 2, 2, ": ") == 0 || message.compare(at - 2, 2, ", ") == 0);
+      const size_t end = at + path.size();
+      const bool ends = end == message.size() || std::string(":,;[. ").find(message[end]) != std::string::npos;
+      if (starts && ends) return message + " (set by --set " + shown(*it) + ")";
+    }
   }
   return message;
 }
