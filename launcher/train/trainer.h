@@ -80,8 +80,8 @@ struct TrainerOptions {
   // gradients, optimizer state, BatchNorm and the loss stay fp32.
   Precision precision = Precision::kFP32;
   // Eval metrics beyond top-1 (launcher/train/eval_metrics.h): the logits' width C (evaluate throws
-  // when the model gives another; 0: learnt from the model's output for the first sample) and the k
-  // of the top-k accuracies, each in [1, C].
+  // when the model gives another; 0: the width of the first eval batch's logits) and the k of the
+  // top-k accuracies, each in [1, C].
   int64_t num_classes = 0;
   std::vector<int64_t> top_k;
 };
@@ -144,7 +144,6 @@ class Trainer {
  private:
   Tensor as_input(const Tensor& x) const;
   EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end, int64_t num_classes);
-  int64_t num_classes(const Dataset& data);  // options' num_classes, else the model's output width
 
   Module& model_;
   Optimizer& opt_;

@@ -98,5 +98,29 @@ TEST(DistributedEval, AccuracyEqualsSingleProcessExactly) {
   }
 }
 
+// Fewer samples than ranks (np 3, 4: some slices are empty): the ranks still agree on the number of
+// classes (the model's output width, not given), and the counts are those of one process.
+TEST(DistributedEval, FewerSamplesThanRanksCountsExactly) {
+  Communicator& comm = test_comm();
+  const Dataset full = load_fashion_mnist(LOCKSTEP_DATA_DIR, /*train=*/false);
+  Dataset two = full;  // the first two test samples
+  two.labels.resize(2);
+  two.pixels.resize(static_cast<size_t>(2 * full.sample_numel()));
+  auto model = make_reference_model("fmnist-mlp");
+  init_parameters(*model, 5);
+  Sgd opt(model->parameters(), SgdOptions{.lr = 0.05f});
+  CrossEntropyLoss loss;
+  const TrainerOptions o{.sample_shape = reference_model_input("fmnist-mlp"), .top_k = {1, 10}};
+  Trainer local(*model, opt, loss, nullptr, o);
+  const EvalResult want = local.evaluate(two);
+  Trainer dist(*model, opt, loss, nullptr, o, DistributedOptions{.comm = &comm});
+  const EvalResult got = dist.evaluate(two);
+  EXPECT_EQ(got.count, 2);
+  EXPECT_EQ(got.correct, want.correct);
+  EXPECT_EQ(got.classes.num_classes, 10);
+  EXPECT_EQ(got.classes.top_k_correct, (std::vector<int64_t>{want.correct, 2})) << "top-10 of 10 classes holds all";
+  EXPECT_EQ(got.classes.confusion, want.classes.confusion) << "on " << comm.size() << " ranks";
+}
+
 }  // namespace
 }  // namespace lockstep
