@@ -154,9 +154,9 @@ int launch_main(int argc, char** argv) {
     apply_overrides(job, a.sets);
     if (a.epochs > 0) job.set_epochs(a.epochs);
     if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
-    job.set_name(checked_job_name(job, a.job_path));
-    job.set_metrics_file(checked_metrics_file(job, a.job_path));
     check_with_overrides(a.sets, [&] {
+      job.set_name(checked_job_name(job, a.job_path));
+      job.set_metrics_file(checked_metrics_file(job, a.job_path));
       check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
       remainder_policy(job, a.job_path);
     });
