@@ -460,6 +460,20 @@ void check_run_dir(const Checker& c, const std::string& dir) {
     c.fail("run_dir", "is blank (" + quoted(dir) + "); leave it unset for the default runs/<name>");
 }
 
+void check_eval(const Checker& c, const proto::JobSpec& job) {
+  const int64_t classes = model_outputs(job);  // 0: not known before the model is built
+  const auto& k = job.eval().top_k();
+  for (int i = 0; i < k.size(); ++i) {
+    const std::string at = "eval.top_k[" + std::to_string(i) + "]";
+    c.positive(at, static_cast<int64_t>(k[i]), kMaxFeatures);
+    if (classes > 0 && k[i] > classes)
+      c.fail(at, "k " + std::to_string(k[i]) + " exceeds the model's " + std::to_string(classes) +
+                     " classes (allowed: [1, " + std::to_string(classes) + "])");
+    for (int j = 0; j < i; ++j)
+      if (k[j] == k[i]) c.fail(at, "k " + std::to_string(k[i]) + " is listed twice (also eval.top_k[" + std::to_string(j) + "])");
+  }
+}
+
 }  // namespace
 
 // Every string field, at any depth, valid UTF-8 without NUL: they travel in protobuf messages
@@ -541,6 +555,7 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   check_phases(c, job.phases());
   check_control(c, job.control());
   check_run_dir(c, job.run_dir());
+  check_eval(c, job);
 }
 
 void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size) {
@@ -576,6 +591,12 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
 
 Precision precision_of(const proto::JobSpec& job) {
   return job.precision() == proto::JobSpec::BF16 ? Precision::kBF16 : Precision::kFP32;
+}
+
+std::vector<int64_t> eval_top_k(const proto::JobSpec& job) {
+  if (job.eval().top_k_size() > 0) return {job.eval().top_k().begin(), job.eval().top_k().end()};
+  if (model_outputs(job) > 5) return {5};
+  return {};
 }
 
 Heartbeat heartbeat_of(const proto::JobSpec& job) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "proto/job.pb.h"
 #include "runtime/precision.h"
@@ -56,6 +57,10 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
 
 // The job's precision field as the kernels' autocast precision.
 Precision precision_of(const proto::JobSpec& job);
+
+// The k of the job's top-k eval accuracies: eval.top_k, or [5] when unset and the model has more
+// than 5 classes (torchvision's Acc@5), else none.
+std::vector<int64_t> eval_top_k(const proto::JobSpec& job);
 
 // Heartbeat settings of a job (control { }), defaults filled in.
 struct Heartbeat {

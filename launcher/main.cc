@@ -22,6 +22,7 @@
 #include "launcher/cli_number.h"
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
+#include "launcher/job_override.h"
 #include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
@@ -36,7 +37,8 @@ namespace {
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines);
 
 constexpr const char* kUsage =
-    "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR] [--step-metrics]\n";
+    "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR] [--step-metrics]\n"
+    "                      [--set FIELD=VALUE]... (any job field, e.g. --set optimizer.lr=0.1; see README)\n";
 
 std::string usage() {
   std::string u = kUsage;
@@ -56,6 +58,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   std::string job_path, metrics, data;
   std::optional<int64_t> epochs;
   std::optional<uint64_t> seed;
+  std::vector<std::string> sets;  // --set FIELD=VALUE, in order
   bool step_lines = false;  // --step-metrics: every step's loss too, exact to the last bit
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -73,6 +76,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
     else if (a == "--metrics") metrics = value();
     else if (a == "--data") data = value();
     else if (a == "--step-metrics") step_lines = true;
+    else if (a == "--set") sets.push_back(value());
     else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; see lockstep train --help";
     else if (job_path.empty()) job_path = a;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; see lockstep train --help";
@@ -80,14 +84,17 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; see lockstep train --help";
 
   lockstep::proto::JobSpec job = lockstep::parse_job(job_path);  // validated after the overrides
+  lockstep::apply_overrides(job, sets);
   if (epochs) job.set_epochs(*epochs);
   if (seed) job.set_seed(*seed);
   if (!metrics.empty()) job.set_metrics_file(metrics);
   if (!data.empty()) job.mutable_data()->set_dir(data);
   // The job's name defaults to its file's stem, as lockstep launch names it.
   if (job.name().empty()) job.set_name(std::filesystem::path(job_path).stem().string());
-  lockstep::validate_job(job, job_path);
-  lockstep::remainder_policy(job, job_path);
+  lockstep::check_with_overrides(sets, [&] {
+    lockstep::validate_job(job, job_path);
+    lockstep::remainder_policy(job, job_path);
+  });
   lockstep::set_kernel_threads(job.threads() > 0 ? job.threads() : 1);
 
   const auto& dist = job.distributed();
@@ -102,7 +109,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   try {
     lockstep::check_job_for_launch(job, job_path, comm->size());
   } catch (const lockstep::Error& e) {
-    error = e.what();
+    error = lockstep::blame_override(e.what(), sets);
   }
   if (comm->size() > 1) {
     std::vector<double> failed{error.empty() ? 0.0 : 1.0};
@@ -137,6 +144,8 @@ class TrainCommandHooks : public lockstep::LoopHooks {
     const lockstep::EvalResult e = r_.trainer->evaluate(r_.test_set);
     m.test_loss = e.loss();
     m.test_accuracy = e.accuracy();
+    m.test_classes = e.classes;
+    last_eval_ = e.classes;
     lockstep::Reducer& red = *r_.trainer->reducer();
     if (log_) {
       // exposed: seconds this rank sat in finalize waiting for gradient all-reduces this epoch.
@@ -149,9 +158,11 @@ class TrainCommandHooks : public lockstep::LoopHooks {
     last_ = std::chrono::steady_clock::now();
     return false;
   }
+  const lockstep::ClassCounts& last_eval() const { return last_eval_; }
 
  private:
   lockstep::Replica& r_;
+  lockstep::ClassCounts last_eval_;  // the newest epoch's, for the summary
   lockstep::MetricsLog* log_;  // rank 0 only
   const bool step_lines_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
@@ -189,6 +200,10 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   }
   TrainCommandHooks hooks(*r, log.get(), step_lines);
   train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
+  if (lead) {  // the last epoch's eval beyond top-1
+    std::fputs(lockstep::eval_summary(hooks.last_eval()).c_str(), stdout);
+    std::fflush(stdout);
+  }
   comm.barrier().wait();
   return 0;
 }

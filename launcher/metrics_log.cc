@@ -27,10 +27,10 @@ void MetricsLog::write(const EpochMetrics& m) {
   char line[320];
   std::snprintf(line, sizeof line,
                 "{\"kind\":\"epoch\",\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
-                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g%s}\n",
+                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g%s",
                 static_cast<long long>(m.epoch), m.train_loss, m.test_loss, m.test_accuracy,
                 m.train_samples_per_sec, m.lr, grad_norm_field(m.grad_norm).c_str());
-  put(line);
+  put((line + eval_json(m.test_classes) + "}\n").c_str());
 }
 
 void MetricsLog::write(const StepRecord& s) {

@@ -1,5 +1,7 @@
 // Metrics as JSON lines (one object per line), for plots and scripts. Per epoch:
-// {"kind":"epoch","epoch":1,"train_loss":0.51,"test_loss":0.39,"test_accuracy":0.861,"train_samples_per_sec":2400,"lr":0.05}
+// {"kind":"epoch","epoch":1,"train_loss":0.51,"test_loss":0.39,"test_accuracy":0.861,"train_samples_per_sec":2400,"lr":0.05,
+//  "top_k_accuracy":{"5":0.994},"per_class_accuracy":[0.81,...],"confusion_matrix":[[812,3,...],...]}
+// (the eval members only after an eval: launcher/train/eval_metrics.h)
 // and, from `lockstep launch`/`worker`, per step (the loss exact to the last bit, for comparing runs):
 // {"kind":"step","epoch":1,"step":17,"loss":0.61234567890123456,"samples_per_sec":2380.5,"lr":0.05}
 // With clip_grad, both lines also carry "grad_norm": the step's total gradient norm before clipping

@@ -58,7 +58,8 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                                       .clip_value = job.clip_grad().clip_value()},
                      .schedule_interval = job.schedule().interval() == proto::ScheduleSpec::STEP
                                               ? ScheduleInterval::kStep
-                                              : ScheduleInterval::kEpoch},
+                                              : ScheduleInterval::kEpoch,
+                     .top_k = eval_top_k(job)},
       r->dopt);
   return r;
 }

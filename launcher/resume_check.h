@@ -1,6 +1,6 @@
 // What a resume may change: everything that shapes the training trajectory (model, data, optimizer,
 // schedule, seed, batch, distributed settings) must be what the checkpoint was written with; only
-// epochs, the phase plan, run_dir, metrics_file and name may change. Checked
+// epochs, the phase plan, run_dir, metrics_file, name and eval (the metrics reported) may change. Checked
 // before any worker starts, naming each changed field.
 #pragma once
 
@@ -16,7 +16,7 @@ namespace lockstep {
 proto::JobSpec trajectory_spec(const proto::JobSpec& job);
 
 // Hash of what determines the training trajectory (trajectory_spec in launcher/resume_check.h:
-// data.dir canonical); epochs, the phase plan, run_dir, metrics_file and name may change on resume.
+// data.dir canonical); epochs, the phase plan, run_dir, metrics_file, name and eval may change on resume.
 std::string job_hash(const proto::JobSpec& job);
 
 // Field paths that differ between the trajectory specs of two jobs, e.g.

@@ -26,6 +26,7 @@
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/launch/run_dir.h"
+#include "launcher/job_override.h"
 #include "launcher/resume_check.h"
 #include "runtime/check.h"
 
@@ -34,7 +35,7 @@ namespace {
 
 constexpr const char* kUsage =
     "lockstep coordinator JOB.textproto -n N [--bind ADDR] [--port P] [--token-file F] [--worker-secret-file F] "
-    "[--run-dir D] [--resume] [--tls-cert F --tls-key F [--tls-client-ca F]]";
+    "[--run-dir D] [--resume] [--tls-cert F --tls-key F [--tls-client-ca F]] [--set FIELD=VALUE]...";
 constexpr const char* kCredentials =
     "credentials (made if missing, mode 0600): --token-file (default RUN_DIR/token) is the user token, for\n"
     "`lockstep ctl --token-file F` only; --worker-secret-file (default RUN_DIR/worker_secret) is for the\n"
@@ -65,6 +66,7 @@ std::string ensure_token(const std::string& path, const char* what, std::string 
 
 int coordinator_main(int argc, char** argv) {
   std::string job_path, run_dir, token_file, secret_file;
+  std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
   int world = 0;
   ServerOptions o;
   for (int i = 0; i < argc; ++i) {
@@ -86,6 +88,7 @@ int coordinator_main(int argc, char** argv) {
     else if (a == "--tls-cert") o.tls_cert = value();
     else if (a == "--tls-key") o.tls_key = value();
     else if (a == "--tls-client-ca") o.tls_client_ca = value();
+    else if (a == "--set") sets.push_back(value());
     else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
     else if (job_path.empty()) job_path = a;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
@@ -93,14 +96,17 @@ int coordinator_main(int argc, char** argv) {
   LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(world < 1) << "-n N (the number of ranks, >= 1) is required";
 
-  proto::JobSpec job = load_job(job_path);
-  job.set_name(checked_job_name(job, job_path));
-  job.set_metrics_file(checked_metrics_file(job, job_path));
-  check_job_for_launch(job, job_path, world);
+  proto::JobSpec job = parse_job(job_path);  // validated after the overrides, by check_job_for_launch
+  apply_overrides(job, sets);
+  check_with_overrides(sets, [&] {
+    job.set_name(checked_job_name(job, job_path));
+    job.set_metrics_file(checked_metrics_file(job, job_path));
+    check_job_for_launch(job, job_path, world);
+  });
   if (run_dir.empty()) run_dir = job.run_dir().empty() ? "runs/" + job.name() : job.run_dir();
   RunDirectory dir(run_dir, job.name(), RunDirOptions{.resume = o.resume, .metrics_file = job.metrics_file()});
   o.run_dir = dir.path();
-  if (o.resume) check_resume(job, dir.path(), world);
+  if (o.resume) check_with_overrides(sets, [&] { check_resume(job, dir.path(), world); });
   if (token_file.empty()) token_file = o.run_dir + "/token";
   if (secret_file.empty()) secret_file = o.run_dir + "/worker_secret";
   o.token = ensure_token(token_file, "token", &read_token);

@@ -23,6 +23,7 @@
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
+#include "launcher/job_override.h"
 #include "launcher/resume_check.h"
 #include "launcher/launch/exit_status.h"
 #include "launcher/launch/progress.h"
@@ -40,7 +41,7 @@ constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
     "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] "
-    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]...";
+    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--set FIELD=VALUE]...";
 
 constexpr const char* kExitStatuses =
     "exit status: 0 done; 1 a rank failed (restarts spent); 2 bad input, nothing started; 3 stopped on request\n"
@@ -56,6 +57,7 @@ struct LaunchArgs {
   int max_restarts = 0;
   int64_t epochs = 0;  // 0: the job's
   std::vector<std::string> mpirun_args;
+  std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
 };
 
 LaunchArgs parse(int argc, char** argv) {
@@ -81,6 +83,7 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--tls-cert") a.tls_cert = value();
     else if (s == "--tls-key") a.tls_key = value();
     else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
+    else if (s == "--set") a.sets.push_back(value());
     else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
     else if (a.job_path.empty()) a.job_path = s;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
@@ -148,17 +151,21 @@ int launch_main(int argc, char** argv) {
   try {
     a = parse(argc, argv);
     job = parse_job(a.job_path);  // validated after the overrides, by check_job_for_launch
+    apply_overrides(job, a.sets);
     if (a.epochs > 0) job.set_epochs(a.epochs);
     if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
-    job.set_name(checked_job_name(job, a.job_path));
-    job.set_metrics_file(checked_metrics_file(job, a.job_path));
-    check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
-    remainder_policy(job, a.job_path);
+    check_with_overrides(a.sets, [&] {
+      job.set_name(checked_job_name(job, a.job_path));
+      job.set_metrics_file(checked_metrics_file(job, a.job_path));
+      check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
+      remainder_policy(job, a.job_path);
+    });
     const std::string run_dir =
         !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
     dir = std::make_unique<RunDirectory>(
         run_dir, job.name(), RunDirOptions{.resume = a.resume, .overwrite = a.overwrite, .metrics_file = job.metrics_file()});
-    if (a.resume) check_resume(job, dir->path(), a.ranks);  // names every field an edited job changed
+    // names every field an edited job (or a --set) changed
+    if (a.resume) check_with_overrides(a.sets, [&] { check_resume(job, dir->path(), a.ranks); });
     token = new_token();
     worker_secret = new_token();  // the workers' own credential (Register only), through mpirun's environment alone
     ServerOptions so;

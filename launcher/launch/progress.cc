@@ -1,6 +1,7 @@
 // Progress line and summary table of a launched job.
 #include "launcher/launch/progress.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -8,6 +9,7 @@
 #include <sstream>
 
 #include "launcher/coordinator/status_format.h"
+#include "launcher/train/eval_metrics.h"
 
 namespace lockstep {
 namespace {
@@ -25,6 +27,27 @@ double field(const std::string& line, const std::string& name, double fallback) 
   std::smatch m;
   if (std::regex_search(line, m, std::regex("\"" + name + "\":(-?[0-9.eE+-]+)"))) return std::stod(m[1]);
   return fallback;
+}
+
+// The eval summary (top-k, per-class, confusion matrix) of a metrics line; empty without one.
+std::string eval_text(const std::string& line) {
+  std::smatch m;
+  if (!std::regex_search(line, m, std::regex("\"confusion_matrix\":\\[(.*?)\\]\\]"))) return "";
+  const std::string rows = m[1].str() + "]";
+  std::vector<int64_t> confusion;
+  const std::regex number("-?[0-9]+");
+  for (auto it = std::sregex_iterator(rows.begin(), rows.end(), number); it != std::sregex_iterator(); ++it)
+    confusion.push_back(std::stoll(it->str()));
+  const auto classes = static_cast<int64_t>(std::count(rows.begin(), rows.end(), '['));
+  if (classes == 0 || static_cast<int64_t>(confusion.size()) != classes * classes) return "";
+  std::vector<std::pair<int64_t, double>> top_k;
+  if (std::regex_search(line, m, std::regex("\"top_k_accuracy\":\\{([^}]*)\\}"))) {
+    const std::string pairs = m[1];
+    const std::regex pair("\"([0-9]+)\":([0-9.eE+-]+)");
+    for (auto it = std::sregex_iterator(pairs.begin(), pairs.end(), pair); it != std::sregex_iterator(); ++it)
+      top_k.emplace_back(std::stoll((*it)[1]), std::stod((*it)[2]));
+  }
+  return eval_summary(top_k, classes, confusion);
 }
 
 }  // namespace
@@ -107,6 +130,10 @@ std::string summary_table(const std::string& metrics_path, const proto::JobStatu
                   st.last_test_loss());
     out << row;
   }
+  std::string last_eval;  // the newest epoch's eval beyond top-1
+  for (const auto& [e, line] : epochs)
+    if (std::string t = eval_text(line); !t.empty()) last_eval = "epoch " + std::to_string(e) + " eval:\n" + t;
+  out << last_eval;
   if (!st.last_checkpoint().empty()) out << "checkpoint " << st.last_checkpoint() << "\n";
   return out.str();
 }

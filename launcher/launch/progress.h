@@ -31,7 +31,8 @@ std::string progress_text(const proto::JobStatus& st);
 
 // The end-of-job table: one row per epoch (train loss, test loss, test accuracy, samples/s) read
 // from metrics_path (the newest line of each epoch, so a resumed run shows each epoch once), then
-// one row per rank, the final accuracy and the newest checkpoint.
+// one row per rank, the final accuracy, the newest eval's top-k and per-class accuracies and
+// confusion matrix (launcher/train/eval_metrics.h), and the newest checkpoint.
 std::string summary_table(const std::string& metrics_path, const proto::JobStatus& st);
 
 }  // namespace lockstep

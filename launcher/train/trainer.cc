@@ -162,7 +162,7 @@ void Trainer::begin_step(uint64_t step) {
 }
 
 EvalResult Trainer::evaluate(const Dataset& data) {
-  if (!d_.comm) return evaluate_range(data, 0, data.size());
+  if (!d_.comm) return evaluate_range(data, 0, data.size(), o_.num_classes);
   Communicator& comm = *d_.comm;
   begin_phase(CommMode::kEval);
   // Every rank evaluates the same model: rank 0's (or the averaged) BN running statistics.
@@ -170,26 +170,39 @@ EvalResult Trainer::evaluate(const Dataset& data) {
   for (auto& [name, t] : model_.named_buffers()) buffers.push_back(t);
   if (!buffers.empty()) sync_buffers(comm, buffers, d_.eval_buffers);
   const EvalSlice slice = eval_slice(data.size(), comm.rank(), comm.size());
-  const EvalResult local = evaluate_range(data, slice.begin, slice.end);
+  // The sums' layout needs C on every rank: each learns it from its first batch's logits, and when
+  // some rank's slice is empty (fewer samples than ranks; every rank knows) the ranks agree on it
+  // in one more collective.
+  EvalResult local = evaluate_range(data, slice.begin, slice.end, o_.num_classes);
+  if (o_.num_classes == 0 && data.size() < comm.size()) {
+    std::vector<double> c{static_cast<double>(local.classes.num_classes)};
+    comm.all_reduce(std::span<double>(c), ReduceOp::kMax).wait();
+    if (local.classes.num_classes == 0) local.classes = ClassCounts::zeros(static_cast<int64_t>(c[0]), o_.top_k);
+  }
   // Doubles hold the integer counts exactly (below 2^53), so the global accuracy is exact.
+  // sums: (loss_sum, correct, count, top_k_correct[K], confusion[C*C]), the same layout on every rank
   std::vector<double> sums{local.loss_sum, static_cast<double>(local.correct), static_cast<double>(local.count)};
+  local.classes.append_sums(sums);
   comm.all_reduce(std::span<double>(sums), ReduceOp::kSum).wait();
   EvalResult r;
   r.loss_sum = sums[0];
   r.correct = static_cast<int64_t>(sums[1]);
   r.count = static_cast<int64_t>(sums[2]);
+  r.classes = local.classes;
+  r.classes.from_sums(std::span<const double>(sums).subspan(3));
   LOCKSTEP_CHECK(r.count == data.size()) << "distributed eval covered " << r.count << " of " << data.size()
                                          << " samples";
   return r;
 }
 
-EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t end) {
+EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t end, int64_t num_classes) {
   const Mode saved = model_.mode();
   model_.eval();
   NoGradGuard no_grad;
   AutocastGuard autocast(o_.precision);
   CrossEntropyLoss sum_loss(Reduction::kSum);
   EvalResult r;
+  if (num_classes > 0) r.classes = ClassCounts::zeros(num_classes, o_.top_k);  // else: the logits' width
   const int64_t n = end;
   for (int64_t start = begin; start < n; start += o_.eval_batch_size) {
     const int64_t b = std::min(o_.eval_batch_size, n - start);
@@ -199,6 +212,8 @@ EvalResult Trainer::evaluate_range(const Dataset& data, int64_t begin, int64_t e
     Tensor logits = model_.forward(as_input(x));
     r.loss_sum += sum_loss.forward(logits, y);
     r.correct += count_correct(logits, y);
+    if (r.classes.num_classes == 0) r.classes = ClassCounts::zeros(logits.dim(1), o_.top_k);
+    r.classes.add(logits, y);
     r.count += b;
   }
   model_.train(saved == Mode::kTrain);
@@ -216,6 +231,7 @@ class FitHooks : public LoopHooks {
     const EvalResult r = t_.evaluate(test_);
     m.test_loss = r.loss();
     m.test_accuracy = r.accuracy();
+    m.test_classes = r.classes;
     if (on_epoch_) on_epoch_(m);
     return false;
   }

@@ -21,6 +21,7 @@
 #include "comm/communicator.h"
 #include "comm/model_sync.h"
 #include "comm/reducer.h"
+#include "launcher/train/eval_metrics.h"
 #include "layers/loss.h"
 #include "layers/sequential.h"
 #include "runtime/data/dataset.h"
@@ -40,12 +41,14 @@ struct EpochMetrics {
   double train_samples_per_sec = 0;
   double lr = 0;          // the lr the epoch's last optimizer step used
   double grad_norm = -1;  // mean pre-clip total gradient norm of the epoch's steps; < 0: not computed
+  ClassCounts test_classes;  // top-k, per-class, confusion matrix; num_classes 0 when no eval ran
 };
 
 struct EvalResult {
   double loss_sum = 0;  // summed per-sample loss
   int64_t correct = 0;
   int64_t count = 0;
+  ClassCounts classes;  // top-k hits and the confusion matrix (TrainerOptions::num_classes, top_k)
   double loss() const { return count ? loss_sum / count : 0.0; }
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
 };
@@ -111,6 +114,11 @@ struct TrainerOptions {
   int64_t accumulate_steps = 1;
   GradClip clip;
   ScheduleInterval schedule_interval = ScheduleInterval::kEpoch;
+  // Eval metrics beyond top-1 (launcher/train/eval_metrics.h): the logits' width C (evaluate throws
+  // when the model gives another; 0: the width of the first eval batch's logits) and the k of the
+  // top-k accuracies, each in [1, C].
+  int64_t num_classes = 0;
+  std::vector<int64_t> top_k;
 };
 
 struct DistributedOptions {
@@ -162,7 +170,8 @@ class Trainer {
                                 const std::function<void(const EpochMetrics&)>& on_epoch = {});
   // Eval mode and no-grad over the whole data set; the model's mode is restored afterwards.
   // Distributed (collective): BN buffers synced from rank 0 first, this rank evaluates its
-  // eval_slice, and the sums are all-reduced once; every rank returns the exact global result.
+  // eval_slice, and the sums (loss, correct, count, top-k hits, confusion matrix) are all-reduced
+  // in one call; every rank returns the exact global result.
   EvalResult evaluate(const Dataset& data);
   // The reducer (distributed only, else null): its stats give the exposed communication time.
   Reducer* reducer() { return reducer_.get(); }
@@ -184,7 +193,7 @@ class Trainer {
 
  private:
   Tensor as_input(const Tensor& x) const;
-  EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end);
+  EvalResult evaluate_range(const Dataset& data, int64_t begin, int64_t end, int64_t num_classes);
 
   Module& model_;
   Optimizer& opt_;

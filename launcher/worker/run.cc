@@ -246,6 +246,7 @@ bool Worker::at_epoch_end(EpochMetrics& m) {
   const bool stop = run_phases(agreed);
   m.test_loss = evaluated_ ? last_eval_.loss() : -1.0;
   m.test_accuracy = evaluated_ ? last_eval_.accuracy() : -1.0;
+  if (evaluated_) m.test_classes = last_eval_.classes;
   if (log_) log_->write(m);
   return stop;
 }

@@ -96,6 +96,9 @@ TEST_F(LaunchedJob, MaxRestartsFinishesAfterAWorkerDies) {
   const std::string out = p->output();
   EXPECT_NE(out.find("restarting from the last checkpoint"), std::string::npos) << out;
   EXPECT_NE(out.find("final test accuracy 0.8"), std::string::npos) << out;
+  // The newest eval beyond top-1 (launcher/train/eval_metrics.h), read back from the metrics file.
+  EXPECT_NE(out.find("epoch 2 eval:\ntop-5 accuracy 0.9"), std::string::npos) << out;
+  EXPECT_NE(out.find("confusion matrix (rows: true class, columns: predicted class):"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(checkpoint_dir(path("run"), 936) + "/model.pb"));
 }
 

@@ -11,6 +11,7 @@
 
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
+#include "launcher/job_override.h"
 #include "launcher/resume_check.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -110,6 +111,28 @@ TEST_F(ResumeCheck, AnEditedJobNamesEveryChangedField) {
   for (const char* f : {"optimizer.lr", "batch_size", "distributed.sync_batchnorm"})
     EXPECT_NE(err.find(f), std::string::npos) << f << " not named in: " << err;
   EXPECT_EQ(err.find("epochs"), std::string::npos) << err;
+}
+
+// `--resume --set ...` (launch, coordinator): the overridden job is what the checkpoint is checked
+// against, so a --set of a field that shapes training is refused like an edited file, naming the
+// --set, and one the resume check allows is taken.
+TEST_F(ResumeCheck, ASetOverrideIsCheckedLikeAnEditedJob) {
+  write();
+  auto check = [&](const std::vector<std::string>& sets) -> std::string {
+    lockstep::proto::JobSpec job = job_;
+    lockstep::apply_overrides(job, sets);
+    try {
+      lockstep::check_with_overrides(sets, [&] { lockstep::check_resume(job, (dir_ / "run").string(), 2); });
+    } catch (const lockstep::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const std::string err = check({"epochs=10", "optimizer.lr=0.1"});
+  EXPECT_NE(err.find("the job changed since this checkpoint was written: optimizer.lr"), std::string::npos) << err;
+  EXPECT_NE(err.find("(set by --set optimizer.lr=0.1)"), std::string::npos) << err;
+  EXPECT_EQ(check({"epochs=10", "phases.eval_every=2", "eval.top_k=1,3"}), "");
+  EXPECT_EQ(check({"optimizer.lr=0.05"}), "") << "the checkpoint's own value";
 }
 
 // A field added or removed inside a block that both jobs have is named too (the differencer reports
