@@ -1,0 +1,77 @@
+// The prefetch thread and its bounded queue (Note [prefetch lifetime] in prefetcher.h).
+#include "runtime/data/prefetcher.h"
+
+#include <utility>
+
+#include "runtime/check.h"
+
+namespace lockstep {
+
+BatchPrefetcher::BatchPrefetcher(const Dataset& ds, const DistributedSampler& sampler, int64_t first_step,
+                                 InputOptions o)
+    : ds_(ds), sampler_(sampler), o_(o), next_(first_step) {
+  LOCKSTEP_CHECK(o.prefetch_batches >= 0) << "prefetch_batches " << o.prefetch_batches;
+  LOCKSTEP_CHECK(first_step >= 0 && first_step <= sampler.num_steps())
+      << "first step " << first_step << " of " << sampler.num_steps();
+  if (o_.prefetch_batches > 0 && first_step < sampler_.num_steps()) thread_ = std::thread([this, first_step] { run(first_step); });
+}
+
+BatchPrefetcher::~BatchPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BatchPrefetcher::gather(int64_t step, Tensor& x, Tensor& y) const {
+  const std::vector<int64_t> indices = sampler_.shard(step);
+  gather_augmented(ds_, indices, o_.augment, sampler_.epoch(), x, y);
+}
+
+void BatchPrefetcher::run(int64_t first_step) {
+  const auto depth = static_cast<size_t>(o_.prefetch_batches);
+  for (int64_t step = first_step; step < sampler_.num_steps(); ++step) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || ready_.size() < depth; });
+      if (stop_) return;
+    }
+    // Fresh tensors each batch: the training thread may still hold the last ones it was given.
+    Batch b{.step = step};
+    try {
+      gather(step, b.x, b.y);
+    } catch (...) {
+      b.error = std::current_exception();
+    }
+    const bool failed = b.error != nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.push_back(std::move(b));
+    }
+    cv_.notify_all();
+    if (failed) return;  // next() rethrows it at this step; later batches are never asked for
+  }
+}
+
+void BatchPrefetcher::next(int64_t step, Tensor& x, Tensor& y) {
+  LOCKSTEP_CHECK(step == next_ && step < sampler_.num_steps())
+      << "prefetcher: asked for step " << step << ", the next is " << next_ << " of " << sampler_.num_steps();
+  ++next_;
+  if (!thread_.joinable()) return gather(step, x, y);
+  Batch b;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !ready_.empty(); });
+    b = std::move(ready_.front());
+    ready_.pop_front();
+  }
+  cv_.notify_all();
+  if (b.error) std::rethrow_exception(b.error);
+  LOCKSTEP_CHECK(b.step == step) << "prefetcher: got step " << b.step << " for step " << step;
+  x = std::move(b.x);
+  y = std::move(b.y);
+}
+
+}  // namespace lockstep
