@@ -170,6 +170,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
                 comm.backend().c_str(), static_cast<long long>(job.epochs()),
                 static_cast<unsigned long long>(job.seed()));
     std::printf("sampler: %s\n", r->sampler->describe().c_str());
+    std::printf("input: %s\n", describe(r->trainer->options().input).c_str());
     std::printf("sync_batchnorm %s, dropout %s, gradient buckets %zu of <= %.1f MiB, eval buffers %s\n",
                 dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank",
                 r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),

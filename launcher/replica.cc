@@ -50,7 +50,8 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                      .memory_format = job.model().memory_format() == proto::ModelSpec::CONTIGUOUS
                                           ? MemoryFormat::kContiguous
                                           : MemoryFormat::kChannelsLast,
-                     .precision = precision},
+                     .precision = precision,
+                     .input = input_options(job)},
       r->dopt);
   return r;
 }

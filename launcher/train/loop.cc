@@ -54,6 +54,7 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
     if (pos.epoch_step == 0) pos.epoch_loss_sum = pos.epoch_samples = 0;
     const auto epoch_start = Clock::now();
     const int64_t first = pos.epoch_step;
+    BatchPrefetcher batches(data, sampler, first, trainer.options().input);  // joins on every exit
     StepSums pending;  // this rank's sums of the step just taken
     for (; pos.epoch_step < steps; ++pos.epoch_step) {
       if (boundary(pending, false)) {
@@ -61,7 +62,7 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
         return out;
       }
       const auto t0 = Clock::now();
-      DistributedSampler::gather(data, sampler.shard(pos.epoch_step), x, y);
+      batches.next(pos.epoch_step, x, y);
       StepReport r;
       try {
         r.loss = trainer.train_step(x, y, sampler.first_global_row());

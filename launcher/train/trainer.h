@@ -24,6 +24,7 @@
 #include "layers/sequential.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
+#include "runtime/data/prefetcher.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
@@ -76,6 +77,8 @@ struct TrainerOptions {
   // convolutions and Linear layers in bf16 with fp32 outputs (runtime/precision.h); parameters,
   // gradients, optimizer state, BatchNorm and the loss stay fp32.
   Precision precision = Precision::kFP32;
+  // How the training loop makes each batch: augmentation and prefetching (runtime/data/prefetcher.h).
+  InputOptions input{};
 };
 
 struct DistributedOptions {

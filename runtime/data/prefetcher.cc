@@ -55,6 +55,15 @@ void BatchPrefetcher::run(int64_t first_step) {
   }
 }
 
+std::string describe(const InputOptions& o) {
+  const AugmentOptions& a = o.augment;
+  std::string s = a.enabled() ? "" : "no augmentation";
+  if (a.crop_padding > 0) s += "random crop (padding " + std::to_string(a.crop_padding) + ")";
+  if (a.horizontal_flip) s += std::string(a.crop_padding > 0 ? ", " : "") + "horizontal flip";
+  return s + "; " + (o.prefetch_batches > 0 ? "prefetch " + std::to_string(o.prefetch_batches) + " batches"
+                                            : "no prefetch (batches gathered on the training thread)");
+}
+
 void BatchPrefetcher::next(int64_t step, Tensor& x, Tensor& y) {
   LOCKSTEP_CHECK(step == next_ && step < sampler_.num_steps())
       << "prefetcher: asked for step " << step << ", the next is " << next_ << " of " << sampler_.num_steps();

@@ -15,6 +15,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "runtime/data/augment.h"
@@ -31,6 +32,9 @@ struct InputOptions {
   // gathers each batch on the training thread when it is asked for, with no thread at all.
   int64_t prefetch_batches = 2;
 };
+
+// One line for the job log, e.g. "random crop (padding 2), horizontal flip; prefetch 2 batches".
+std::string describe(const InputOptions& o);
 
 class BatchPrefetcher {
  public:

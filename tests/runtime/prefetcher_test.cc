@@ -92,5 +92,13 @@ TEST(BatchPrefetcher, StepsComeInOrder) {
   EXPECT_THROW(p.next(3, x, y), Error);
 }
 
+TEST(BatchPrefetcher, DescribeNamesAugmentationAndDepth) {
+  EXPECT_EQ(describe({.augment = {.crop_padding = 2, .horizontal_flip = true}, .prefetch_batches = 2}),
+            "random crop (padding 2), horizontal flip; prefetch 2 batches");
+  EXPECT_EQ(describe({.augment = {.horizontal_flip = true}, .prefetch_batches = 0}),
+            "horizontal flip; no prefetch (batches gathered on the training thread)");
+  EXPECT_EQ(describe({}), "no augmentation; prefetch 2 batches");
+}
+
 }  // namespace
 }  // namespace lockstep
