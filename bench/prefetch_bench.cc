@@ -1,8 +1,13 @@
-// What prefetching saves: wall time of STEPS training steps of the real loop (train_loop on the
-// "self" communicator) with batches gathered and augmented on the training thread (prefetch 0)
-// against a background thread (prefetch 2), runs interleaved, medians of REPEATS. Also times the
-// gather + augmentation alone, the most prefetching can hide per step. Prints one JSON object.
-// Wall-clock figures: run it on a quiet machine.
+// What prefetching saves: STEPS training steps of fmnist-cnn (or MODEL) on the "self"
+// communicator, each batch taken from a BatchPrefetcher as the training loop takes it, with random
+// crop and flip, prefetch 0 (gathered on the training thread) against 2 (a background thread).
+// Reports per step: the input time the training thread sees (inside next(): gathering, or waiting
+// for the thread), which is what prefetching removes; the wall time; the process CPU time (the
+// thread's work included); and the gather + augmentation alone. The two runs alternate order per
+// repeat, so a machine that slows down over the run favours neither; medians of REPEATS. Prints one
+// JSON object. Wall-clock figures need a quiet machine with a core free for the thread.
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,31 +16,29 @@
 
 #include "comm/factory.h"
 #include "launcher/cli_number.h"
-#include "launcher/train/loop.h"
+#include "launcher/train/trainer.h"
 #include "layers/init.h"
 #include "layers/loss.h"
 #include "layers/reference_models.h"
 #include "runtime/data/augment.h"
+#include "runtime/data/prefetcher.h"
 #include "runtime/gemm.h"
 #include "runtime/optim/sgd.h"
 
 using namespace lockstep;
 using Clock = std::chrono::steady_clock;
 
+// CPU time of this process, every thread.
+static double cpu_now() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 static double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-
-// Stops the loop at the boundary after `steps` steps.
-class StopAfter : public LoopHooks {
- public:
-  explicit StopAfter(uint64_t steps) : steps_(steps) {}
-  bool at_boundary(const TrainPosition& pos, const StepSums&, bool) override { return pos.step >= steps_; }
-
- private:
-  uint64_t steps_;
-};
 
 int main(int argc, char** argv) {
   const char* usage = "usage: prefetch_bench [MODEL=fmnist-cnn] [STEPS=100] [REPEATS=3] [CROP_PADDING=2] [DATA_DIR]\n";
@@ -65,27 +68,43 @@ int main(int argc, char** argv) {
     DistributedSampler sampler(train.size(), {.global_batch = batch, .seed = 1});
     LOCKSTEP_FAIL_IF(steps > sampler.num_steps()) << "STEPS: at most " << sampler.num_steps() << " (one epoch)";
 
-    // One loop of `steps` steps with a fresh model; seconds of wall time.
-    auto run = [&](int64_t prefetch) {
+    // `steps` steps with a fresh model; appends seconds of wall, CPU and input time.
+    auto run = [&](int64_t prefetch, std::vector<double>& wall, std::vector<double>& cpu, std::vector<double>& input) {
       auto model = make_reference_model(model_name);
       init_parameters(*model, 1);
       Sgd opt(model->parameters(), SgdOptions{.lr = 0.05f, .momentum = 0.9f});
       CrossEntropyLoss loss;
       Trainer trainer(*model, opt, loss, nullptr,
-                      {.epochs = 1, .sample_shape = reference_model_input(model_name),
-                       .input = {.augment = augment, .prefetch_batches = prefetch}},
-                      {.comm = comm.get()});
-      StopAfter stop(static_cast<uint64_t>(steps));
+                      {.epochs = 1, .sample_shape = reference_model_input(model_name)}, {.comm = comm.get()});
+      trainer.begin_phase(CommMode::kTrain);
       const auto t0 = Clock::now();
-      train_loop(trainer, sampler, train, stop);
-      return std::chrono::duration<double>(Clock::now() - t0).count();
+      const double c0 = cpu_now();
+      double in = 0;
+      {
+        BatchPrefetcher batches(train, sampler, 0, {.augment = augment, .prefetch_batches = prefetch});
+        Tensor x, y;
+        for (int64_t s = 0; s < steps; ++s) {
+          const auto i0 = Clock::now();
+          batches.next(s, x, y);
+          in += std::chrono::duration<double>(Clock::now() - i0).count();
+          trainer.train_step(x, y, sampler.first_global_row());
+        }
+      }
+      wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      cpu.push_back(cpu_now() - c0);
+      input.push_back(in);
     };
-    run(0);  // warm-up: page in the data set and the kernels
-    std::vector<double> t0s, t2s, gathers;
+    std::vector<double> t0s, t2s, c0s, c2s, i0s, i2s, gathers, unused, unused_in;
+    sampler.set_epoch(0);
+    run(0, unused, unused, unused_in);  // warm-up: page in the data set and the kernels
     for (int64_t r = 0; r < repeats; ++r) {
-      t0s.push_back(run(0));
-      t2s.push_back(run(2));
-      sampler.set_epoch(0);
+      if (r % 2 == 0) {
+        run(0, t0s, c0s, i0s);
+        run(2, t2s, c2s, i2s);
+      } else {
+        run(2, t2s, c2s, i2s);
+        run(0, t0s, c0s, i0s);
+      }
       Tensor x, y;
       const auto g0 = Clock::now();
       for (int64_t s = 0; s < steps; ++s) gather_augmented(train, sampler.shard(s), augment, 0, x, y);
@@ -94,10 +113,13 @@ int main(int argc, char** argv) {
     const double a = median(t0s), b = median(t2s), g = median(gathers);
     std::printf(
         "{\"model\": \"%s\", \"batch\": %ld, \"steps\": %ld, \"repeats\": %ld, \"crop_padding\": %ld, "
-        "\"horizontal_flip\": true, \"ms_per_step_prefetch0\": %.3f, \"ms_per_step_prefetch2\": %.3f, "
-        "\"saved_percent\": %.2f, \"ms_gather_augment_per_step\": %.3f}\n",
+        "\"horizontal_flip\": true, \"input_ms_per_step_prefetch0\": %.3f, \"input_ms_per_step_prefetch2\": %.3f, "
+        "\"ms_per_step_prefetch0\": %.3f, \"ms_per_step_prefetch2\": %.3f, "
+        "\"saved_percent\": %.2f, \"cpu_ms_per_step_prefetch0\": %.3f, \"cpu_ms_per_step_prefetch2\": %.3f, "
+        "\"ms_gather_augment_per_step\": %.3f}\n",
         model_name.c_str(), static_cast<long>(batch), static_cast<long>(steps), static_cast<long>(repeats),
-        static_cast<long>(padding), 1e3 * a / steps, 1e3 * b / steps, 100.0 * (a - b) / a, 1e3 * g / steps);
+        static_cast<long>(padding), 1e3 * median(i0s) / steps, 1e3 * median(i2s) / steps, 1e3 * a / steps, 1e3 * b / steps, 100.0 * (a - b) / a, 1e3 * median(c0s) / steps,
+        1e3 * median(c2s) / steps, 1e3 * g / steps);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefetch_bench: %s\n", e.what());
     return 1;

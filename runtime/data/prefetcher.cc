@@ -1,6 +1,9 @@
 // The prefetch thread and its bounded queue (Note [prefetch lifetime] in prefetcher.h).
 #include "runtime/data/prefetcher.h"
 
+#include <pthread.h>
+
+#include <csignal>
 #include <utility>
 
 #include "runtime/check.h"
@@ -31,6 +34,11 @@ void BatchPrefetcher::gather(int64_t step, Tensor& x, Tensor& y) const {
 }
 
 void BatchPrefetcher::run(int64_t first_step) {
+  // Asynchronous signals (SIGTERM, a preemption warning, ^C) go to the process's other threads,
+  // whose handlers expect them, never to this one.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
   const auto depth = static_cast<size_t>(o_.prefetch_batches);
   for (int64_t step = first_step; step < sampler_.num_steps(); ++step) {
     {
