@@ -3,9 +3,11 @@
 // crop and flip, prefetch 0 (gathered on the training thread) against 2 (a background thread).
 // Reports per step: the input time the training thread sees (inside next(): gathering, or waiting
 // for the thread), which is what prefetching removes; the wall time; the process CPU time (the
-// thread's work included); and the gather + augmentation alone. The two runs alternate order per
-// repeat, so a machine that slows down over the run favours neither; medians of REPEATS. Prints one
-// JSON object. Wall-clock figures need a quiet machine with a core free for the thread.
+// thread's work included); minor page faults; and the gather + augmentation alone. The two runs
+// alternate order per repeat, so a machine that slows down over the run favours neither; medians
+// of REPEATS. Prints one JSON object. Wall-clock figures need a quiet machine with a core free for
+// the thread.
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -33,6 +35,13 @@ static double cpu_now() {
   timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Minor page faults of this process so far.
+static double minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_minflt);
 }
 
 static double median(std::vector<double> v) {
@@ -68,6 +77,7 @@ int main(int argc, char** argv) {
     DistributedSampler sampler(train.size(), {.global_batch = batch, .seed = 1});
     LOCKSTEP_FAIL_IF(steps > sampler.num_steps()) << "STEPS: at most " << sampler.num_steps() << " (one epoch)";
 
+    std::vector<double> f0s, f2s;  // minor page faults per run
     // `steps` steps with a fresh model; appends seconds of wall, CPU and input time.
     auto run = [&](int64_t prefetch, std::vector<double>& wall, std::vector<double>& cpu, std::vector<double>& input) {
       auto model = make_reference_model(model_name);
@@ -78,7 +88,7 @@ int main(int argc, char** argv) {
                       {.epochs = 1, .sample_shape = reference_model_input(model_name)}, {.comm = comm.get()});
       trainer.begin_phase(CommMode::kTrain);
       const auto t0 = Clock::now();
-      const double c0 = cpu_now();
+      const double c0 = cpu_now(), f0 = minor_faults();
       double in = 0;
       {
         BatchPrefetcher batches(train, sampler, 0, {.augment = augment, .prefetch_batches = prefetch});
@@ -93,6 +103,7 @@ int main(int argc, char** argv) {
       wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
       cpu.push_back(cpu_now() - c0);
       input.push_back(in);
+      (prefetch ? f2s : f0s).push_back(minor_faults() - f0);
     };
     std::vector<double> t0s, t2s, c0s, c2s, i0s, i2s, gathers, unused, unused_in;
     sampler.set_epoch(0);
@@ -116,10 +127,11 @@ int main(int argc, char** argv) {
         "\"horizontal_flip\": true, \"input_ms_per_step_prefetch0\": %.3f, \"input_ms_per_step_prefetch2\": %.3f, "
         "\"ms_per_step_prefetch0\": %.3f, \"ms_per_step_prefetch2\": %.3f, "
         "\"saved_percent\": %.2f, \"cpu_ms_per_step_prefetch0\": %.3f, \"cpu_ms_per_step_prefetch2\": %.3f, "
-        "\"ms_gather_augment_per_step\": %.3f}\n",
+        "\"ms_gather_augment_per_step\": %.3f, \"page_faults_per_step_prefetch0\": %.1f, "
+        "\"page_faults_per_step_prefetch2\": %.1f}\n",
         model_name.c_str(), static_cast<long>(batch), static_cast<long>(steps), static_cast<long>(repeats),
         static_cast<long>(padding), 1e3 * median(i0s) / steps, 1e3 * median(i2s) / steps, 1e3 * a / steps, 1e3 * b / steps, 100.0 * (a - b) / a, 1e3 * median(c0s) / steps,
-        1e3 * median(c2s) / steps, 1e3 * g / steps);
+        1e3 * median(c2s) / steps, 1e3 * g / steps, median(f0s) / steps, median(f2s) / steps);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefetch_bench: %s\n", e.what());
     return 1;

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <csignal>
+#include <cstring>
 #include <utility>
 
 #include "runtime/check.h"
@@ -41,13 +42,17 @@ void BatchPrefetcher::run(int64_t first_step) {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   const auto depth = static_cast<size_t>(o_.prefetch_batches);
   for (int64_t step = first_step; step < sampler_.num_steps(); ++step) {
+    Batch b;  // a spare buffer when there is one (Note [batch buffers])
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || ready_.size() < depth; });
       if (stop_) return;
+      if (!spare_.empty()) {
+        b = std::move(spare_.back());
+        spare_.pop_back();
+      }
     }
-    // Fresh tensors each batch: the training thread may still hold the last ones it was given.
-    Batch b{.step = step};
+    b.step = step;
     try {
       gather(step, b.x, b.y);
     } catch (...) {
@@ -72,6 +77,12 @@ std::string describe(const InputOptions& o) {
                                             : "no prefetch (batches gathered on the training thread)");
 }
 
+// dst := src, in dst's storage when it has src's shape.
+static void copy_into(const Tensor& src, Tensor& dst) {
+  if (!dst.defined() || dst.shape() != src.shape()) dst = Tensor::empty(src.shape());
+  if (src.numel()) std::memcpy(dst.data(), src.data(), static_cast<size_t>(src.numel()) * sizeof(float));
+}
+
 void BatchPrefetcher::next(int64_t step, Tensor& x, Tensor& y) {
   LOCKSTEP_CHECK(step == next_ && step < sampler_.num_steps())
       << "prefetcher: asked for step " << step << ", the next is " << next_ << " of " << sampler_.num_steps();
@@ -84,11 +95,15 @@ void BatchPrefetcher::next(int64_t step, Tensor& x, Tensor& y) {
     b = std::move(ready_.front());
     ready_.pop_front();
   }
-  cv_.notify_all();
   if (b.error) std::rethrow_exception(b.error);
   LOCKSTEP_CHECK(b.step == step) << "prefetcher: got step " << b.step << " for step " << step;
-  x = std::move(b.x);
-  y = std::move(b.y);
+  copy_into(b.x, x);
+  copy_into(b.y, y);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    spare_.push_back(std::move(b));
+  }
+  cv_.notify_all();
 }
 
 }  // namespace lockstep
