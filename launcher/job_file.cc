@@ -538,6 +538,8 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   if (d.dir().empty()) c.fail("data.dir", "required");
   if (d.has_mean()) c.in_range("data.mean", d.mean(), -kMaxNorm, kMaxNorm);
   if (d.has_std()) c.in_range("data.std", d.std(), kMinStd, kMaxNorm, /*lo_open=*/false);
+  c.non_negative("data.augment.random_crop_padding", d.augment().random_crop_padding(), kMaxCropPadding);
+  if (d.has_prefetch_batches()) c.non_negative("data.prefetch_batches", d.prefetch_batches(), kMaxPrefetch);
   c.positive("epochs", job.epochs(), kMaxEpochs);
   c.positive("batch_size", job.batch_size(), kMaxBatch);
   c.non_negative("eval_batch_size", job.eval_batch_size(), kMaxBatch);

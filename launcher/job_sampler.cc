@@ -26,4 +26,12 @@ DistributedSamplerOptions sampler_options(const proto::JobSpec& job, int rank, i
                                    .remainder = remainder_policy(job)};
 }
 
+InputOptions input_options(const proto::JobSpec& job) {
+  const auto& d = job.data();
+  return InputOptions{.augment = {.crop_padding = d.augment().random_crop_padding(),
+                                  .horizontal_flip = d.augment().horizontal_flip(),
+                                  .seed = job.seed()},
+                      .prefetch_batches = d.has_prefetch_batches() ? d.prefetch_batches() : 2};
+}
+
 }  // namespace lockstep

@@ -7,6 +7,7 @@
 
 #include "proto/job.pb.h"
 #include "runtime/data/distributed_sampler.h"
+#include "runtime/data/prefetcher.h"
 
 namespace lockstep {
 
@@ -16,5 +17,8 @@ RemainderPolicy remainder_policy(const proto::JobSpec& job, const std::string& p
 
 // The sampler options of rank `rank` of `world`.
 DistributedSamplerOptions sampler_options(const proto::JobSpec& job, int rank, int world);
+
+// data.augment (seeded with the job's seed) and data.prefetch_batches (default 2).
+InputOptions input_options(const proto::JobSpec& job);
 
 }  // namespace lockstep

@@ -182,6 +182,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
                 comm.backend().c_str(), static_cast<long long>(job.epochs()),
                 static_cast<unsigned long long>(job.seed()));
     std::printf("sampler: %s\n", r->sampler->describe().c_str());
+    std::printf("input: %s\n", describe(r->trainer->options().input).c_str());
     if (const int64_t k = r->trainer->options().accumulate_steps; k > 1)
       std::printf("accumulate_steps %lld: effective global batch %lld, %lld optimizer steps per epoch\n",
                   static_cast<long long>(k), static_cast<long long>(k * job.batch_size()),

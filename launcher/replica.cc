@@ -59,7 +59,8 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
                      .schedule_interval = job.schedule().interval() == proto::ScheduleSpec::STEP
                                               ? ScheduleInterval::kStep
                                               : ScheduleInterval::kEpoch,
-                     .top_k = eval_top_k(job)},
+                     .top_k = eval_top_k(job),
+                     .input = input_options(job)},
       r->dopt);
   return r;
 }

@@ -11,7 +11,7 @@
 namespace lockstep {
 
 // Streams keep independent uses of one seed apart.
-enum class RngStream : uint32_t { kInit = 1, kDropout = 2, kShuffle = 3, kTest = 255 };
+enum class RngStream : uint32_t { kInit = 1, kDropout = 2, kShuffle = 3, kAugment = 4, kTest = 255 };
 
 using PhiloxKey = std::array<uint32_t, 2>;
 using PhiloxCounter = std::array<uint32_t, 4>;

@@ -57,6 +57,7 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
     if (pos.epoch_step == 0) pos.epoch_loss_sum = pos.epoch_samples = 0;
     const auto epoch_start = Clock::now();
     const int64_t first = pos.epoch_step;
+    BatchPrefetcher batches(data, sampler, first, trainer.options().input);  // joins on every exit
     StepSums pending;  // this rank's sums of the step just taken
     double norm_sum = 0;
     int64_t norm_steps = 0;
@@ -70,7 +71,7 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
       double count = 0;
       for (int64_t i = 0; i < k; ++i) {
         MicroBatch& mb = micro[static_cast<size_t>(i)];
-        DistributedSampler::gather(data, sampler.shard(pos.epoch_step + i), mb.x, mb.y);
+        batches.next(pos.epoch_step + i, mb.x, mb.y);
         mb.first_global_row = sampler.first_global_row();
         count += static_cast<double>(mb.y.numel());
       }

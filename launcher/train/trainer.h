@@ -26,6 +26,7 @@
 #include "layers/sequential.h"
 #include "runtime/data/dataset.h"
 #include "runtime/data/distributed_sampler.h"
+#include "runtime/data/prefetcher.h"
 #include "runtime/optim/lr_schedule.h"
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
@@ -119,6 +120,8 @@ struct TrainerOptions {
   // top-k accuracies, each in [1, C].
   int64_t num_classes = 0;
   std::vector<int64_t> top_k;
+  // How the training loop makes each batch: augmentation and prefetching (runtime/data/prefetcher.h).
+  InputOptions input{};
 };
 
 struct DistributedOptions {

@@ -152,6 +152,19 @@ TEST_F(ResumeCheck, AFieldAddedOrRemovedInsideABlockIsNamed) {
   EXPECT_EQ(err.find("reflection"), std::string::npos) << err;
 }
 
+// Augmentation changes the batches, so it is named; the prefetch depth changes none of them (the
+// training is bit-identical for every depth), so a resume may change it.
+TEST_F(ResumeCheck, AugmentationIsPartOfTheJobButThePrefetchDepthIsNot) {
+  write();
+  lockstep::proto::JobSpec deeper = job_;
+  deeper.mutable_data()->set_prefetch_batches(8);
+  EXPECT_EQ(error(deeper), "");
+  lockstep::proto::JobSpec augmented = job_;
+  augmented.mutable_data()->mutable_augment()->set_random_crop_padding(2);
+  const std::string err = error(augmented);
+  EXPECT_NE(err.find("data.augment.random_crop_padding"), std::string::npos) << err;
+}
+
 TEST_F(ResumeCheck, TheSameDataThroughASymlinkIsTheSameData) {
   write();
   fs::create_directory_symlink(dir_ / "data", dir_ / "link");
