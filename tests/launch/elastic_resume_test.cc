@@ -3,8 +3,9 @@
 // run: every per-step loss after the stop equals the straight run's within float reassociation,
 // with per-sample dropout keying (the masks do not depend on the world size) and SyncBatchNorm (the
 // statistics are those of the global batch). A batch that does not divide by the new world size is
-// refused with one line, and `launch --max-restarts 0 --min-ranks 1` carries on from the last
-// checkpoint on one rank when a rank is killed. A synthetic data set keeps each run to seconds.
+// refused with one line (as is a bad --min-ranks), and `launch --max-restarts 0 --min-ranks 1`
+// carries on from the last checkpoint on one rank when a rank is killed. A synthetic data set keeps
+// each run to seconds.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -140,6 +141,19 @@ TEST_F(ElasticResume, AWorldSizeTheBatchDoesNotDivideByIsRefusedInOneLine) {
                              " was written by 2 ranks; resuming on 5 ranks needs batch_size (the global batch, 12) "
                              "to be a multiple of 5; choose a number of ranks that divides it\n";
   EXPECT_EQ(output_, expect);
+}
+
+TEST_F(ElasticResume, BadMinRanksValuesAreOneLineNamingTheOption) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--min-ranks", "0"}, "--min-ranks: expected a whole number in [1, 1048576], got \"0\""},
+      {{"--min-ranks", "two"}, "--min-ranks: expected a whole number in [1, 1048576], got \"two\""},
+      {{"--min-ranks", "3"}, "--min-ranks: 3 is more than the job's ranks (-n 2)"},
+  };
+  for (const auto& [args, line] : cases) {
+    EXPECT_EQ(launch(path("run"), "2", args), 2) << output_;
+    EXPECT_EQ(output_, "lockstep: error: " + line + "\n");
+    EXPECT_FALSE(fs::exists(path("run"))) << "a refused launch created its run directory";
+  }
 }
 
 TEST_F(ElasticResume, ARankKilledForGoodContinuesOnFewerRanksFromTheCheckpoint) {
