@@ -128,6 +128,11 @@ std::vector<std::string> changed_job_fields(const proto::JobSpec& saved, const p
   return fields;
 }
 
+void check_resume_world_size(const proto::JobSpec& job, const std::string& run_dir, int world_size) {
+  const auto found = latest_valid_checkpoint(run_dir, [](const std::string&) {});  // check_resume warns
+  if (found) check_world_size(found->second.state.world_size(), world_size, job.batch_size(), found->first);
+}
+
 void check_resume(const proto::JobSpec& job, const std::string& run_dir, int world_size) {
   const auto found = latest_valid_checkpoint(run_dir, [](const std::string& w) {
     std::fprintf(stderr, "lockstep: %s\n", w.c_str());
@@ -148,6 +153,7 @@ void check_resume(const proto::JobSpec& job, const std::string& run_dir, int wor
                             .steps_per_epoch = pad ? (n + b - 1) / b : n / b,
                             .accumulate_steps = job.has_accumulate_steps() ? job.accumulate_steps() : 1,
                             .world_size = world_size,
+                            .batch_size = b,
                             .rng_consumers = static_cast<int64_t>(dropout_layers(*built.model).size())};
   validate_state(c.state, limits, dir);
   // Names and shapes: copied into a fresh replica, as the workers will.

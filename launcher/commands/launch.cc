@@ -2,10 +2,12 @@
 // creates the run directory and a per-job token, serves the coordinator in-process, runs N
 // workers through mpirun (a hostfile spreads them over machines, started through `lockstep
 // agent`), supervises them (launch/supervisor.h) with a live progress line, restarts from the last
-// checkpoint up to --max-restarts times, and ends with a summary table.
+// checkpoint up to --max-restarts times (then, with --min-ranks, on fewer ranks), and ends with a
+// summary table.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -40,7 +42,7 @@ constexpr int64_t kMaxRanks = 1 << 20;
 constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
-    "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] "
+    "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] [--min-ranks M] "
     "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--set FIELD=VALUE]...";
 
 constexpr const char* kExitStatuses =
@@ -55,6 +57,7 @@ struct LaunchArgs {
   bool resume = false;
   bool overwrite = false;
   int max_restarts = 0;
+  int min_ranks = 0;   // 0: never fewer than -n
   int64_t epochs = 0;  // 0: the job's
   std::vector<std::string> mpirun_args;
   std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
@@ -78,6 +81,7 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--resume") a.resume = true;
     else if (s == "--overwrite") a.overwrite = true;
     else if (s == "--max-restarts") a.max_restarts = static_cast<int>(whole_number(s, value(), 0, kMaxRestarts));
+    else if (s == "--min-ranks") a.min_ranks = static_cast<int>(whole_number(s, value(), 1, kMaxRanks));
     else if (s == "--epochs") a.epochs = whole_number(s, value(), 1, job_limits::kMaxEpochs);
     else if (s == "--data") a.data = value();
     else if (s == "--tls-cert") a.tls_cert = value();
@@ -90,6 +94,8 @@ LaunchArgs parse(int argc, char** argv) {
   }
   LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required; usage: " << kUsage;
+  LOCKSTEP_FAIL_IF(a.min_ranks > a.ranks)
+      << "--min-ranks: " << a.min_ranks << " is more than the job's ranks (-n " << a.ranks << ")";
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
       << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
       << "; give --bind ADDR, an address of this host they can reach";
@@ -114,9 +120,17 @@ struct PrivateDirectory {
   }
 };
 
-std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& address) {
+// Elastic scale-down (--min-ranks): the most ranks below `world`, at least `min_ranks`, that the
+// global batch divides by (every rank needs the same share); 0 when there is none.
+int fewer_ranks(int world, int min_ranks, int64_t batch_size) {
+  for (int w = world - 1; w >= std::max(min_ranks, 1); --w)
+    if (batch_size % w == 0) return w;
+  return 0;
+}
+
+std::vector<std::string> mpirun_argv(const LaunchArgs& a, int ranks, const std::string& address) {
   const std::string exe = self_exe();
-  std::vector<std::string> v{"mpirun", "-np", std::to_string(a.ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
+  std::vector<std::string> v{"mpirun", "-np", std::to_string(ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
   if (::geteuid() == 0) v.push_back("--allow-run-as-root");
   if (a.hostfile.empty()) {
     // No core binding: the ranks share the machine with whatever else runs on it. One host: the
@@ -157,11 +171,15 @@ int launch_main(int argc, char** argv) {
     check_with_overrides(a.sets, [&] {
       job.set_name(checked_job_name(job, a.job_path));
       job.set_metrics_file(checked_metrics_file(job, a.job_path));
-      check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
-      remainder_policy(job, a.job_path);
     });
     const std::string run_dir =
         !a.run_dir.empty() ? a.run_dir : !job.run_dir().empty() ? job.run_dir() : "runs/" + job.name();
+    // A checkpoint of another world size: its ranks named before the batch check refuses -n.
+    if (a.resume) check_resume_world_size(job, run_dir, a.ranks);
+    check_with_overrides(a.sets, [&] {
+      check_job_for_launch(job, a.job_path, a.ranks);  // every check before any worker starts
+      remainder_policy(job, a.job_path);
+    });
     dir = std::make_unique<RunDirectory>(
         run_dir, job.name(), RunDirOptions{.resume = a.resume, .overwrite = a.overwrite, .metrics_file = job.metrics_file()});
     // names every field an edited job (or a --set) changed
@@ -206,12 +224,12 @@ int launch_main(int argc, char** argv) {
   Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + "/mpirun.log",
                                           .private_network = !socket_dir.path.empty()},
                         [&](const proto::JobStatus& st) { progress.update(st); });
-  const std::vector<std::string> argv_mpirun = mpirun_argv(a, server.worker_address());
+  int world = a.ranks;
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
 
-  for (int attempt = 0;; ++attempt) {
-    const AttemptResult r = supervisor.run(argv_mpirun);
+  for (int restarts = 0;;) {  // restarts on `world` ranks
+    const AttemptResult r = supervisor.run(mpirun_argv(a, world, server.worker_address()));
     progress.finish();
     const proto::JobStatus st = server.status();
     // finished: the last phase ran, either the plan's end or a STOP (a signal or `lockstep ctl stop`).
@@ -226,10 +244,33 @@ int launch_main(int argc, char** argv) {
     const std::string why = !r.failure.empty() ? r.failure : "mpirun exited with status " + std::to_string(r.exit_code);
     std::fprintf(stderr, "lockstep launch: job %s failed: %s\n", job.name().c_str(), why.c_str());
     if (r.killed) return kExitKilled;
-    if (r.stop_requested || attempt >= a.max_restarts) return kExitFailed;
-    std::fprintf(stderr, "lockstep launch: restarting from the last checkpoint (restart %d of %d)\n", attempt + 1,
-                 a.max_restarts);
-    server.new_attempt(/*resume=*/true);
+    if (r.stop_requested) return kExitFailed;
+    if (restarts < a.max_restarts) {
+      ++restarts;
+      std::fprintf(stderr, "lockstep launch: restarting from the last checkpoint (restart %d of %d)\n", restarts,
+                   a.max_restarts);
+      server.new_attempt(/*resume=*/true);
+      continue;
+    }
+    // The restarts on `world` ranks are spent: a rank is lost for good. With --min-ranks the job
+    // goes on from the last checkpoint on the ranks that remain (Note [elastic resume] in
+    // launcher/worker/worker_state.cc), with --max-restarts restarts again.
+    if (a.min_ranks == 0) return kExitFailed;
+    const int next = fewer_ranks(world, a.min_ranks, job.batch_size());
+    if (next == 0) {
+      if (a.min_ranks < world)
+        std::fprintf(stderr,
+                     "lockstep launch: no number of ranks in [--min-ranks %d, %d] divides batch_size %lld; giving up\n",
+                     a.min_ranks, world - 1, static_cast<long long>(job.batch_size()));
+      return kExitFailed;
+    }
+    std::fprintf(stderr,
+                 "lockstep launch: %d restart%s on %d ranks spent; continuing on %d rank%s from the last "
+                 "checkpoint (--min-ranks %d)\n",
+                 a.max_restarts, a.max_restarts == 1 ? "" : "s", world, next, next > 1 ? "s" : "", a.min_ranks);
+    world = next;
+    restarts = 0;
+    server.new_attempt(/*resume=*/true, world);
   }
 }
 

@@ -168,8 +168,9 @@ proto::JobStatus JobState::status_locked() const {
   return s;
 }
 
-void JobState::new_attempt(bool resume) {
+void JobState::new_attempt(bool resume, int world_size) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (world_size > 0) world_ = world_size;
   ranks_.clear();
   ++attempt_;
   resume_ = resume;

@@ -31,7 +31,10 @@ class JobState {
  public:
   JobState(proto::JobSpec job, int world_size, const ServerOptions& o);
 
-  int world_size() const { return world_; }
+  int world_size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return world_;
+  }
   // Registers the rank for this attempt and hands it a fresh session credential
   // (RegisterReply.session). Throws Error for a bad rank, world size or pid, RankTaken when the rank
   // is registered already (the first registration stays) unless this is a retry of that
@@ -45,7 +48,8 @@ class JobState {
   void report(const proto::PhaseReport& r);
   proto::ControlReply control(proto::ControlRequest::Command c);
   proto::JobStatus status() const;
-  void new_attempt(bool resume);
+  // world_size > 0: the next attempt runs on that many ranks (launch --min-ranks).
+  void new_attempt(bool resume, int world_size = 0);
   void wait_registered(int n, double timeout_s);
 
  private:
@@ -63,7 +67,7 @@ class JobState {
   mutable std::mutex mu_;
   std::condition_variable registered_cv_;
   const proto::JobSpec job_;
-  const int world_;
+  int world_;  // of this attempt
   const ServerOptions opts_;  // intervals and run_dir handed out at Register
   bool resume_;
   uint32_t attempt_ = 0;

@@ -110,7 +110,7 @@ uint64_t CoordinatorServer::request(proto::ControlRequest::Command c) {
   return impl_->state.control(c).directive_id();
 }
 
-void CoordinatorServer::new_attempt(bool resume) { impl_->state.new_attempt(resume); }
+void CoordinatorServer::new_attempt(bool resume, int world_size) { impl_->state.new_attempt(resume, world_size); }
 
 void CoordinatorServer::wait_registered(int n, double timeout_s) { impl_->state.wait_registered(n, timeout_s); }
 

@@ -48,8 +48,9 @@ class CoordinatorServer {
   // As a ctl call, in-process (the launcher turns SIGTERM into STOP this way): the directive id, 0
   // for STATUS and RESUME. Throws Error when the directive cannot be queued (job finished).
   uint64_t request(proto::ControlRequest::Command c);
-  // Before a restart: registrations cleared, attempt + 1, the resume flag Register hands out.
-  void new_attempt(bool resume);
+  // Before a restart: registrations cleared, attempt + 1, the resume flag Register hands out, and
+  // (world_size > 0) the number of ranks the next attempt runs on.
+  void new_attempt(bool resume, int world_size = 0);
   // Waits until n ranks registered in this attempt; throws Error naming the missing ranks on timeout.
   void wait_registered(int n, double timeout_s);
 

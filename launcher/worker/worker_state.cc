@@ -61,6 +61,44 @@ int64_t buffer_numel(Module& model) {
 
 std::string rank_buffer_name(int rank, const std::string& name) { return "rank" + std::to_string(rank) + "/" + name; }
 
+// Note [elastic resume]: a checkpoint written by N ranks resumes on M ranks when the global batch
+// B divides by M. Every rank holds the full replica, so weights and optimizer state are rank 0's as
+// always. The position (epoch, epoch_step) counts GLOBAL batches, and the sampler cuts global batch s
+// of the (seed, epoch) permutation into M shards of B / M, so the M ranks together train on exactly
+// the samples the N ranks would have. A dropout layer's counter advances once per train forward on
+// every rank alike, so rank 0's counter is every rank's; each new rank r continues it under the key
+// (seed, r) that seed_dropout gives rank r. Under per-sample keying the key holds no rank and the
+// element index is the sample's row in the global batch, so the M ranks draw exactly the masks the
+// N-rank run would have drawn. Rank-local buffers (Note [rank-local buffers]) follow the
+// eval-buffer policy: BROADCAST, rank 0's on every rank (all an eval phase would use); AVERAGE, their
+// mean over the N saved ranks on every rank (what an eval phase would have computed).
+// SyncBatchNorm's running statistics are the same on every rank, so neither policy changes them.
+
+// Rank 0, resuming on another world size under eval_buffers AVERAGE: model.pb's buffers (rank 0's)
+// become the mean over the `saved` ranks of the checkpoint (rank_buffers.pb holds ranks 1..saved-1;
+// without it, written before they were kept, rank 0's stand). Summed in double: the mean of equal
+// values is that value exactly.
+void average_saved_buffers(const std::string& dir, const Checkpoint& c, Module& model, int saved) {
+  if (saved <= 1 || c.rank_buffers.empty()) return;
+  const auto named = model.named_buffers();
+  LOCKSTEP_FAIL_IF(c.rank_buffers.size() != static_cast<size_t>(saved - 1) * named.size())
+      << "checkpoint " << dir << " rank_buffers.pb: " << c.rank_buffers.size() << " tensors, expected "
+      << (saved - 1) * static_cast<int64_t>(named.size()) << " (" << saved - 1 << " ranks x " << named.size()
+      << " buffers)";
+  for (size_t b = 0; b < named.size(); ++b) {
+    const auto& [name, t] = named[b];
+    std::vector<double> sum(t->data(), t->data() + t->numel());  // rank 0's, copied from model.pb
+    for (int r = 1; r < saved; ++r) {
+      const NamedTensor& x = c.rank_buffers[static_cast<size_t>(r - 1) * named.size() + b];
+      LOCKSTEP_FAIL_IF(x.name != rank_buffer_name(r, name) || x.tensor.shape() != t->shape())
+          << "checkpoint " << dir << " rank_buffers.pb: expected " << rank_buffer_name(r, name) << " of "
+          << t->numel() << " values, got " << x.name;
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += x.tensor.data()[i];
+    }
+    for (size_t i = 0; i < sum.size(); ++i) t->data()[i] = static_cast<float>(sum[i] / saved);
+  }
+}
+
 }  // namespace
 
 std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, const proto::JobSpec& job,
@@ -152,6 +190,7 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Opt
   const int64_t nbuf = local ? buffer_numel(model) : 0;
   // (world, buffer elements): rank 0 fills every rank's row from the checkpoint.
   std::vector<float> buffers(static_cast<size_t>(nbuf) * static_cast<size_t>(comm.size()), 0.f);
+  int saved_world = comm.size();  // rank 0: the checkpoint's writer's ranks
   if (comm.rank() == 0) {
     try {
       found = latest_valid_checkpoint(run_dir, [](const std::string& w) {
@@ -169,18 +208,25 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Opt
         LOCKSTEP_FAIL_IF(s.job_hash() != job_hash(job))
             << "checkpoint " << found->first << " was written by another job spec (hash " << s.job_hash()
             << ", this job " << job_hash(job) << "); start a new run_dir or restore the job file";
-        LOCKSTEP_FAIL_IF(s.world_size() != comm.size())
-            << "checkpoint " << found->first << " was written by " << s.world_size() << " ranks, this job has "
-            << comm.size();
         validate_state(s, {.epochs = job.epochs(),
                            .steps_per_epoch = steps_per_epoch,
                            .accumulate_steps = job.has_accumulate_steps() ? job.accumulate_steps() : 1,
                            .world_size = comm.size(),
+                           .batch_size = job.batch_size(),
                            .rng_consumers = static_cast<int64_t>(drops.size())},
-                       found->first);
+                       found->first);  // refuses a world size the global batch does not divide by
+        saved_world = s.world_size();
         copy_tensors(found->second.model, model_state(model), "checkpoint " + found->first + " model.pb");
         copy_tensors(found->second.optimizer, opt.state_tensors(), "checkpoint " + found->first + " optimizer.pb");
-        if (nbuf > 0) {
+        if (saved_world != comm.size() && job.distributed().eval_buffers() == proto::DistributedSpec::AVERAGE)
+          average_saved_buffers(found->first, found->second, model, saved_world);
+        if (nbuf > 0 && saved_world != comm.size()) {
+          // Another world size (Note [elastic resume]): every rank starts from model.pb's buffers,
+          // which average_saved_buffers made the mean over the writer's ranks under AVERAGE.
+          float* row = buffers.data();
+          for (int r = 0; r < comm.size(); ++r)
+            for (auto& [name, t] : model.named_buffers()) row = std::copy(t->data(), t->data() + t->numel(), row);
+        } else if (nbuf > 0) {
           // Every rank's own buffers (Note [rank-local buffers]); a checkpoint without them (written
           // before they were kept) gives every rank rank 0's.
           const auto& saved = found->second.rank_buffers;
@@ -246,8 +292,16 @@ std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Opt
   if (comm.rank() == 0) {
     for (const proto::RngRecord& rec : found->second.state.rng()) {  // validated above
       const auto layer = static_cast<size_t>(rng_consumer_index(rec.consumer()));
-      rng[static_cast<size_t>(rec.rank()) * block + layer] =
-          RngWire{rec.seed(), rec.step(), rec.key_rank(), rec.stream()};
+      if (saved_world == comm.size()) {
+        rng[static_cast<size_t>(rec.rank()) * block + layer] =
+            RngWire{rec.seed(), rec.step(), rec.key_rank(), rec.stream()};
+      } else if (rec.rank() == 0) {
+        // Re-keyed (Note [elastic resume]): every new rank r continues rank 0's counter under the
+        // key seed_dropout gives rank r.
+        for (int r = 0; r < comm.size(); ++r)
+          rng[static_cast<size_t>(r) * block + layer] =
+              RngWire{rec.seed(), rec.step(), static_cast<uint32_t>(r), rec.stream()};
+      }
     }
   }
   if (!rng.empty()) comm.broadcast(std::as_writable_bytes(std::span(rng)), 0).wait();

@@ -27,11 +27,12 @@ std::string save_checkpoint(Communicator& comm, Module& model, Optimizer& opt, c
                             const std::string& run_dir, const JobPosition& pos, uint32_t phase_id);
 
 // Collective. Rank 0 finds the newest valid checkpoint (damaged ones are reported on stderr and
-// skipped), checks that the job is the one it was written by (naming the changed fields), the world
-// size, and every field of its state against this run (validate_state: epoch, epoch_step against
-// steps_per_epoch when >= 0, step counts, rng consumers and ranks; tensor names and shapes), then
-// every rank restores weights, buffers, optimizer state and its own RNG state. nullopt (on every
-// rank) when run_dir holds no valid checkpoint.
+// skipped), checks that the job is the one it was written by (naming the changed fields), and every
+// field of its state against this run (validate_state: epoch, epoch_step against steps_per_epoch
+// when >= 0, step counts, rng consumers and ranks, a world size the global batch does not divide
+// by; tensor names and shapes), then every rank restores weights, buffers, optimizer state and its
+// own RNG state. A checkpoint of another world size is resumed as Note [elastic resume] in
+// worker_state.cc says. nullopt (on every rank) when run_dir holds no valid checkpoint.
 std::optional<JobPosition> restore_latest(Communicator& comm, Module& model, Optimizer& opt,
                                           const proto::JobSpec& job, const std::string& run_dir,
                                           std::string* from = nullptr, int64_t steps_per_epoch = -1);

@@ -26,7 +26,8 @@ struct Checkpoint {
   std::vector<NamedTensor> optimizer;  // optimizer state tensors, in the optimizer's order
   // Buffers that are rank-local (BatchNorm running statistics under eval_buffers AVERAGE without
   // SyncBatchNorm): ranks 1..N-1's, named "rank<r>/<state_dict name>"; rank 0's are in `model`.
-  // Empty (and no rank_buffers.pb) when every rank holds rank 0's.
+  // Empty (and no rank_buffers.pb) when every rank holds rank 0's. Resumed on another number of
+  // ranks, every rank gets their mean over the saved ranks (Note [elastic resume]).
   std::vector<NamedTensor> rank_buffers;
 };
 

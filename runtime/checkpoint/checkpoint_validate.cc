@@ -22,10 +22,19 @@ int64_t rng_consumer_index(const std::string& consumer) {
   return i;
 }
 
+void check_world_size(int64_t saved, int64_t now, int64_t batch_size, const std::string& dir) {
+  if (saved == now || now < 1 || batch_size < 1) return;
+  LOCKSTEP_FAIL_IF(batch_size % now != 0)
+      << "checkpoint " << dir << " was written by " << saved << " ranks; resuming on " << now
+      << " ranks needs batch_size (the global batch, " << batch_size << ") to be a multiple of " << now
+      << "; choose a number of ranks that divides it";
+}
+
 void validate_state(const proto::CheckpointState& s, const ResumeLimits& l, const std::string& dir) {
   const std::string at = "checkpoint " + dir + ": state.pb: ";
-  LOCKSTEP_FAIL_IF(l.world_size >= 0 && s.world_size() != l.world_size)
-      << at << "world_size: written by " << s.world_size() << " ranks, this job has " << l.world_size;
+  LOCKSTEP_FAIL_IF(s.world_size() < 1) << at << "world_size: must be at least 1, got " << s.world_size();
+  check_world_size(s.world_size(), l.world_size, l.batch_size, dir);
+  const int64_t saved_world = s.world_size();  // the rng records are the writer's ranks
   LOCKSTEP_FAIL_IF(s.epoch() < 0 || (l.epochs >= 0 && s.epoch() > l.epochs))
       << at << "epoch: must be in [0, " << (l.epochs >= 0 ? std::to_string(l.epochs) : "epochs") << "], got "
       << s.epoch();
@@ -65,9 +74,8 @@ void validate_state(const proto::CheckpointState& s, const ResumeLimits& l, cons
     LOCKSTEP_FAIL_IF(l.rng_consumers >= 0 && layer >= l.rng_consumers)
         << rec << "consumer: \"" << r.consumer() << "\", but the model has " << l.rng_consumers
         << " dropout layers";
-    LOCKSTEP_FAIL_IF(r.rank() < 0 || (l.world_size >= 0 && r.rank() >= l.world_size))
-        << rec << "rank: must be in [0, " << (l.world_size >= 0 ? std::to_string(l.world_size) : "world_size")
-        << "), got " << r.rank();
+    LOCKSTEP_FAIL_IF(r.rank() < 0 || r.rank() >= saved_world)
+        << rec << "rank: must be in [0, " << saved_world << "), got " << r.rank();
     LOCKSTEP_FAIL_IF(!seen.insert({r.rank(), layer}).second)
         << rec << "consumer: \"" << r.consumer() << "\" of rank " << r.rank() << " appears twice";
     const auto stream = static_cast<RngStream>(r.stream());
@@ -75,10 +83,10 @@ void validate_state(const proto::CheckpointState& s, const ResumeLimits& l, cons
                      stream != RngStream::kTest)
         << rec << "stream: unknown stream " << r.stream();
   }
-  if (l.world_size >= 0 && l.rng_consumers >= 0) {
-    LOCKSTEP_FAIL_IF(static_cast<int64_t>(seen.size()) != l.world_size * l.rng_consumers)
-        << at << "rng: " << seen.size() << " records, expected " << l.world_size * l.rng_consumers << " ("
-        << l.world_size << " ranks x " << l.rng_consumers << " dropout layers)";
+  if (l.rng_consumers >= 0) {
+    LOCKSTEP_FAIL_IF(static_cast<int64_t>(seen.size()) != saved_world * l.rng_consumers)
+        << at << "rng: " << seen.size() << " records, expected " << saved_world * l.rng_consumers << " ("
+        << saved_world << " ranks x " << l.rng_consumers << " dropout layers)";
   }
 }
 

@@ -64,9 +64,9 @@ class ResumeCheck : public ::testing::Test {
     if (edit) edit(c);
     lockstep::write_checkpoint((dir_ / "run").string(), c, 0);
   }
-  std::string error(const lockstep::proto::JobSpec& job) {
+  std::string error(const lockstep::proto::JobSpec& job, int world_size = 2) {
     try {
-      lockstep::check_resume(job, (dir_ / "run").string(), 2);
+      lockstep::check_resume(job, (dir_ / "run").string(), world_size);
     } catch (const lockstep::Error& e) {
       const std::string err = e.what();
       EXPECT_EQ(err.find('\n'), std::string::npos) << err;
@@ -98,6 +98,27 @@ TEST_F(ResumeCheck, AConsistentCheckpointAndNoCheckpointPass) {
   longer.set_metrics_file("other.jsonl");
   longer.mutable_phases()->set_eval_every(2);
   EXPECT_EQ(error(longer), "");
+}
+
+// Written by 2 ranks (batch 4): resumable on 1 and 4 ranks, which divide the global batch; 3 is
+// refused naming batch_size and both world sizes (Note [elastic resume]).
+TEST_F(ResumeCheck, AnotherWorldSizeIsAllowedWhenTheBatchDividesByIt) {
+  ASSERT_EQ(job_.batch_size(), 4);
+  write();
+  EXPECT_EQ(error(job_, 1), "");
+  EXPECT_EQ(error(job_, 4), "");
+  const std::string dir = (dir_ / "run/checkpoints/ckpt-000000007").string();
+  const std::string refused = "checkpoint " + dir +
+                              " was written by 2 ranks; resuming on 3 ranks needs batch_size (the global batch, 4)"
+                              " to be a multiple of 3; choose a number of ranks that divides it";
+  EXPECT_EQ(error(job_, 3), refused);
+  try {
+    lockstep::check_resume_world_size(job_, (dir_ / "run").string(), 3);
+    ADD_FAILURE() << "check_resume_world_size accepted 3 ranks";
+  } catch (const lockstep::Error& e) {
+    EXPECT_EQ(std::string(e.what()), refused);
+  }
+  EXPECT_NO_THROW(lockstep::check_resume_world_size(job_, (dir_ / "run").string(), 4));
 }
 
 TEST_F(ResumeCheck, AnEditedJobNamesEveryChangedField) {
@@ -190,7 +211,8 @@ TEST_F(ResumeCheck, EveryStateFieldIsCheckedAgainstTheJob) {
   expect_refused([](C& c) { c.state.set_optimizer_steps(8); }, "optimizer_steps: must be in [0, step 7], got 8");
   expect_refused([](C& c) { c.state.set_lr(-1.f); }, "lr: must be finite and >= 0, got -1");
   expect_refused([](C& c) { c.state.mutable_rng(0)->set_stream(77); }, "rng[0].stream: unknown stream 77");
-  expect_refused([](C& c) { c.state.set_world_size(3); }, "world_size: written by 3 ranks, this job has 2");
+  expect_refused([](C& c) { c.state.set_world_size(4); }, "rng: 4 records, expected 8 (4 ranks x 2 dropout layers)");
+  expect_refused([](C& c) { c.state.set_world_size(0); }, "world_size: must be at least 1, got 0");
   expect_refused([](C& c) { c.model[0].tensor = lockstep::Tensor::empty({3, 3}); },
                  "model.pb '0.weight': shape (3, 3) in the checkpoint");
   expect_refused([](C& c) { c.model[1].name = "1.weight"; }, "model.pb: tensor 1 is '1.weight' in the checkpoint");
