@@ -84,6 +84,7 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd, bool private_netwo
     if (private_network && ::unshare(CLONE_NEWNET) == 0) bring_up_loopback();
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGUSR1, SIG_DFL);
     if (out_fd >= 0) {
       ::dup2(out_fd, STDOUT_FILENO);
       ::dup2(out_fd, STDERR_FILENO);
@@ -118,7 +119,7 @@ Supervisor::Supervisor(CoordinatorServer& server, SupervisorOptions o,
 
 AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   boost::asio::io_context io;
-  boost::asio::signal_set stops(io, SIGINT, SIGTERM);
+  boost::asio::signal_set stops(io, SIGINT, SIGTERM, SIGUSR1);  // SIGUSR1: Slurm's preemption warning
   boost::asio::signal_set children(io, SIGCHLD);
   boost::asio::steady_timer timer(io);
   AttemptResult r;
