@@ -42,9 +42,11 @@ constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
     "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] "
-    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--srun-arg ARG]...\n"
-    "inside a Slurm allocation (SLURM_JOB_ID set, no --hostfile) the workers start through srun on the allocation's "
-    "nodes, and -n defaults to its tasks";
+    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--srun-arg ARG]...";
+
+constexpr const char* kSlurm =
+    "inside a Slurm allocation (salloc/sbatch: SLURM_JOB_ID set, no --hostfile) the workers start through\n"
+    "srun --mpi=pmix on the allocation's nodes, -n defaults to its tasks, and --srun-arg passes srun options\n";
 
 constexpr const char* kExitStatuses =
     "exit status: 0 done; 1 a rank failed (restarts spent); 2 bad input, nothing started; 3 stopped on request\n"
@@ -165,7 +167,7 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, const std::string& add
 int launch_main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::printf("usage: %s\n%s", kUsage, kExitStatuses);
+      std::printf("usage: %s\n%s%s", kUsage, kSlurm, kExitStatuses);
       return 0;
     }
   // Everything is checked before anything is written or started; bad input exits kExitBadInput.

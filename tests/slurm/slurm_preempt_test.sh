@@ -143,7 +143,7 @@ grep -q "workers start through srun" "$T/ref.out" || fail "lockstep launch insid
 "$exe" coordinator "$job" -n 2 --run-dir "$T/pre" >"$T/coordinator.out" 2>&1 &
 coord_pid=$!
 addr=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do  # it checks the job and data first: seconds on a loaded machine
   addr=$(grep -o 'coordinator listening on [^ ]*' "$T/coordinator.out" | awk '{print $4}') && [[ -n $addr ]] && break
   sleep 0.1
 done
@@ -152,7 +152,7 @@ LOCKSTEP_WORKER_SECRET_FILE=$T/pre/worker_secret timeout -k 5 120 \
   srun -n 2 --mpi=pmix -J lockstep-preempt "$exe" worker --coordinator "$addr" >"$T/workers.out" 2>&1 &
 srun_pid=$!
 job_id=""
-for _ in $(seq 300); do
+for _ in $(seq 600); do
   job_id=$(squeue -h -n lockstep-preempt -o %i)
   [[ -n $job_id ]] && grep -q '"step":20,' "$T/pre/metrics.jsonl" 2>/dev/null && break
   kill -0 "$srun_pid" 2>/dev/null || break
