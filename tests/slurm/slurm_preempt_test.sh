@@ -2,7 +2,7 @@
 # Slurm and preemption against a real single-node Slurm (Debian's slurm-wlm and munge), started
 # here on loopback with a generated slurm.conf and stopped at the end (CTest SlurmPreemption):
 #   1. `salloc -n 2 lockstep launch JOB`: the reference run; launch starts its 2 workers through
-#      srun in the allocation.
+#      srun in the allocation (and refuses -n 3 there, naming the allocation's 2 tasks).
 #   2. `lockstep coordinator` + `srun -n 2 --mpi=pmix lockstep worker`: the same job; once it trains,
 #      `scancel --signal=USR1` delivers Slurm's preemption warning. Every rank checkpoints at one
 #      agreed step and srun exits 3 ("requeue me").
@@ -138,6 +138,14 @@ rc=0
 timeout -k 5 120 salloc -n 2 -J lockstep-ref "$exe" launch "$job" --run-dir "$T/ref" >"$T/ref.out" 2>&1 || rc=$?
 [[ $rc == 0 ]] || fail "the reference run (salloc -n 2 lockstep launch) exited $rc"
 grep -q "workers start through srun" "$T/ref.out" || fail "lockstep launch inside the allocation did not start its workers through srun"
+
+# More ranks than the allocation has tasks: refused before anything starts, in one line.
+rc=0
+timeout -k 5 60 salloc -n 2 -J lockstep-too-many "$exe" launch -n 3 "$job" --run-dir "$T/none" >"$T/too-many.out" 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "launch -n 3 in a 2-task allocation exited $rc, expected 2 (bad input)"
+grep -q "^lockstep: error: -n 3: the Slurm allocation (job [0-9]*, nodes $host) has 2 tasks" "$T/too-many.out" ||
+  fail "launch -n 3 in a 2-task allocation: $(grep error "$T/too-many.out")"
+[[ ! -e $T/none ]] || fail "a refused launch created its run directory"
 
 # 2. Preempted: coordinator + srun workers; USR1 through scancel once it trains.
 "$exe" coordinator "$job" -n 2 --run-dir "$T/pre" >"$T/coordinator.out" 2>&1 &
