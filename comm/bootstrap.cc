@@ -72,6 +72,13 @@ LaunchInfo detect_launch() {
   return info;
 }
 
+void check_mpi_can_start(const LaunchInfo& info) {
+  LOCKSTEP_FAIL_IF(info.launched_by == "srun" && !info.pmix && info.size > 1)
+      << "started by srun as task " << info.rank << " of " << info.size
+      << " without PMIx (SLURM_PROCID is set, PMIX_RANK is not): Open MPI can start only under `srun "
+         "--mpi=pmix` (or MpiDefault=pmix in slurm.conf)";
+}
+
 std::string default_backend() { return detect_launch().launched_by == "none" ? "self" : "mpi"; }
 
 namespace {

@@ -8,7 +8,7 @@
 // `srun --mpi=pmix` sets PMIX_RANK and the SLURM_* variables (no PMI_SIZE): size and local rank
 // then come from SLURM_NTASKS and SLURM_LOCALID. Open MPI 4.1 initialises under srun only through
 // PMIx (Debian 12: slurm-wlm 22.05's mpi/pmix_v4 plugin); `--mpi=none` or `--mpi=pmi2` leave every
-// task a world of one, which MpiRuntime refuses by name (mpi_runtime.cc).
+// task a world of one, which check_mpi_can_start refuses by name.
 //
 // Also read here: the Slurm allocation this process runs in (SLURM_JOB_ID and friends), for
 // `lockstep launch` inside `salloc`/`sbatch`.
@@ -29,6 +29,11 @@ struct LaunchInfo {
 
 // Reads the environment on every call (cheap; tests change it).
 LaunchInfo detect_launch();
+
+// Throws, in one line naming the task, when `info` is a launch MPI cannot start from: srun without
+// PMIx (`--mpi=none`, `--mpi=pmi2`) for more than one task. Called before MPI_Init, and by the
+// worker before it registers, so a coordinator never waits for ranks that cannot start.
+void check_mpi_can_start(const LaunchInfo& info);
 
 // The communicator backend a job gets when it names none: "mpi" when a multi-process launcher
 // (mpirun, srun) started this process, else "self".

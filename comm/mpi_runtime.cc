@@ -18,13 +18,8 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
                                  "communicator owned it); create an MpiRuntime in main() that "
                                  "outlives every communicator";
   if (!initialized) {
-    // srun without PMIx: Open MPI 4.1 would abort in MPI_Init with a page about PMI support, or
-    // (singleton init) make every task a world of one. Refused here, in one line.
-    const LaunchInfo launch = detect_launch();
-    LOCKSTEP_FAIL_IF(launch.launched_by == "srun" && !launch.pmix && launch.size > 1)
-        << "started by srun as task " << launch.rank << " of " << launch.size
-        << " without PMIx (SLURM_PROCID is set, PMIX_RANK is not): Open MPI can start only under `srun "
-           "--mpi=pmix` (or MpiDefault=pmix in slurm.conf)";
+    // srun without PMIx: Open MPI 4.1 would abort in MPI_Init with a page about PMI support.
+    check_mpi_can_start(detect_launch());
     // Note [idle MPI yields]: a blocking collective spins in Open MPI's progress loop while a peer
     // is late, or while its own communication thread waits for the core behind its training
     // thread. With one core per rank that spin is taken from this rank's backward and the peer's

@@ -91,6 +91,7 @@ int worker_main(int argc, char** argv) {
   SignalWatch signals(terminate);
 
   const LaunchInfo launch = detect_launch();
+  check_mpi_can_start(launch);  // before registering: the coordinator must not wait for this rank
   const int rank = launch.rank;
   const int world = launch.size;
   copt.token = read_worker_secret(secret_file);

@@ -112,8 +112,21 @@ TEST(Bootstrap, SrunWithoutMpi) {
   EXPECT_EQ(info.size, 16);
   EXPECT_EQ(info.local_rank, 2);
   EXPECT_EQ(info.launched_by, "srun");
-  EXPECT_FALSE(info.pmix);  // Open MPI cannot start from this: MpiRuntime refuses it by name
+  EXPECT_FALSE(info.pmix);  // Open MPI cannot start from this
   EXPECT_EQ(default_backend(), "mpi");
+  try {
+    check_mpi_can_start(info);
+    ADD_FAILURE() << "srun without PMIx accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task 6 of 16 without PMIx"), std::string::npos) << what;
+    EXPECT_NE(what.find("srun --mpi=pmix"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  env.set("SLURM_NTASKS", "1").set("SLURM_PROCID", "0");  // one task: a world of one is right
+  EXPECT_NO_THROW(check_mpi_can_start(detect_launch()));
+  env.set("PMIX_RANK", "0");  // srun --mpi=pmix
+  EXPECT_NO_THROW(check_mpi_can_start(detect_launch()));
 }
 
 // The Error text of detect_slurm_allocation(), or nullopt when it succeeds.
