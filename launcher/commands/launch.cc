@@ -1,8 +1,9 @@
 // `lockstep launch -n N JOB`: one command for a whole job. Checks the job before anything starts,
 // creates the run directory and a per-job token, serves the coordinator in-process, runs N
 // workers through mpirun (a hostfile spreads them over machines, started through `lockstep
-// agent`), or through srun inside a Slurm allocation (commands/slurm_place.h), supervises them (launch/supervisor.h) with a live progress line, restarts from the last
-// checkpoint up to --max-restarts times, and ends with a summary table.
+// agent`) or, inside a Slurm allocation, through srun (commands/slurm_place.h), supervises them
+// (launch/supervisor.h) with a live progress line, restarts from the last checkpoint up to
+// --max-restarts times, and ends with a summary table.
 #include <sys/stat.h>
 #include <unistd.h>
 
