@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdlib>
 #include <optional>
+#include <string>
 
 #include "runtime/check.h"
 
@@ -51,6 +52,7 @@ LaunchInfo detect_launch() {
     rank_var = "PMIX_RANK";
     size_var = std::getenv("PMI_SIZE") || !slurm ? "PMI_SIZE" : "SLURM_NTASKS";
     info.launched_by = slurm ? "srun" : "mpirun";
+    info.pmix = true;
     info.rank = *env_int(rank_var, 0);
     info.size = required(size_var, 1, rank_var);
     info.local_rank = env_int("SLURM_LOCALID", 0).value_or(0);
@@ -70,6 +72,77 @@ LaunchInfo detect_launch() {
   return info;
 }
 
+void check_mpi_can_start(const LaunchInfo& info) {
+  LOCKSTEP_FAIL_IF(info.launched_by == "srun" && !info.pmix && info.size > 1)
+      << "started by srun as task " << info.rank << " of " << info.size
+      << " without PMIx (SLURM_PROCID is set, PMIX_RANK is not): Open MPI can start only under `srun "
+         "--mpi=pmix` (or MpiDefault=pmix in slurm.conf)";
+}
+
 std::string default_backend() { return detect_launch().launched_by == "none" ? "self" : "mpi"; }
+
+namespace {
+
+// SLURM_TASKS_PER_NODE: comma-separated counts, each optionally "(xR)" for R nodes alike.
+int tasks_per_node_sum(const std::string& v) {
+  auto bad = [&v]() {
+    LOCKSTEP_FAIL_IF(true) << "environment variable SLURM_TASKS_PER_NODE=\"" << v
+                           << "\" set by Slurm is not a list like \"2(x3),1\"";
+  };
+  long long total = 0;
+  size_t i = 0;
+  auto number = [&]() -> long long {
+    if (i >= v.size() || v[i] < '0' || v[i] > '9') bad();
+    long long x = 0;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
+      x = x * 10 + (v[i++] - '0');
+      if (x > INT_MAX) bad();
+    }
+    return x;
+  };
+  for (;;) {
+    const long long count = number();
+    long long repeat = 1;
+    if (i < v.size() && v[i] == '(') {
+      if (v.compare(i, 2, "(x") != 0) bad();
+      i += 2;
+      repeat = number();
+      if (i >= v.size() || v[i] != ')') bad();
+      ++i;
+    }
+    total += count * repeat;
+    if (total > INT_MAX) bad();
+    if (i == v.size()) break;
+    if (v[i] != ',') bad();
+    ++i;
+  }
+  return static_cast<int>(total);
+}
+
+}  // namespace
+
+std::optional<SlurmAllocation> detect_slurm_allocation() {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (job == nullptr) return std::nullopt;
+  SlurmAllocation a;
+  a.job_id = job;
+  const char* nodes = std::getenv("SLURM_JOB_NODELIST");
+  LOCKSTEP_FAIL_IF(nodes == nullptr || *nodes == '\0')
+      << "environment variable SLURM_JOB_NODELIST is not set, but SLURM_JOB_ID=" << a.job_id
+      << " is: the Slurm allocation's environment is incomplete";
+  a.nodelist = nodes;
+  if (const std::optional<int> n = env_int("SLURM_NTASKS", 1)) {
+    a.tasks = *n;
+  } else {
+    const char* per_node = std::getenv("SLURM_TASKS_PER_NODE");
+    LOCKSTEP_FAIL_IF(per_node == nullptr)
+        << "environment variable SLURM_TASKS_PER_NODE is not set, nor SLURM_NTASKS, but SLURM_JOB_ID=" << a.job_id
+        << " is: the Slurm allocation's environment is incomplete";
+    a.tasks = tasks_per_node_sum(per_node);
+    LOCKSTEP_FAIL_IF(a.tasks < 1) << "environment variable SLURM_TASKS_PER_NODE=\"" << per_node
+                                  << "\" set by Slurm allows no task";
+  }
+  return a;
+}
 
 }  // namespace lockstep

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "comm/bootstrap.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -17,6 +18,8 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
                                  "communicator owned it); create an MpiRuntime in main() that "
                                  "outlives every communicator";
   if (!initialized) {
+    // srun without PMIx: Open MPI 4.1 would abort in MPI_Init with a page about PMI support.
+    check_mpi_can_start(detect_launch());
     // Note [idle MPI yields]: a blocking collective spins in Open MPI's progress loop while a peer
     // is late, or while its own communication thread waits for the core behind its training
     // thread. With one core per rank that spin is taken from this rank's backward and the peer's

@@ -15,6 +15,7 @@ packages=(
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
   iproute2 procps openssl
+  slurm-wlm munge
   ccache
 )
 missing=()

@@ -1,9 +1,9 @@
 // `lockstep launch -n N JOB`: one command for a whole job. Checks the job before anything starts,
 // creates the run directory and a per-job token, serves the coordinator in-process, runs N
 // workers through mpirun (a hostfile spreads them over machines, started through `lockstep
-// agent`), supervises them (launch/supervisor.h) with a live progress line, restarts from the last
-// checkpoint up to --max-restarts times (then, with --min-ranks, on fewer ranks), and ends with a
-// summary table.
+// agent`) or, inside a Slurm allocation, through srun (commands/slurm_place.h), supervises them
+// (launch/supervisor.h) with a live progress line, restarts from the last checkpoint up to
+// --max-restarts times (then, with --min-ranks, on fewer ranks), and ends with a summary table.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,11 +16,13 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
+#include "launcher/commands/slurm_place.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
@@ -43,11 +45,16 @@ constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
     "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] [--min-ranks M] "
-    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--set FIELD=VALUE]...";
+    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--srun-arg ARG]... [--set FIELD=VALUE]...";
+
+constexpr const char* kSlurm =
+    "inside a Slurm allocation (salloc/sbatch: SLURM_JOB_ID set, no --hostfile) the workers start through\n"
+    "srun --mpi=pmix on the allocation's nodes, -n defaults to its tasks, and --srun-arg passes srun options\n";
 
 constexpr const char* kExitStatuses =
     "exit status: 0 done; 1 a rank failed (restarts spent); 2 bad input, nothing started; 3 stopped on request\n"
-    "(SIGINT/SIGTERM or lockstep ctl stop) after a checkpoint, --resume continues; 4 killed by a second signal\n";
+    "(SIGINT/SIGTERM/SIGUSR1 to the launcher or a worker, or lockstep ctl stop) after a checkpoint, --resume\n"
+    "continues (a preempted Slurm job: requeue it); 4 killed by a second signal\n";
 
 struct LaunchArgs {
   int ranks = 0;
@@ -59,7 +66,7 @@ struct LaunchArgs {
   int max_restarts = 0;
   int min_ranks = 0;   // 0: never fewer than -n
   int64_t epochs = 0;  // 0: the job's
-  std::vector<std::string> mpirun_args;
+  std::vector<std::string> mpirun_args, srun_args;
   std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
 };
 
@@ -88,14 +95,12 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--tls-key") a.tls_key = value();
     else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
     else if (s == "--set") a.sets.push_back(value());
+    else if (s == "--srun-arg") a.srun_args.push_back(value());
     else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
     else if (a.job_path.empty()) a.job_path = s;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
   }
   LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given; usage: " << kUsage;
-  LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required; usage: " << kUsage;
-  LOCKSTEP_FAIL_IF(a.min_ranks > a.ranks)
-      << "--min-ranks: " << a.min_ranks << " is more than the job's ranks (-n " << a.ranks << ")";
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
       << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
       << "; give --bind ADDR, an address of this host they can reach";
@@ -128,6 +133,31 @@ int fewer_ranks(int world, int min_ranks, int64_t batch_size) {
   return 0;
 }
 
+// The workers' own command line, after mpirun's or srun's.
+std::vector<std::string> worker_argv(const LaunchArgs& a, const std::string& address) {
+  std::vector<std::string> v{self_exe(), "worker", "--coordinator", address};
+  if (!a.tls_cert.empty()) v.insert(v.end(), {"--tls-ca", fs::absolute(a.tls_cert).string()});
+  return v;
+}
+
+// Inside a Slurm allocation and without --hostfile: the allocation's placement; -n defaults to its
+// tasks and may not exceed them; workers on other nodes need a coordinator address they can reach.
+std::optional<SlurmPlace> slurm_of(LaunchArgs& a) {
+  if (!a.hostfile.empty()) return std::nullopt;
+  std::optional<SlurmPlace> p = slurm_place();
+  if (!p) return p;
+  if (a.ranks == 0) a.ranks = p->alloc.tasks;
+  LOCKSTEP_FAIL_IF(a.ranks > p->alloc.tasks)
+      << "-n " << a.ranks << ": the Slurm allocation (job " << p->alloc.job_id << ", nodes " << p->alloc.nodelist
+      << ") has " << p->alloc.tasks << " task" << (p->alloc.tasks > 1 ? "s" : "")
+      << "; give -n at most that, or allocate more (salloc/sbatch -n)";
+  LOCKSTEP_FAIL_IF(!p->local_only && (a.bind == "127.0.0.1" || a.bind == "localhost"))
+      << "the Slurm allocation (job " << p->alloc.job_id << ") spans nodes " << p->alloc.nodelist
+      << ": workers there cannot reach a coordinator on " << a.bind << "; give --bind ADDR, an address of this host "
+      << "they can reach";
+  return p;
+}
+
 std::vector<std::string> mpirun_argv(const LaunchArgs& a, int ranks, const std::string& address) {
   const std::string exe = self_exe();
   std::vector<std::string> v{"mpirun", "-np", std::to_string(ranks), "-x", "LOCKSTEP_WORKER_SECRET"};
@@ -144,15 +174,15 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, int ranks, const std::
     v.insert(v.end(), {"--hostfile", a.hostfile, "--mca", "plm_rsh_agent", exe + " agent"});
   }
   v.insert(v.end(), a.mpirun_args.begin(), a.mpirun_args.end());
-  v.insert(v.end(), {exe, "worker", "--coordinator", address});
-  if (!a.tls_cert.empty()) v.insert(v.end(), {"--tls-ca", fs::absolute(a.tls_cert).string()});
+  const std::vector<std::string> w = worker_argv(a, address);
+  v.insert(v.end(), w.begin(), w.end());
   return v;
 }
 
 int launch_main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::printf("usage: %s\n%s", kUsage, kExitStatuses);
+      std::printf("usage: %s\n%s%s", kUsage, kSlurm, kExitStatuses);
       return 0;
     }
   // Everything is checked before anything is written or started; bad input exits kExitBadInput.
@@ -162,8 +192,14 @@ int launch_main(int argc, char** argv) {
   std::string token, worker_secret;
   PrivateDirectory socket_dir;  // declared before the server: removed after it stopped
   std::unique_ptr<CoordinatorServer> server_ptr;
+  std::optional<SlurmPlace> slurm;
   try {
     a = parse(argc, argv);
+    slurm = slurm_of(a);
+    LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required outside a Slurm allocation; usage: "
+                                  << kUsage;
+    LOCKSTEP_FAIL_IF(a.min_ranks > a.ranks)
+        << "--min-ranks: " << a.min_ranks << " is more than the job's ranks (-n " << a.ranks << ")";
     job = parse_job(a.job_path);  // validated after the overrides, by check_job_for_launch
     apply_overrides(job, a.sets);
     if (a.epochs > 0) job.set_epochs(a.epochs);
@@ -198,9 +234,10 @@ int launch_main(int argc, char** argv) {
     const Heartbeat hb = heartbeat_of(job);
     so.heartbeat_interval_s = hb.interval_s;
     so.coordinator_timeout_s = hb.timeout_s;
-    if (a.hostfile.empty() && a.tls_cert.empty()) {
-      // One host: the ranks run in a network namespace of their own (Supervisor) and reach the
-      // coordinator through a Unix-domain socket in a private directory.
+    if (a.hostfile.empty() && a.tls_cert.empty() && (!slurm || slurm->local_only)) {
+      // One host: the ranks run in a network namespace of their own (Supervisor; not under srun,
+      // which must reach slurmctld) and reach the coordinator through a Unix-domain socket in a
+      // private directory.
       char tmpl[] = "/tmp/lockstep-XXXXXX";
       LOCKSTEP_FAIL_IF(::mkdtemp(tmpl) == nullptr) << "cannot create a private directory in /tmp: " << std::strerror(errno);
       socket_dir.path = tmpl;
@@ -220,20 +257,30 @@ int launch_main(int argc, char** argv) {
   std::fprintf(stderr, "lockstep launch: job %s on %d rank%s, coordinator %s, run directory %s (token in %s/token)\n",
                job.name().c_str(), a.ranks, a.ranks > 1 ? "s" : "", server.address().c_str(), run_dir.c_str(),
                run_dir.c_str());
+  if (slurm)
+    std::fprintf(stderr, "lockstep launch: Slurm job %s: workers start through srun on %s\n",
+                 slurm->alloc.job_id.c_str(), slurm->alloc.nodelist.c_str());
   ProgressLine progress(::isatty(STDERR_FILENO));
-  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + "/mpirun.log",
-                                          .private_network = !socket_dir.path.empty()},
+  Supervisor supervisor(server, SupervisorOptions{.heartbeat_deadline_s = hb.timeout_s, .startup_deadline_s = hb.startup_s, .log_path = run_dir + (slurm ? "/srun.log" : "/mpirun.log"),
+                                          .private_network = !socket_dir.path.empty() && !slurm},
                         [&](const proto::JobStatus& st) { progress.update(st); });
   int world = a.ranks;
+  // The workers' launcher command for `ranks` ranks: srun inside a Slurm allocation, else mpirun.
+  const auto launcher_argv = [&](int ranks) {
+    return slurm ? srun_argv(ranks, a.srun_args, worker_argv(a, server.worker_address()))
+                 : mpirun_argv(a, ranks, server.worker_address());
+  };
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
 
   for (int restarts = 0;;) {  // restarts on `world` ranks
-    const AttemptResult r = supervisor.run(mpirun_argv(a, world, server.worker_address()));
+    const std::vector<std::string> argv_launcher = launcher_argv(world);
+    const AttemptResult r = supervisor.run(argv_launcher);
     progress.finish();
     const proto::JobStatus st = server.status();
-    // finished: the last phase ran, either the plan's end or a STOP (a signal or `lockstep ctl stop`).
-    if (st.finished() && r.exit_code == 0 && !r.killed) {
+    // finished: the last phase ran, either the plan's end or a STOP (a signal or `lockstep ctl stop`),
+    // after which every worker exits kExitStopped.
+    if (st.finished() && (r.exit_code == kExitDone || r.exit_code == kExitStopped) && !r.killed) {
       std::fputs(summary_table(metrics, st).c_str(), stdout);
       const bool complete = st.history_size() > 0 && st.history(st.history_size() - 1).finished();
       if (complete) return kExitDone;
@@ -241,7 +288,7 @@ int launch_main(int argc, char** argv) {
                    st.last_checkpoint().c_str());
       return kExitStopped;
     }
-    const std::string why = !r.failure.empty() ? r.failure : "mpirun exited with status " + std::to_string(r.exit_code);
+    const std::string why = !r.failure.empty() ? r.failure : argv_launcher[0] + " exited with status " + std::to_string(r.exit_code);
     std::fprintf(stderr, "lockstep launch: job %s failed: %s\n", job.name().c_str(), why.c_str());
     if (r.killed) return kExitKilled;
     if (r.stop_requested) return kExitFailed;

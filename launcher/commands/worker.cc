@@ -1,7 +1,11 @@
 // `lockstep worker --coordinator HOST:PORT`: one rank of a job, started by mpirun (from
 // `lockstep launch`, or by a cluster's own mpirun/Slurm beside `lockstep coordinator`). It
 // registers with the coordinator, receives the job spec and run directory from it, and trains
-// (worker/run.h). SIGTERM/SIGINT make the whole job checkpoint at an agreed step and stop cleanly.
+// (worker/run.h). SIGTERM/SIGINT/SIGUSR1 make the whole job checkpoint at an agreed step and stop
+// cleanly (SIGUSR1: Slurm's preemption warning, `sbatch --signal=USR1@90`; SIGTERM: what Slurm
+// sends before it kills or requeues a job).
+// Exit status (launch/exit_status.h): 0 the job finished; 3 (kExitStopped) it stopped at a checkpoint
+// before its end, `--resume` continues it: "requeue me"; 1 an error or a lost coordinator.
 // An error ends every rank at once (Communicator::abort), with one line naming this rank.
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -21,6 +25,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
+#include "launcher/launch/exit_status.h"
 #include "launcher/worker/run.h"
 #include "runtime/check.h"
 
@@ -36,10 +41,11 @@ std::string hostname() {
   return h;
 }
 
-// SIGTERM/SIGINT set the flag the step loop reads at every boundary (Boost.Asio, on its own thread).
+// SIGTERM/SIGINT/SIGUSR1 set the flag the step loop reads at every boundary (Boost.Asio, on its own
+// thread: the process's signal handler only wakes it).
 class SignalWatch {
  public:
-  explicit SignalWatch(std::atomic<bool>& flag) : signals_(io_, SIGTERM, SIGINT) {
+  explicit SignalWatch(std::atomic<bool>& flag) : signals_(io_, SIGTERM, SIGINT, SIGUSR1) {
     signals_.async_wait([&flag](const boost::system::error_code& ec, int) {
       if (!ec) flag = true;
     });
@@ -85,6 +91,7 @@ int worker_main(int argc, char** argv) {
   SignalWatch signals(terminate);
 
   const LaunchInfo launch = detect_launch();
+  check_mpi_can_start(launch);  // before registering: the coordinator must not wait for this rank
   const int rank = launch.rank;
   const int world = launch.size;
   copt.token = read_worker_secret(secret_file);
@@ -106,7 +113,7 @@ int worker_main(int argc, char** argv) {
         const std::string line = "lockstep worker: rank " + std::to_string(rank) + ": " + why + "; stopping\n";
         std::fwrite(line.data(), 1, line.size(), stderr);
         std::fflush(stderr);
-        std::_Exit(3);
+        std::_Exit(kExitFailed);
       });
 
   const auto& dist = reg.job().distributed();
@@ -126,8 +133,8 @@ int worker_main(int argc, char** argv) {
                              std::to_string(world) + ": " + e.what() + "\n";
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
-    if (comm->size() > 1) comm->abort(1);
-    return 1;
+    if (comm->size() > 1) comm->abort(kExitFailed);
+    return kExitFailed;
   }
 }
 

@@ -84,6 +84,7 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd, bool private_netwo
     if (private_network && ::unshare(CLONE_NEWNET) == 0) bring_up_loopback();
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGUSR1, SIG_DFL);
     if (out_fd >= 0) {
       ::dup2(out_fd, STDOUT_FILENO);
       ::dup2(out_fd, STDERR_FILENO);
@@ -96,12 +97,17 @@ pid_t spawn(const std::vector<std::string>& argv, int out_fd, bool private_netwo
   return pid;
 }
 
-// mpirun's notice of a rank that died on a signal (Open MPI 4), as one line of ours.
+// mpirun's notice of a rank that died on a signal (Open MPI 4), or srun's of a task that died or
+// failed, as one line of ours.
 // Open MPI 4.1 may print PID 0; the pid the rank registered with is used then.
 std::string signal_notice(const std::string& text, const std::map<int, int64_t>& pids) {
   static const std::regex re(
       R"(process rank (\d+) with PID (\d+) on node (\S+) exited on signal (\d+) \(([^)]*)\))");
+  // srun's (Slurm 22.05): "srun: error: HOST: task 1: Killed", "... tasks 0-1: Exited with exit code 2".
+  static const std::regex srun_re(R"(srun: error: (\S+): (task|tasks) ([0-9,-]+): ([^\n]+))");
   std::smatch m;
+  if (std::regex_search(text, m, srun_re))
+    return (m[2] == "task" ? "rank " : "ranks ") + m[3].str() + " (on " + m[1].str() + "): " + m[4].str();
   if (!std::regex_search(text, m, re)) return "";
   std::string pid = m[2].str();
   if (pid == "0")
@@ -118,7 +124,7 @@ Supervisor::Supervisor(CoordinatorServer& server, SupervisorOptions o,
 
 AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   boost::asio::io_context io;
-  boost::asio::signal_set stops(io, SIGINT, SIGTERM);
+  boost::asio::signal_set stops(io, SIGINT, SIGTERM, SIGUSR1);  // SIGUSR1: Slurm's preemption warning
   boost::asio::signal_set children(io, SIGCHLD);
   boost::asio::steady_timer timer(io);
   AttemptResult r;
@@ -284,7 +290,7 @@ AttemptResult Supervisor::run(const std::vector<std::string>& argv) {
   const std::string notice = signal_notice(mpirun_text, local_pids);
   if (!notice.empty()) r.failure = notice;
   else if (r.failure.empty() && r.exit_code != 0 && capture)
-    r.failure = "mpirun exited with status " + std::to_string(r.exit_code) + " (its output: " + o_.log_path + ")";
+    r.failure = argv[0] + " exited with status " + std::to_string(r.exit_code) + " (its output: " + o_.log_path + ")";
   return r;
 }
 

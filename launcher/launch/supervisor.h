@@ -2,7 +2,7 @@
 // group (so a terminal's Ctrl-C reaches only the launcher, and mpirun dies with the launcher),
 // then watches, on one io_context:
 //   - SIGCHLD: mpirun's exit ends the attempt;
-//   - SIGINT/SIGTERM: the first asks the coordinator for STOP (checkpoint at an agreed step, clean
+//   - SIGINT/SIGTERM/SIGUSR1 (Slurm's preemption warning): the first asks the coordinator for STOP (checkpoint at an agreed step, clean
 //     exit); a second one at least 1 s later kills the job (the same signal delivered twice at once,
 //     directly and through the process group, is one request);
 //   - mpirun's output, through a pipe: lines from lockstep pass through, everything goes to the

@@ -6,6 +6,7 @@
 #include <memory>
 #include <thread>
 
+#include "launcher/launch/exit_status.h"
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
 #include "launcher/train/loop.h"
@@ -39,7 +40,7 @@ class Worker : public LoopHooks {
   void pause_phase(uint64_t directive_id);
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
-  int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary
+  int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary; kExitStopped
 
   const WorkerSetup& w_;
   const proto::JobSpec& job_;
@@ -199,7 +200,7 @@ int Worker::stopped() {
     w_.client->heartbeat_now(comm_.rank(), board_.get());
   } catch (const std::exception&) {  // the coordinator may already be gone; the checkpoint is written
   }
-  return 0;
+  return kExitStopped;  // "requeue me": the checkpoint continues the job
 }
 
 StepSums Worker::reduce(Trainer& /*trainer*/, const StepSums& mine) {

@@ -26,7 +26,8 @@ struct WorkerSetup {
   std::shared_ptr<StepMetricsBoard> board;
 };
 
-// Returns 0 when the job finished or stopped cleanly; throws Error otherwise.
+// Returns kExitDone (0) when the job finished, kExitStopped (3) when it stopped at a checkpoint
+// before its end (a signal to any rank, or a STOP request); throws Error otherwise.
 int run_worker(const WorkerSetup& w);
 
 }  // namespace lockstep

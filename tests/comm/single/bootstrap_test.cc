@@ -40,7 +40,8 @@ class LaunchEnv {
  private:
   static constexpr const char* kNames[] = {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
                                            "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_RANK", "PMI_SIZE",
-                                           "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"};
+                                           "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+                                           "SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_TASKS_PER_NODE"};
   std::map<std::string, std::string> saved_;
 };
 
@@ -100,6 +101,7 @@ TEST(Bootstrap, SrunWithPmixTakesTheSizeFromSlurm) {
   EXPECT_EQ(info.size, 4);
   EXPECT_EQ(info.local_rank, 1);
   EXPECT_EQ(info.launched_by, "srun");
+  EXPECT_TRUE(info.pmix);
 }
 
 TEST(Bootstrap, SrunWithoutMpi) {
@@ -110,7 +112,65 @@ TEST(Bootstrap, SrunWithoutMpi) {
   EXPECT_EQ(info.size, 16);
   EXPECT_EQ(info.local_rank, 2);
   EXPECT_EQ(info.launched_by, "srun");
+  EXPECT_FALSE(info.pmix);  // Open MPI cannot start from this
   EXPECT_EQ(default_backend(), "mpi");
+  try {
+    check_mpi_can_start(info);
+    ADD_FAILURE() << "srun without PMIx accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task 6 of 16 without PMIx"), std::string::npos) << what;
+    EXPECT_NE(what.find("srun --mpi=pmix"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  env.set("SLURM_NTASKS", "1").set("SLURM_PROCID", "0");  // one task: a world of one is right
+  EXPECT_NO_THROW(check_mpi_can_start(detect_launch()));
+  env.set("PMIX_RANK", "0");  // srun --mpi=pmix
+  EXPECT_NO_THROW(check_mpi_can_start(detect_launch()));
+}
+
+// The Error text of detect_slurm_allocation(), or nullopt when it succeeds.
+std::optional<std::string> allocation_error() {
+  try {
+    detect_slurm_allocation();
+    return std::nullopt;
+  } catch (const Error& e) {
+    return std::string(e.what());
+  }
+}
+
+TEST(Bootstrap, NoSlurmAllocationOutsideOne) {
+  LaunchEnv env;
+  EXPECT_FALSE(detect_slurm_allocation());
+}
+
+TEST(Bootstrap, SlurmAllocationTasks) {
+  LaunchEnv env;
+  env.set("SLURM_JOB_ID", "42").set("SLURM_JOB_NODELIST", "node[01-03],gpu7").set("SLURM_TASKS_PER_NODE", "2(x3),1");
+  auto a = detect_slurm_allocation();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->job_id, "42");
+  EXPECT_EQ(a->nodelist, "node[01-03],gpu7");
+  EXPECT_EQ(a->tasks, 2 * 3 + 1);
+  env.set("SLURM_NTASKS", "5");  // sbatch -n 5: the tasks asked for win over the nodes' room
+  a = detect_slurm_allocation();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->tasks, 5);
+}
+
+TEST(Bootstrap, MalformedSlurmAllocationNamesTheVariable) {
+  for (const char* bad : {"", "2(x3", "2(3)", "2,", "x", "2(x3)1", "0"}) {
+    LaunchEnv env;
+    env.set("SLURM_JOB_ID", "42").set("SLURM_JOB_NODELIST", "n1").set("SLURM_TASKS_PER_NODE", bad);
+    const auto e = allocation_error();
+    ASSERT_TRUE(e) << "accepted \"" << bad << "\"";
+    EXPECT_NE(e->find("SLURM_TASKS_PER_NODE=\"" + std::string(bad) + "\""), std::string::npos) << *e;
+  }
+  LaunchEnv env;
+  env.set("SLURM_JOB_ID", "42").set("SLURM_TASKS_PER_NODE", "1");
+  const auto e = allocation_error();
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->find("SLURM_JOB_NODELIST is not set, but SLURM_JOB_ID=42 is"), std::string::npos) << *e;
 }
 
 TEST(Bootstrap, MalformedValueNamesTheVariableAndValue) {
