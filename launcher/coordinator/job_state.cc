@@ -5,12 +5,16 @@
 
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
+#include "launcher/job_file.h"
 #include "runtime/check.h"
 
 namespace lockstep {
 
 JobState::JobState(proto::JobSpec job, int world_size, const ServerOptions& o)
-    : job_(std::move(job)), world_(world_size), opts_(o), resume_(o.resume),
+    : job_(std::move(job)), world_(world_size),
+      stragglers_{.factor = heartbeat_of(job_).straggler_factor,
+                  .window_steps = heartbeat_of(job_).straggler_window_steps},
+      opts_(o), resume_(o.resume),
       machine_(job_.phases(), job_.epochs()) {
   LOCKSTEP_FAIL_IF(world_ < 1) << "coordinator for job " << job_.name() << ": world size " << world_
                                << " must be at least 1";
@@ -154,6 +158,9 @@ proto::JobStatus JobState::status_locked() const {
     r.set_steps_per_sec(x.rate.steps_per_sec());
     r.set_samples_per_sec(r.steps_per_sec() * static_cast<double>(job_.batch_size()));
   }
+  std::vector<const proto::RankStatus*> ranks;
+  for (const proto::RankStatus& r : s.ranks()) ranks.push_back(&r);
+  for (proto::Straggler& x : find_stragglers(ranks, stragglers_)) *s.add_stragglers() = std::move(x);
   s.set_epochs(job_.epochs());
   s.set_last_test_loss(last_test_loss_);
   s.set_last_test_accuracy(last_test_accuracy_);

@@ -15,6 +15,7 @@
 
 #include "launcher/coordinator/phase_machine.h"
 #include "launcher/coordinator/step_rate.h"
+#include "launcher/coordinator/stragglers.h"
 #include "runtime/check.h"
 #include "launcher/coordinator/server.h"
 #include "proto/coordinator.pb.h"
@@ -64,6 +65,7 @@ class JobState {
   std::condition_variable registered_cv_;
   const proto::JobSpec job_;
   const int world_;
+  const StragglerRule stragglers_;  // the job's control.straggler_*
   const ServerOptions opts_;  // intervals and run_dir handed out at Register
   bool resume_;
   uint32_t attempt_ = 0;
