@@ -42,6 +42,11 @@ class JobState {
   // in the credential's secret part.
   int session_rank(std::string_view credential) const;
   proto::HeartbeatReply heartbeat(const proto::HeartbeatRequest& r);
+  // Per-node aggregation (coordinator.proto): each entry taken as its rank's Heartbeat when its
+  // session credential is that rank's (constant time), else refused alone; one lock for the batch.
+  // Throws Error for more than kMaxNodeEntries entries.
+  proto::NodeHeartbeatReply node_heartbeat(const proto::NodeHeartbeatRequest& r);
+  static constexpr int kMaxNodeEntries = 1024;
   proto::NextPhasesReply next_phases(const proto::NextPhasesRequest& r);
   void report(const proto::PhaseReport& r);
   proto::ControlReply control(proto::ControlRequest::Command c);
@@ -59,6 +64,8 @@ class JobState {
     StepRate rate;
   };
   proto::JobStatus status_locked() const;
+  void seen_locked(Rank& x, const proto::StepMetrics& m);  // a heartbeat's metrics, now
+  proto::HeartbeatReply heartbeat_reply_locked() const;
   proto::RegisterReply register_reply(const std::string& session) const;  // mu_ held
 
   mutable std::mutex mu_;

@@ -6,6 +6,8 @@
 // latency (p50/p99/max, call issued -> reply), the coordinator process's CPU (utime + stime from
 // /proc over the measured window), failed calls, and the ranks the launcher would declare lost
 // (since_heartbeat_s above the heartbeat timeout in the coordinator's own status).
+// With ranks_per_node > 1 the ranks of a node share one connection and their node's leader sends
+// one NodeHeartbeat for all of them per interval (per-node aggregation, coordinator.proto).
 // Used by tests/control/load_test.cc (quick, asserting) and bench/coordinator_load.cc (the curve).
 #pragma once
 
@@ -43,12 +45,13 @@ struct LoadOptions {
   double timeout_s = 10;     // heartbeat timeout: a rank silent this long is lost (control.heartbeat_timeout_s)
   double seconds = 10;       // measured heartbeat window (after registration and one warm-up interval)
   int client_threads = 4;
-  int ranks_per_node = 1;    // > 1: ranks of a node share one channel (one connection per node)
+  int ranks_per_node = 1;    // > 1: one connection and one NodeHeartbeat per node per interval
 };
 
 struct LoadResult {
   int ranks = 0;
-  int64_t calls = 0;            // heartbeats answered OK in the measured window
+  int64_t calls = 0;            // heartbeat calls answered OK in the measured window
+  double rank_beats_per_s = 0;  // rank heartbeats taken per second (calls x ranks per call)
   int64_t failed = 0;           // heartbeats (and registrations) not OK, whole run
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   double calls_per_s = 0;
@@ -97,15 +100,19 @@ struct Lane {
     grpc::ClientContext ctx;
     proto::RegisterReply reg;
     proto::HeartbeatReply hb;
+    proto::NodeHeartbeatReply node;
     grpc::Status status;
     std::unique_ptr<grpc::ClientAsyncResponseReader<proto::RegisterReply>> reg_reader;
     std::unique_ptr<grpc::ClientAsyncResponseReader<proto::HeartbeatReply>> hb_reader;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<proto::NodeHeartbeatReply>> node_reader;
   };
   std::vector<int> rank;                                     // slot -> rank
   std::vector<std::shared_ptr<proto::Coordinator::Stub>> stub;  // slot -> its channel's stub
   std::vector<std::string> session;
+  std::vector<std::vector<int>> nodes;                      // slots of each node, leader first
   grpc::CompletionQueue cq;
   std::vector<double> latencies_ms;  // measured window only
+  int64_t rank_beats = 0;            // measured window only
   int64_t failed = 0;
   std::string first_error;
 };
@@ -152,14 +159,17 @@ inline LoadResult run_load(const LoadOptions& o) {
   std::vector<std::unique_ptr<Lane>> lanes;
   for (int i = 0; i < lanes_n; ++i) lanes.push_back(std::make_unique<Lane>());
   std::shared_ptr<proto::Coordinator::Stub> node_stub;
+  const int per_node = std::max(1, o.ranks_per_node);
   for (int r = 0; r < o.ranks; ++r) {
-    if (r % std::max(1, o.ranks_per_node) == 0) {
+    Lane& l = *lanes[static_cast<size_t>(r / per_node % lanes_n)];  // a node's ranks in one lane
+    if (r % per_node == 0) {
+      l.nodes.emplace_back();
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       node_stub = proto::Coordinator::NewStub(
           grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
     }
-    Lane& l = *lanes[static_cast<size_t>(r % lanes_n)];
+    l.nodes.back().push_back(static_cast<int>(l.rank.size()));
     l.rank.push_back(r);
     l.stub.push_back(node_stub);
     l.session.emplace_back();
@@ -228,7 +238,7 @@ inline LoadResult run_load(const LoadOptions& o) {
     std::priority_queue<Due, std::vector<Due>, std::greater<>> due;
     std::mt19937 rng(seed);
     std::uniform_real_distribution<double> phase(0, o.interval_s);
-    for (size_t s = 0; s < l.rank.size(); ++s)
+    for (size_t s = 0; s < l.nodes.size(); ++s)
       due.push({t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(phase(rng))),
                 static_cast<int>(s)});
     int64_t step = 0;
@@ -243,18 +253,35 @@ inline LoadResult run_load(const LoadOptions& o) {
         auto* c = new Lane::Call;
         c->slot = s;
         c->sent = Clock::now();
-        c->ctx.AddMetadata(grpc_util::kTokenKey, l.session[static_cast<size_t>(s)]);
+        const std::vector<int>& node = l.nodes[static_cast<size_t>(s)];
+        const size_t lead = static_cast<size_t>(node[0]);
+        c->ctx.AddMetadata(grpc_util::kTokenKey, l.session[lead]);
         c->ctx.set_deadline(deadline_of(std::max(0.05, o.timeout_s / 2)));  // as the worker's client
-        proto::HeartbeatRequest req;
-        req.set_rank(l.rank[static_cast<size_t>(s)]);
-        proto::StepMetrics& mt = *req.mutable_metrics();
-        mt.set_epoch(1);
-        mt.set_step(++step);
-        mt.set_steps_per_epoch(1000000);
-        mt.set_step_time_s(0.1);
-        mt.set_loss(1.0);
-        c->hb_reader = l.stub[static_cast<size_t>(s)]->AsyncHeartbeat(&c->ctx, req, &l.cq);
-        c->hb_reader->Finish(&c->hb, &c->status, c);
+        auto heartbeat_of = [&](proto::HeartbeatRequest& req, size_t slot) {
+          req.set_rank(l.rank[slot]);
+          proto::StepMetrics& mt = *req.mutable_metrics();
+          mt.set_epoch(1);
+          mt.set_step(++step);
+          mt.set_steps_per_epoch(1000000);
+          mt.set_step_time_s(0.1);
+          mt.set_loss(1.0);
+        };
+        if (node.size() == 1) {
+          proto::HeartbeatRequest req;
+          heartbeat_of(req, lead);
+          c->hb_reader = l.stub[lead]->AsyncHeartbeat(&c->ctx, req, &l.cq);
+          c->hb_reader->Finish(&c->hb, &c->status, c);
+        } else {
+          proto::NodeHeartbeatRequest req;
+          req.set_rank(l.rank[lead]);
+          for (int slot : node) {
+            proto::HeartbeatRequest& e = *req.add_ranks();
+            heartbeat_of(e, static_cast<size_t>(slot));
+            e.set_session(l.session[static_cast<size_t>(slot)]);
+          }
+          c->node_reader = l.stub[lead]->AsyncNodeHeartbeat(&c->ctx, req, &l.cq);
+          c->node_reader->Finish(&c->node, &c->status, c);
+        }
         ++inflight;
       }
       if (due.empty() && inflight == 0) break;
@@ -267,11 +294,15 @@ inline LoadResult run_load(const LoadOptions& o) {
       std::unique_ptr<Lane::Call> c(static_cast<Lane::Call*>(tag));
       --inflight;
       const auto got = Clock::now();
-      if (!c->status.ok()) {
+      if (!c->status.ok() || c->node.refused_size() > 0) {
         ++l.failed;
-        if (l.first_error.empty()) l.first_error = "Heartbeat: " + grpc_util::status_text(c->status);
+        if (l.first_error.empty())
+          l.first_error = c->status.ok() ? "NodeHeartbeat refused rank " + std::to_string(c->node.refused(0).rank()) +
+                                               ": " + c->node.refused(0).why()
+                                         : "Heartbeat: " + grpc_util::status_text(c->status);
       } else if (c->sent >= measure_from && c->sent < measure_to) {
         l.latencies_ms.push_back(std::chrono::duration<double, std::milli>(got - c->sent).count());
+        l.rank_beats += static_cast<int64_t>(l.nodes[static_cast<size_t>(c->slot)].size());
       }
     }
   };
@@ -287,6 +318,7 @@ inline LoadResult run_load(const LoadOptions& o) {
   for (auto& l : lanes) {
     all.insert(all.end(), l->latencies_ms.begin(), l->latencies_ms.end());
     res.failed += l->failed;
+    res.rank_beats_per_s += static_cast<double>(l->rank_beats) / o.seconds;
     if (res.error.empty() && !l->first_error.empty()) res.error = l->first_error;
   }
   std::sort(all.begin(), all.end());
@@ -315,14 +347,15 @@ inline LoadResult run_load(const LoadOptions& o) {
 
 inline std::string load_row(const LoadResult& r) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%6d %9.0f %8.2f %8.2f %8.2f %8.1f%% %7lld %5d %9.2f", r.ranks, r.calls_per_s,
+  std::snprintf(buf, sizeof buf, "%6d %9.0f %9.0f %8.2f %8.2f %8.2f %8.1f%% %7lld %5d %9.2f", r.ranks,
+                r.rank_beats_per_s, r.calls_per_s,
                 r.p50_ms, r.p99_ms, r.max_ms, 100 * r.coordinator_cpu, static_cast<long long>(r.failed), r.lost,
                 r.register_s);
   return buf;
 }
 
 inline std::string load_header() {
-  return " ranks   calls/s  p50(ms)  p99(ms)  max(ms)  coordCPU  failed  lost  reg_s(all)";
+  return " ranks  beats/s    calls/s  p50(ms)  p99(ms)  max(ms)  coordCPU  failed  lost  reg_s(all)";
 }
 
 }  // namespace lockstep::testing
