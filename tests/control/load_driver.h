@@ -56,6 +56,7 @@ struct LoadResult {
   double p50_ms = 0, p99_ms = 0, max_ms = 0;
   double calls_per_s = 0;
   double coordinator_cpu = 0;   // coordinator CPU seconds / wall seconds over the window (1 = one core)
+  double client_cpu = 0;        // the simulated ranks' (this process's), likewise
   double register_s = 0;        // all ranks registered, wall
   int lost = 0;                 // ranks whose since_heartbeat_s exceeded timeout_s at the end
   double max_since_heartbeat_s = 0;
@@ -78,6 +79,13 @@ inline double cpu_seconds(pid_t pid) {
     if (i == 15) stime = std::stod(f);
   }
   return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+inline double self_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 inline std::string read_all(const std::string& path) {
@@ -188,6 +196,7 @@ inline LoadResult run_load(const LoadOptions& o) {
       c->is_register = true;
       c->ctx.AddMetadata(grpc_util::kTokenKey, secret);
       c->ctx.set_deadline(deadline_of(30));
+      c->ctx.set_wait_for_ready(true);  // a connection still being made: wait, as the worker's client retries
       proto::RegisterRequest req;
       req.set_rank(l.rank[s]);
       req.set_world_size(o.ranks);
@@ -231,7 +240,7 @@ inline LoadResult run_load(const LoadOptions& o) {
   const auto measure_from = t0 + interval;
   const auto measure_to = measure_from + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(o.seconds));
-  double cpu0 = 0;
+  double cpu0 = 0, self0 = 0;
   std::atomic<bool> cpu_taken{false};
   auto heartbeat_lane = [&](Lane& l, unsigned seed) {
     using Due = std::pair<Clock::time_point, int>;
@@ -245,7 +254,10 @@ inline LoadResult run_load(const LoadOptions& o) {
     int inflight = 0;
     for (;;) {
       const auto now = Clock::now();
-      if (now >= measure_from && !cpu_taken.exchange(true)) cpu0 = cpu_seconds(coord.pid());
+      if (now >= measure_from && !cpu_taken.exchange(true)) {
+        cpu0 = cpu_seconds(coord.pid());
+        self0 = self_cpu_seconds();
+      }
       while (!due.empty() && due.top().first <= now) {
         const auto [when, s] = due.top();
         due.pop();
@@ -313,6 +325,7 @@ inline LoadResult run_load(const LoadOptions& o) {
   }
   const double wall = std::chrono::duration<double>(Clock::now() - measure_from).count();
   res.coordinator_cpu = (cpu_seconds(coord.pid()) - cpu0) / wall;
+  res.client_cpu = (self_cpu_seconds() - self0) / wall;
 
   std::vector<double> all;
   for (auto& l : lanes) {
@@ -347,15 +360,15 @@ inline LoadResult run_load(const LoadOptions& o) {
 
 inline std::string load_row(const LoadResult& r) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%6d %9.0f %9.0f %8.2f %8.2f %8.2f %8.1f%% %7lld %5d %9.2f", r.ranks,
+  std::snprintf(buf, sizeof buf, "%6d %9.0f %9.0f %8.2f %8.2f %8.2f %8.1f%% %8.1f%% %7lld %5d %9.2f", r.ranks,
                 r.rank_beats_per_s, r.calls_per_s,
-                r.p50_ms, r.p99_ms, r.max_ms, 100 * r.coordinator_cpu, static_cast<long long>(r.failed), r.lost,
+                r.p50_ms, r.p99_ms, r.max_ms, 100 * r.coordinator_cpu, 100 * r.client_cpu, static_cast<long long>(r.failed), r.lost,
                 r.register_s);
   return buf;
 }
 
 inline std::string load_header() {
-  return " ranks  beats/s    calls/s  p50(ms)  p99(ms)  max(ms)  coordCPU  failed  lost  reg_s(all)";
+  return " ranks  beats/s    calls/s  p50(ms)  p99(ms)  max(ms)  coordCPU clientCPU  failed  lost  reg_s(all)";
 }
 
 }  // namespace lockstep::testing
