@@ -236,6 +236,7 @@ bool Worker::at_boundary(const TrainPosition& pos, const StepSums& step, bool ep
     const int64_t epoch = epoch_end ? pos.epoch : pos.epoch + 1;  // 1-based: the step's epoch
     if (log_) log_->write(StepRecord{epoch, static_cast<int64_t>(pos.step), loss, samples_per_sec_});
   }
+  if (!agreed_.phases.empty()) have_prev_ = false;  // a phase (eval, checkpoint, pause) is no step time
   return (!agreed_.phases.empty() || agreed_.terminate) && run_phases(agreed_);
 }
 
