@@ -4,6 +4,10 @@
 // itself needs the leader's own credential for the leader's rank.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include "tests/control/control_test_util.h"
 
 namespace lockstep {

@@ -5,7 +5,9 @@
 // holds each rank's median step time, exposed communication and compute time per epoch.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
+#include <map>
 #include <regex>
 
 #include "tests/control/process_util.h"
