@@ -445,6 +445,10 @@ void check_control(const Checker& c, const proto::ControlSpec& s) {
     c.in_range("control.heartbeat_timeout_s", s.heartbeat_timeout_s(), kMinSeconds, kMaxSeconds);
   if (s.has_startup_timeout_s())
     c.in_range("control.startup_timeout_s", s.startup_timeout_s(), 1.0f, kMaxSeconds);
+  if (s.has_straggler_factor())
+    c.in_range("control.straggler_factor", s.straggler_factor(), 1.0f, 1000.0f, /*lo_open=*/true);
+  if (s.has_straggler_window_steps())
+    c.in_range("control.straggler_window_steps", s.straggler_window_steps(), 1, 10000);
   const float interval = s.has_heartbeat_interval_s() ? s.heartbeat_interval_s() : 0.5f;
   const float timeout = s.has_heartbeat_timeout_s() ? s.heartbeat_timeout_s() : 10.0f;
   if (interval > 0 && timeout > 0 && timeout < 2 * interval)
@@ -606,6 +610,8 @@ Heartbeat heartbeat_of(const proto::JobSpec& job) {
   if (job.control().has_heartbeat_interval_s()) h.interval_s = job.control().heartbeat_interval_s();
   if (job.control().has_heartbeat_timeout_s()) h.timeout_s = job.control().heartbeat_timeout_s();
   if (job.control().has_startup_timeout_s()) h.startup_s = job.control().startup_timeout_s();
+  if (job.control().has_straggler_factor()) h.straggler_factor = job.control().straggler_factor();
+  if (job.control().has_straggler_window_steps()) h.straggler_window_steps = job.control().straggler_window_steps();
   return h;
 }
 

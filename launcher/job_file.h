@@ -69,6 +69,8 @@ struct Heartbeat {
   double interval_s = 0.5;
   double timeout_s = 10.0;
   double startup_s = 600.0;  // registration to the end of start-up
+  double straggler_factor = 1.5;    // control.straggler_factor
+  int straggler_window_steps = 20;  // control.straggler_window_steps
 };
 Heartbeat heartbeat_of(const proto::JobSpec& job);
 

@@ -42,6 +42,16 @@ void MetricsLog::write(const StepRecord& s) {
   put(line);
 }
 
+void MetricsLog::write(const RankTimesRecord& r) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "{\"kind\":\"rank\",\"epoch\":%lld,\"rank\":%d,\"steps\":%lld,\"step_time_s\":%.6g,"
+                "\"comm_exposed_s\":%.6g,\"compute_s\":%.6g}\n",
+                static_cast<long long>(r.epoch), r.rank, static_cast<long long>(r.steps), r.step_time_s,
+                r.comm_exposed_s, r.compute_s);
+  put(line);
+}
+
 void MetricsLog::put(const char* line) {
   out_ << line;
   out_.flush();

@@ -7,6 +7,9 @@
 // With clip_grad, both lines also carry "grad_norm": the step's total gradient norm before clipping
 // (the epoch line: the mean over the epoch's steps). "lr" is the lr the step (or the epoch's last
 // step) used.
+// and from `lockstep launch`/`worker`, per epoch and rank (medians over the epoch's steps, seconds;
+// compute = step - exposed communication, see launcher/worker/step_times.h):
+// {"kind":"rank","epoch":1,"rank":1,"steps":468,"step_time_s":0.0312,"comm_exposed_s":0.0004,"compute_s":0.0307}
 #pragma once
 
 #include <fstream>
@@ -25,12 +28,20 @@ struct StepRecord {
   double grad_norm = -1;  // pre-clip total gradient norm; < 0: not computed (no clip_grad)
 };
 
+struct RankTimesRecord {
+  int64_t epoch = 0;  // 1-based
+  int rank = 0;
+  int64_t steps = 0;  // steps the medians are over
+  double step_time_s = 0, comm_exposed_s = 0, compute_s = 0;
+};
+
 class MetricsLog {
  public:
   enum class Open { kTruncate, kAppend };  // kAppend: a resumed run continues the file
   explicit MetricsLog(const std::string& path, Open mode = Open::kTruncate);  // throws naming the path
   void write(const EpochMetrics& m);  // flushed at once, so a crash loses no epoch
   void write(const StepRecord& s);
+  void write(const RankTimesRecord& r);
 
  private:
   void put(const char* line);

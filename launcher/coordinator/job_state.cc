@@ -1,16 +1,22 @@
 // The coordinator's job state: registrations, metrics, phases (see job_state.h).
 #include "launcher/coordinator/job_state.h"
 
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
+#include "launcher/job_file.h"
 #include "runtime/check.h"
 
 namespace lockstep {
 
 JobState::JobState(proto::JobSpec job, int world_size, const ServerOptions& o)
-    : job_(std::move(job)), world_(world_size), opts_(o), resume_(o.resume),
+    : job_(std::move(job)), world_(world_size),
+      stragglers_{.factor = heartbeat_of(job_).straggler_factor,
+                  .window_steps = heartbeat_of(job_).straggler_window_steps},
+      opts_(o), resume_(o.resume),
       machine_(job_.phases(), job_.epochs()) {
   LOCKSTEP_FAIL_IF(world_ < 1) << "coordinator for job " << job_.name() << ": world size " << world_
                                << " must be at least 1";
@@ -78,19 +84,57 @@ int JobState::session_rank(std::string_view credential) const {
   return grpc_util::constant_time_equal(credential, it->second.session) ? static_cast<int>(rank) : -1;
 }
 
+void JobState::seen_locked(Rank& x, const proto::StepMetrics& m) {
+  *x.info.mutable_metrics() = m;
+  x.last_seen = Clock::now();
+  // The window starts at the first step this process ran: a resumed rank reports its resume step
+  // before it has taken one, and that jump is no rate.
+  if (m.step_time_s() > 0) x.rate.add(x.last_seen, m.step());
+}
+
+proto::HeartbeatReply JobState::heartbeat_reply_locked() const {
+  proto::HeartbeatReply reply;
+  for (const proto::Directive& d : machine_.pending()) *reply.add_pending() = d;
+  reply.set_paused(machine_.paused());
+  return reply;
+}
+
 proto::HeartbeatReply JobState::heartbeat(const proto::HeartbeatRequest& r) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = ranks_.find(r.rank());
   LOCKSTEP_FAIL_IF(it == ranks_.end())
       << "Heartbeat from rank " << r.rank() << ", which has not registered in attempt " << attempt_;
-  *it->second.info.mutable_metrics() = r.metrics();
-  it->second.last_seen = Clock::now();
-  // The window starts at the first step this process ran: a resumed rank reports its resume step
-  // before it has taken one, and that jump is no rate.
-  if (r.metrics().step_time_s() > 0) it->second.rate.add(it->second.last_seen, r.metrics().step());
-  proto::HeartbeatReply reply;
-  for (const proto::Directive& d : machine_.pending()) *reply.add_pending() = d;
-  reply.set_paused(machine_.paused());
+  seen_locked(it->second, r.metrics());
+  return heartbeat_reply_locked();
+}
+
+proto::NodeHeartbeatReply JobState::node_heartbeat(const proto::NodeHeartbeatRequest& r) {
+  LOCKSTEP_FAIL_IF(r.ranks_size() > kMaxNodeEntries)
+      << "NodeHeartbeat from rank " << r.rank() << " carries " << r.ranks_size() << " entries; at most "
+      << kMaxNodeEntries << " (one per rank of a node)";
+  proto::NodeHeartbeatReply reply;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int> done;
+  for (const proto::HeartbeatRequest& e : r.ranks()) {
+    auto refuse = [&](const std::string& why) {
+      proto::RankRefusal& x = *reply.add_refused();
+      x.set_rank(e.rank());
+      x.set_why(why);
+    };
+    auto it = ranks_.find(e.rank());
+    if (it == ranks_.end()) {
+      refuse("rank " + std::to_string(e.rank()) + " has not registered in attempt " + std::to_string(attempt_));
+    } else if (!grpc_util::constant_time_equal(e.session(), it->second.session)) {
+      refuse("the entry for rank " + std::to_string(e.rank()) +
+             " does not carry that rank's session credential of this attempt");
+    } else if (std::find(done.begin(), done.end(), e.rank()) != done.end()) {
+      refuse("rank " + std::to_string(e.rank()) + " appears twice in one NodeHeartbeat");
+    } else {
+      seen_locked(it->second, e.metrics());
+      done.push_back(e.rank());
+    }
+  }
+  *reply.mutable_reply() = heartbeat_reply_locked();
   return reply;
 }
 
@@ -156,6 +200,9 @@ proto::JobStatus JobState::status_locked() const {
     r.set_samples_per_sec(r.steps_per_sec() * static_cast<double>(job_.batch_size()) *
                           static_cast<double>(job_.has_accumulate_steps() ? job_.accumulate_steps() : 1));
   }
+  std::vector<const proto::RankStatus*> ranks;
+  for (const proto::RankStatus& r : s.ranks()) ranks.push_back(&r);
+  for (proto::Straggler& x : find_stragglers(ranks, stragglers_)) *s.add_stragglers() = std::move(x);
   s.set_epochs(job_.epochs());
   s.set_last_test_loss(last_test_loss_);
   s.set_last_test_accuracy(last_test_accuracy_);

@@ -15,6 +15,7 @@
 
 #include "launcher/coordinator/phase_machine.h"
 #include "launcher/coordinator/step_rate.h"
+#include "launcher/coordinator/stragglers.h"
 #include "runtime/check.h"
 #include "launcher/coordinator/server.h"
 #include "proto/coordinator.pb.h"
@@ -44,6 +45,11 @@ class JobState {
   // in the credential's secret part.
   int session_rank(std::string_view credential) const;
   proto::HeartbeatReply heartbeat(const proto::HeartbeatRequest& r);
+  // Per-node aggregation (coordinator.proto): each entry taken as its rank's Heartbeat when its
+  // session credential is that rank's (constant time), else refused alone; one lock for the batch.
+  // Throws Error for more than kMaxNodeEntries entries.
+  proto::NodeHeartbeatReply node_heartbeat(const proto::NodeHeartbeatRequest& r);
+  static constexpr int kMaxNodeEntries = 1024;
   proto::NextPhasesReply next_phases(const proto::NextPhasesRequest& r);
   void report(const proto::PhaseReport& r);
   proto::ControlReply control(proto::ControlRequest::Command c);
@@ -62,12 +68,15 @@ class JobState {
     StepRate rate;
   };
   proto::JobStatus status_locked() const;
+  void seen_locked(Rank& x, const proto::StepMetrics& m);  // a heartbeat's metrics, now
+  proto::HeartbeatReply heartbeat_reply_locked() const;
   proto::RegisterReply register_reply(const std::string& session) const;  // mu_ held
 
   mutable std::mutex mu_;
   std::condition_variable registered_cv_;
   const proto::JobSpec job_;
   int world_;  // of this attempt
+  const StragglerRule stragglers_;  // the job's control.straggler_*
   const ServerOptions opts_;  // intervals and run_dir handed out at Register
   bool resume_;
   uint32_t attempt_ = 0;

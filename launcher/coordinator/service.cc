@@ -76,6 +76,12 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* ctx, const proto
                  [&] { *reply = state_.heartbeat(*req); });
 }
 
+grpc::Status CoordinatorService::NodeHeartbeat(grpc::ServerContext* ctx, const proto::NodeHeartbeatRequest* req,
+                                               proto::NodeHeartbeatReply* reply) {
+  return guarded(allow(caller(ctx), "NodeHeartbeat", Role::kRank, req->rank()), grpc::StatusCode::INVALID_ARGUMENT,
+                 [&] { *reply = state_.node_heartbeat(*req); });
+}
+
 grpc::Status CoordinatorService::NextPhases(grpc::ServerContext* ctx, const proto::NextPhasesRequest* req,
                                             proto::NextPhasesReply* reply) {
   return guarded(allow(caller(ctx), "NextPhases", Role::kRank, req->rank()), grpc::StatusCode::INVALID_ARGUMENT,

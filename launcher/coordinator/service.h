@@ -28,6 +28,8 @@ class CoordinatorService final : public proto::Coordinator::Service {
                         proto::RegisterReply* reply) override;
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const proto::HeartbeatRequest* req,
                          proto::HeartbeatReply* reply) override;
+  grpc::Status NodeHeartbeat(grpc::ServerContext* ctx, const proto::NodeHeartbeatRequest* req,
+                             proto::NodeHeartbeatReply* reply) override;
   grpc::Status NextPhases(grpc::ServerContext* ctx, const proto::NextPhasesRequest* req,
                           proto::NextPhasesReply* reply) override;
   grpc::Status ReportPhase(grpc::ServerContext* ctx, const proto::PhaseReport* req,

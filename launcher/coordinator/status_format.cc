@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "launcher/coordinator/stragglers.h"
+
 namespace lockstep::status_format {
 namespace {
 
@@ -53,6 +55,7 @@ std::string status(const proto::JobStatus& s) {
                     static_cast<long long>(m.step()), m.loss(), r.samples_per_sec(), r.since_heartbeat_s());
     }
   }
+  for (const proto::Straggler& x : s.stragglers()) out += straggler_text(x) + "\n";
   for (const proto::Directive& d : s.pending())
     out += format("pending: directive %llu %s\n", static_cast<unsigned long long>(d.id()),
                   proto::PhaseKind_Name(d.kind()).c_str());

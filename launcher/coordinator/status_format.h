@@ -9,8 +9,8 @@
 namespace lockstep::status_format {
 
 // Job line, per-rank table (step, loss, the coordinator's windowed samples/s, seconds since the
-// last heartbeat), pending
-// directives, last eval and checkpoint, then the phase history, oldest first.
+// last heartbeat), a line per straggler (stragglers.h), pending directives, last eval and
+// checkpoint, then the phase history, oldest first.
 std::string status(const proto::JobStatus& s);
 // "phase 7 EVAL (directive 3) at epoch 2 step 938: accuracy 0.8812, loss 0.3311"
 std::string report(const proto::PhaseReport& r);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "launcher/coordinator/status_format.h"
+#include "launcher/coordinator/stragglers.h"
 #include "launcher/train/eval_metrics.h"
 
 namespace lockstep {
@@ -68,7 +69,13 @@ std::string progress_text(const proto::JobStatus& st) {
                 static_cast<long long>(m.epoch()), static_cast<long long>(st.epochs()),
                 static_cast<long long>(m.step()), static_cast<long long>(total), lead->samples_per_sec(), m.loss(),
                 clock_text(status_format::eta_seconds(st)).c_str());
-  return buf;
+  std::string out = buf;
+  // The job goes on; the slowest straggler is named, and how many more there are.
+  if (st.stragglers_size() > 0) {
+    out += "  " + straggler_text(st.stragglers(0));
+    if (st.stragglers_size() > 1) out += " (+" + std::to_string(st.stragglers_size() - 1) + " more)";
+  }
+  return out;
 }
 
 ProgressLine::ProgressLine(bool terminal) : terminal_(terminal) {}

@@ -7,10 +7,12 @@
 #include <thread>
 
 #include "launcher/launch/exit_status.h"
+#include "launcher/job_file.h"
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
 #include "launcher/train/loop.h"
 #include "launcher/worker/step_control.h"
+#include "launcher/worker/step_times.h"
 #include "launcher/worker/worker_state.h"
 #include "runtime/check.h"
 
@@ -40,6 +42,7 @@ class Worker : public LoopHooks {
   void pause_phase(uint64_t directive_id);
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
+  void time_step();  // after each step: its wall time and exposed communication into times_
   int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary; kExitStopped
 
   const WorkerSetup& w_;
@@ -59,11 +62,19 @@ class Worker : public LoopHooks {
   StepMetricsBoard& board_;  // what the heartbeats send (see Note [heartbeat lifetime])
   double samples_per_sec_ = 0;
   int64_t accumulate_ = 1;  // micro-batches per optimizer step (job accumulate_steps)
+  // Straggler figures (step_times.h): wall time from the end of the previous step, and the
+  // communication waited for inside it (step agreement + the reducer's finalize wait).
+  StepTimes times_;
+  const double step_delay_s_;  // LOCKSTEP_TEST_STEP_DELAY's sleep for this rank
+  std::chrono::steady_clock::time_point prev_end_{};
+  bool have_prev_ = false;
+  double agree_s_ = 0, reducer_wait_s_ = 0;
 };
 
 Worker::Worker(const WorkerSetup& w)
     : w_(w), job_(w.reg.job()), comm_(*w.comm), lead_(w.comm->rank() == 0), run_dir_(w.reg.run_dir()),
-      board_(*w.board) {
+      board_(*w.board), times_(heartbeat_of(w.reg.job()).straggler_window_steps),
+      step_delay_s_(test_step_delay_s(w.comm->rank())) {
   r_ = build_replica(job_, comm_);
   trainer_ = r_->trainer.get();
   accumulate_ = trainer_->options().accumulate_steps;
@@ -100,7 +111,20 @@ void Worker::publish(double step_time) {
     m.set_epoch_step(pos_.epoch_step / accumulate_);
     m.set_step_time_s(step_time);
     m.set_samples_per_sec(samples_per_sec_);
+    times_.publish(m);
   });
+}
+
+void Worker::time_step() {
+  if (step_delay_s_ > 0) std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
+  const auto now = std::chrono::steady_clock::now();
+  const double wait = trainer_->reducer() ? trainer_->reducer()->stats().finalize_wait_seconds : 0.0;
+  const double comm = agree_s_ + (wait >= reducer_wait_s_ ? wait - reducer_wait_s_ : wait);
+  if (have_prev_) times_.add(std::chrono::duration<double>(now - prev_end_).count(), comm);
+  prev_end_ = now;
+  have_prev_ = true;
+  agree_s_ = 0;
+  reducer_wait_s_ = wait;
 }
 
 // Rank 0's proposal: the oldest directive not yet acted on; a PAUSE in force.
@@ -204,7 +228,9 @@ int Worker::stopped() {
 }
 
 StepSums Worker::reduce(Trainer& /*trainer*/, const StepSums& mine) {
+  const auto t0 = std::chrono::steady_clock::now();
   agreed_ = agree(comm_, my_boundary(mine.loss_sum, mine.count));
+  agree_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return {agreed_.loss_sum, agreed_.count};
 }
 
@@ -218,6 +244,7 @@ bool Worker::at_boundary(const TrainPosition& pos, const StepSums& step, bool ep
       log_->write(StepRecord{epoch, static_cast<int64_t>(pos.step), loss, samples_per_sec_, trainer_->last_lr(),
                              trainer_->last_grad_norm()});
   }
+  if (!agreed_.phases.empty()) have_prev_ = false;  // a phase (eval, checkpoint, pause) is no step time
   return (!agreed_.phases.empty() || agreed_.terminate) && run_phases(agreed_);
 }
 
@@ -227,10 +254,20 @@ void Worker::after_step(const TrainPosition& pos, const StepReport& r) {
     std::fprintf(stderr, "lockstep worker: step %llu (epoch %lld) skipped: %s\n",
                  static_cast<unsigned long long>(pos.step), static_cast<long long>(pos.epoch + 1),
                  trainer_->last_skip_reason().c_str());
+  time_step();
   publish(r.seconds);
 }
 
 bool Worker::at_epoch_end(EpochMetrics& m) {
+  // Every rank's step-time medians of the epoch, for the metrics file; the next epoch's first step
+  // does not count the phases run now.
+  const std::vector<StepTimes::Medians> ranks = gather_step_times(comm_, times_.epoch());
+  if (log_)
+    for (size_t r = 0; r < ranks.size(); ++r)
+      log_->write(RankTimesRecord{m.epoch, static_cast<int>(r), ranks[r].steps, ranks[r].step_s, ranks[r].comm_s,
+                                  ranks[r].compute_s});
+  times_.begin_epoch();
+  have_prev_ = false;
   // The plan's phases for this epoch, from the coordinator (rank 0), agreed by all.
   Boundary plan;
   if (lead_) {

@@ -28,4 +28,18 @@ Boundary agree(Communicator& comm, const Boundary& mine) {
   return out;
 }
 
+std::vector<StepTimes::Medians> gather_step_times(Communicator& comm, const StepTimes::Medians& mine) {
+  // Each rank fills its own 4 slots, zeros elsewhere: the sum is every rank's figures.
+  const size_t n = static_cast<size_t>(comm.size()), me = static_cast<size_t>(comm.rank());
+  std::vector<double> v(4 * n, 0.0);
+  v[4 * me] = mine.step_s;
+  v[4 * me + 1] = mine.comm_s;
+  v[4 * me + 2] = mine.compute_s;
+  v[4 * me + 3] = mine.steps;
+  comm.all_reduce(std::span<double>(v), ReduceOp::kSum).wait();
+  std::vector<StepTimes::Medians> out(n);
+  for (size_t r = 0; r < n; ++r) out[r] = {v[4 * r], v[4 * r + 1], v[4 * r + 2], static_cast<int>(v[4 * r + 3])};
+  return out;
+}
+
 }  // namespace lockstep

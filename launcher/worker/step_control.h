@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "launcher/worker/step_times.h"
 #include "proto/coordinator.pb.h"
 
 namespace lockstep {
@@ -24,5 +25,9 @@ struct Boundary {
 // Collective. Only rank 0's directive_id and phases count; terminate is any rank's; the sums are
 // over ranks.
 Boundary agree(Communicator& comm, const Boundary& mine);
+
+// Collective, at an epoch end: every rank's epoch step-time medians (index = rank), for rank 0's
+// metrics file. One all-reduce of 4 x world doubles.
+std::vector<StepTimes::Medians> gather_step_times(Communicator& comm, const StepTimes::Medians& mine);
 
 }  // namespace lockstep
