@@ -92,7 +92,7 @@ TEST(JobOverride, SetsWhatTheEditedJobFileWouldHold) {
 
 TEST(JobOverride, BadOverridesNameTheArgumentAndWhy) {
   EXPECT_EQ(error_of({"optimizer.lrr=0.1"}),
-            "--set optimizer.lrr=0.1: optimizer has no field lrr (known: lr, weight_decay, sgd, adamw)");
+            "--set optimizer.lrr=0.1: optimizer has no field lrr (known: lr, weight_decay, sgd, adamw, adam, rmsprop, lars, lamb)");
   EXPECT_EQ(error_of({"epoch=3"}).rfind("--set epoch=3: the job has no field epoch (known: name, model, data,", 0), 0u)
       << error_of({"epoch=3"});
   EXPECT_EQ(error_of({"batch_size=abc"}), "--set batch_size=abc: Expected integer, got: abc");

@@ -93,7 +93,7 @@ TEST_F(SetCli, OverridesReachTheRunAndEvalMetricsAreWritten) {
 
 TEST_F(SetCli, BadOverridesAndCheckedValuesFailOnOneLine) {
   expect_one_line_error(run_command("train " + job_ + " --set optimizer.lrr=0.1"),
-                        "--set optimizer.lrr=0.1: optimizer has no field lrr (known: lr, weight_decay, sgd, adamw)");
+                        "--set optimizer.lrr=0.1: optimizer has no field lrr (known: lr, weight_decay, sgd, adamw, adam, rmsprop, lars, lamb)");
   expect_one_line_error(run_command("train " + job_ + " --set batch_size=four"),
                         "--set batch_size=four: Expected integer, got: four");
   const auto lr = run_command("train " + job_ + " --set optimizer.lr=-1");
