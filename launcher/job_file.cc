@@ -364,6 +364,8 @@ void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
     if (l.has_start_factor()) c.unit("schedule.linear.start_factor", l.start_factor(), /*closed_top=*/true);
     if (l.has_end_factor()) c.unit("schedule.linear.end_factor", l.end_factor(), /*closed_top=*/true);
     if (l.has_total_iters()) c.positive("schedule.linear.total_iters", l.total_iters(), max_t);
+    if (l.has_start_factor() && l.start_factor() == 0 && l.has_end_factor() && l.end_factor() == 0)
+      c.fail("schedule.linear.end_factor", "0 with start_factor 0 holds the lr at 0 for the whole schedule");
   }
   if (s.has_polynomial()) {
     const auto& p = s.polynomial();
@@ -404,7 +406,10 @@ void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
     c.fail("schedule.warmup_steps", "counts optimizer steps: needs interval: STEP");
 }
 
-void check_clip(const Checker& c, const proto::GradClipSpec& g) {
+void check_clip(const Checker& c, const proto::JobSpec& job) {
+  const proto::GradClipSpec& g = job.clip_grad();
+  if (job.has_clip_grad() && g.max_norm() == 0 && g.clip_value() == 0)
+    c.fail("clip_grad", "clips nothing: set max_norm (clip_grad_norm_) or clip_value (clip_grad_value_)");
   c.non_negative("clip_grad.max_norm", g.max_norm(), kMaxClip);
   c.non_negative("clip_grad.clip_value", g.clip_value(), kMaxClip);
   if (g.has_norm_type()) {
@@ -556,7 +561,7 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   check_optimizer(c, job.optimizer());
   check_schedule(c, job.schedule());
   if (job.has_accumulate_steps()) c.in_range("accumulate_steps", job.accumulate_steps(), int64_t{1}, kMaxAccumulate);
-  check_clip(c, job.clip_grad());
+  check_clip(c, job);
   check_distributed(c, job.distributed());
   check_phases(c, job.phases());
   check_control(c, job.control());

@@ -123,6 +123,16 @@ void apply_one(proto::JobSpec& job, const std::string& arg) {
           << " names nothing";
       LOCKSTEP_FAIL_IF(f->is_repeated()) << "--set " << shown(arg) << ": " << at << " is a list; give an index, e.g. " << at
                                          << "[0]." << parts[i + 1];
+      // Into a member of a oneof that holds another member (model.layers[1].dropout.p on a relu,
+      // optimizer.adam.beta1 on sgd): refused, so a path never switches a layer's kind or the
+      // optimizer's rule by the way; a whole-message value (FIELD={...}) switches it on purpose.
+      if (const auto* oneof = f->containing_oneof()) {
+        const FieldDescriptor* held = r->GetOneofFieldDescriptor(*msg, oneof);
+        LOCKSTEP_FAIL_IF(held && held != f)
+            << "--set " << shown(arg) << ": " << (where.empty() ? "the job" : where) << " holds " << held->name()
+            << ", not " << f->name() << "; to replace it, set the whole " << oneof->name() << ": --set "
+            << (where.empty() ? "" : where + ".") << f->name() << "={...}";
+      }
       msg = r->MutableMessage(msg, f);
       where = at;
       continue;

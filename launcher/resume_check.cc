@@ -145,6 +145,11 @@ void check_resume(const proto::JobSpec& job, const std::string& run_dir, int wor
         << "checkpoint " << dir << ": the job changed since this checkpoint was written: " << joined(changed)
         << "; restore " << (changed.size() > 1 ? "them" : "it") << " or start a new run_dir";
   }
+  // A job cut shorter than the run already went: named as the job's field, not the checkpoint's.
+  LOCKSTEP_FAIL_IF(c.state.epoch() > job.epochs())
+      << "resume: epochs: " << job.epochs() << " is fewer than the " << c.state.epoch() << " epoch"
+      << (c.state.epoch() == 1 ? "" : "s") << " checkpoint " << dir << " has already trained; give epochs >= "
+      << c.state.epoch() << " to resume it";
   const DataFacts data = check_data(job, "job");
   const int64_t n = data.train.size, b = job.batch_size();
   const bool pad = job.distributed().remainder() == proto::DistributedSpec::PAD;

@@ -105,6 +105,13 @@ TEST(JobOverride, BadOverridesNameTheArgumentAndWhy) {
             "--set model.layers.linear.in_features=3: model.layers is a list; give an index, e.g. model.layers[0].linear");
   EXPECT_EQ(error_of({"model.layers[3].dropout.p=0.5"}),
             "--set model.layers[3].dropout.p=0.5: model.layers[3] does not exist (model.layers has 3 elements)");
+  // A path into another member of a oneof would switch a layer's kind or the rule by the way.
+  EXPECT_EQ(error_of({"model.layers[0].dropout.p=0"}),
+            "--set model.layers[0].dropout.p=0: model.layers[0] holds linear, not dropout; to replace it, set the "
+            "whole kind: --set model.layers[0].dropout={...}");
+  EXPECT_EQ(error_of({"optimizer.adam.beta1=0.8"}),
+            "--set optimizer.adam.beta1=0.8: optimizer holds sgd, not adam; to replace it, set the whole rule: --set "
+            "optimizer.adam={...}");
   EXPECT_EQ(error_of({"optimizer[0].lr=1"}), "--set optimizer[0].lr=1: optimizer is not a list of messages; it takes no [index]");
   EXPECT_EQ(error_of({"epochs=5 seed: 3"}), "--set epochs=5 seed: 3: \"5 seed: 3\" is not one value of epochs");
   EXPECT_EQ(error_of({"epochs=5\nseed: 3"}), "--set \"epochs=5\\x0aseed: 3\": \"5\\x0aseed: 3\" is not one value of epochs");
