@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "runtime/optim/adam_moments.h"
 #include "runtime/optim/optimizer.h"
 
 namespace lockstep {
@@ -33,7 +34,7 @@ class Adam : public Optimizer {
 
  private:
   AdamOptions options_;
-  std::vector<Tensor> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;  // one each per parameter
+  AdamMoments moments_;
 };
 
 }  // namespace lockstep
