@@ -408,8 +408,6 @@ void check_schedule(const Checker& c, const proto::ScheduleSpec& s) {
 
 void check_clip(const Checker& c, const proto::JobSpec& job) {
   const proto::GradClipSpec& g = job.clip_grad();
-  if (job.has_clip_grad() && g.max_norm() == 0 && g.clip_value() == 0)
-    c.fail("clip_grad", "clips nothing: set max_norm (clip_grad_norm_) or clip_value (clip_grad_value_)");
   c.non_negative("clip_grad.max_norm", g.max_norm(), kMaxClip);
   c.non_negative("clip_grad.clip_value", g.clip_value(), kMaxClip);
   if (g.has_norm_type()) {
@@ -417,6 +415,8 @@ void check_clip(const Checker& c, const proto::JobSpec& job) {
     if (!(p >= 1.0)) c.fail("clip_grad.norm_type", "must be at least 1, or inf, got " + str(p));
     if (g.max_norm() == 0) c.fail("clip_grad.norm_type", "set without clip_grad.max_norm");
   }
+  if (job.has_clip_grad() && g.max_norm() == 0 && g.clip_value() == 0)
+    c.fail("clip_grad", "clips nothing: set max_norm (clip_grad_norm_) or clip_value (clip_grad_value_)");
 }
 
 void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
