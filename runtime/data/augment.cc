@@ -42,17 +42,9 @@ void gather_augmented(const Dataset& ds, std::span<const int64_t> indices, const
                       Tensor& x, Tensor& y) {
   if (!o.enabled()) return DistributedSampler::gather(ds, indices, x, y);
   LOCKSTEP_CHECK(o.crop_padding >= 0) << "crop padding " << o.crop_padding;
-  const auto b = static_cast<int64_t>(indices.size());
-  const int64_t per = ds.sample_numel();
-  const Shape x_shape{b, 1, ds.height, ds.width};
-  if (!x.defined() || x.shape() != x_shape) x = Tensor::empty(x_shape);
-  if (!y.defined() || y.shape() != Shape{b}) y = Tensor::empty({b});
-  for (int64_t r = 0; r < b; ++r) {
-    const int64_t s = indices[static_cast<size_t>(r)];
-    LOCKSTEP_CHECK(s >= 0 && s < ds.size()) << "sample " << s << " of " << ds.size();
-    augment_sample(ds, s, o.crop_padding, augment_draw(o, epoch, s), x.data() + r * per);
-    y[r] = static_cast<float>(ds.labels[static_cast<size_t>(s)]);
-  }
+  DistributedSampler::gather(ds, indices, x, y, [&](int64_t s, float* dst) {
+    augment_sample(ds, s, o.crop_padding, augment_draw(o, epoch, s), dst);
+  });
 }
 
 }  // namespace lockstep

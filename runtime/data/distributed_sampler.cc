@@ -73,6 +73,11 @@ std::string DistributedSampler::describe() const {
 }
 
 void DistributedSampler::gather(const Dataset& ds, std::span<const int64_t> indices, Tensor& x, Tensor& y) {
+  gather(ds, indices, x, y, [&ds](int64_t s, float* dst) { ds.copy_sample(s, dst); });
+}
+
+void DistributedSampler::gather(const Dataset& ds, std::span<const int64_t> indices, Tensor& x, Tensor& y,
+                                const std::function<void(int64_t, float*)>& fill) {
   const auto b = static_cast<int64_t>(indices.size());
   const int64_t per = ds.sample_numel();
   const Shape x_shape{b, 1, ds.height, ds.width};
@@ -81,7 +86,7 @@ void DistributedSampler::gather(const Dataset& ds, std::span<const int64_t> indi
   for (int64_t r = 0; r < b; ++r) {
     const int64_t s = indices[static_cast<size_t>(r)];
     LOCKSTEP_CHECK(s >= 0 && s < ds.size()) << "sample " << s << " of " << ds.size();
-    ds.copy_sample(s, x.data() + r * per);
+    fill(s, x.data() + r * per);
     y[r] = static_cast<float>(ds.labels[static_cast<size_t>(s)]);
   }
 }

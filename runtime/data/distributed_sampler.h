@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ class DistributedSampler {
 
   // x: (b, 1, H, W) images, y: (b) labels as floats, for `indices` (reused when shaped right).
   static void gather(const Dataset& ds, std::span<const int64_t> indices, Tensor& x, Tensor& y);
+  // As gather, with each sample's (C*H*W) values written by fill(sample index, destination) instead
+  // of copied as stored (augmentation: runtime/data/augment.h).
+  static void gather(const Dataset& ds, std::span<const int64_t> indices, Tensor& x, Tensor& y,
+                     const std::function<void(int64_t, float*)>& fill);
 
  private:
   int64_t n_;
