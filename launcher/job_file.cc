@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "launcher/data_check.h"
+#include "launcher/init_weights.h"
 #include "launcher/job_builder.h"
 #include "launcher/job_sampler.h"
 #include "runtime/data/distributed_sampler.h"
@@ -296,6 +297,8 @@ void check_model(const Checker& c, const proto::ModelSpec& m) {
   if (!proto::ModelSpec::MemoryFormat_IsValid(m.memory_format()))
     c.fail("model.memory_format", "unknown value " + str(m.memory_format()) + " (known: CHANNELS_LAST, CONTIGUOUS)");
   if (m.layers_size() > 0 && m.input_shape_size() == 0) c.fail("model.input_shape", "required with model.layers");
+  if (m.init_from_fill_num_batches_tracked() && m.init_from().empty())
+    c.fail("model.init_from_fill_num_batches_tracked", "set without model.init_from");
   for (int i = 0; i < m.input_shape_size(); ++i)
     c.positive("model.input_shape[" + std::to_string(i) + "]", m.input_shape(i), kMaxFeatures);
   if (m.input_shape_size() > 3)
@@ -586,7 +589,8 @@ void check_job_for_launch(const proto::JobSpec& job, const std::string& path, in
   // This host's CPU; a worker on another host checks its own as it builds its replica.
   if (const std::string why = precision_unsupported(precision_of(job)); !why.empty()) c.fail("precision", why);
   try {
-    build_model(job);
+    BuiltModel built = build_model(job);
+    load_init_from(job, *built.model, {});  // keys, shapes and dtypes, before any worker starts
   } catch (const Error& e) {
     throw Error(path + ": " + one_line(e.what()));
   }

@@ -1,6 +1,9 @@
 // A job and a communicator -> one rank's replica.
 #include "launcher/replica.h"
 
+#include <cstdio>
+
+#include "launcher/init_weights.h"
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
 #include "layers/dropout.h"
@@ -23,6 +26,9 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
   r->built = build_model(job);
   Module& model = *r->built.model;
   check_model_input(r->built, r->train_set);
+  load_init_from(job, model, [&](const std::string& note) {
+    if (comm.rank() == 0) std::fprintf(stderr, "lockstep: %s\n", note.c_str());
+  });
   if (comm.size() > 1 && dist.sync_batchnorm()) convert_sync_batchnorm(model, comm);  // before the optimizer
   const bool per_sample = dist.dropout_keying() == proto::DistributedSpec::PER_SAMPLE;
   seed_dropout(model, job.seed(), static_cast<uint32_t>(comm.rank()),

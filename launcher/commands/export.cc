@@ -1,0 +1,75 @@
+// `lockstep export RUN_DIR|CHECKPOINT_DIR --safetensors FILE`: the model's state_dict of a
+// checkpoint (a run directory's newest valid one, or the one given) as a safetensors file under
+// PyTorch's keys and dtypes (runtime/safetensors/state_dict_file.h), written atomically. Optimizer
+// and RNG state stay in the checkpoint: export is for models.
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "launcher/commands/commands.h"
+#include "runtime/check.h"
+#include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/checkpoint_format.h"
+#include "runtime/safetensors/state_dict_file.h"
+
+namespace lockstep {
+namespace {
+
+constexpr const char* kUsage = "lockstep export RUN_DIR|CHECKPOINT_DIR --safetensors FILE";
+
+// The checkpoint to export: `path` itself when it holds a MANIFEST, else the newest valid one of
+// the run directory `path`.
+std::pair<std::string, Checkpoint> checkpoint_at(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  LOCKSTEP_FAIL_IF(!fs::is_directory(path, ec)) << path << ": no such directory; usage: " << kUsage;
+  if (fs::exists(fs::path(path) / checkpoint_format::kManifestFile, ec)) return {path, read_checkpoint(path)};
+  LOCKSTEP_FAIL_IF(!fs::is_directory(fs::path(path) / "checkpoints", ec))
+      << path << ": neither a checkpoint (no " << checkpoint_format::kManifestFile
+      << ") nor a run directory (no checkpoints/)";
+  auto latest = latest_valid_checkpoint(path, [](const std::string& w) {
+    std::fprintf(stderr, "lockstep export: %s\n", w.c_str());
+  });
+  LOCKSTEP_FAIL_IF(!latest) << path << ": the run directory holds no valid checkpoint";
+  return std::move(*latest);
+}
+
+int run(int argc, char** argv) {
+  std::string from, out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    }
+    if (a == "--safetensors") {
+      LOCKSTEP_FAIL_IF(i + 1 >= argc || argv[i + 1][0] == '\0') << "--safetensors needs a file; usage: " << kUsage;
+      out = argv[++i];
+    } else if (!a.empty() && a[0] == '-') {
+      LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
+    } else {
+      LOCKSTEP_FAIL_IF(!from.empty()) << "unexpected argument " << a << "; usage: " << kUsage;
+      from = a;
+    }
+  }
+  LOCKSTEP_FAIL_IF(from.empty()) << "no run directory or checkpoint given; usage: " << kUsage;
+  LOCKSTEP_FAIL_IF(out.empty()) << "no output given (--safetensors FILE); usage: " << kUsage;
+  const auto [dir, ckpt] = checkpoint_at(from);
+  if (!ckpt.rank_buffers.empty())
+    std::fprintf(stderr,
+                 "lockstep export: %s holds per-rank BatchNorm statistics (eval_buffers AVERAGE); exporting rank "
+                 "0's, as the model state of the checkpoint\n",
+                 dir.c_str());
+  safetensors::File f = safetensors::from_state_dict(ckpt.model);
+  f.metadata["lockstep_step"] = std::to_string(ckpt.state.step());
+  if (ckpt.state.has_job()) f.metadata["lockstep_job"] = ckpt.state.job().name();
+  safetensors::write_file(out, f);
+  std::printf("exported %zu tensors of %s (step %llu) to %s\n", f.tensors.size(), dir.c_str(),
+              static_cast<unsigned long long>(ckpt.state.step()), out.c_str());
+  return 0;
+}
+
+const commands::Registrar reg("export", kUsage, run);
+
+}  // namespace
+}  // namespace lockstep
