@@ -94,6 +94,9 @@ proto::JobSpec trajectory_spec(const proto::JobSpec& job) {
   j.clear_name();
   j.clear_eval();  // what an eval reports, not what training does
   j.mutable_data()->clear_prefetch_batches();  // where batches are gathered changes none of them
+  // A resume takes its weights from the checkpoint, never from init_from (proto/job.proto).
+  j.mutable_model()->clear_init_from();
+  j.mutable_model()->clear_init_from_fill_num_batches_tracked();
   std::error_code ec;
   const std::filesystem::path canonical = std::filesystem::weakly_canonical(job.data().dir(), ec);
   if (!ec && !job.data().dir().empty()) j.mutable_data()->set_dir(canonical.string());

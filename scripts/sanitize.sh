@@ -25,3 +25,7 @@ launch='Teardown|LaunchControl|ClusterJob|ResumeBuffers|OneRule|ElasticResume|Ac
 cd build-sanitize
 ctest --output-on-failure --timeout 1500 -j"$(nproc)" \
   -R "^($control)\.|^distributed_tests_np2\$|^($launch)\.|^Supervision\.Silent|^RunDirOwnership\.ASecondLaunch" "$@"
+# The safetensors reader takes files from anywhere: its format, init_from and export tests too.
+cmake --build . -j"$(nproc)" --target safetensors_tests
+ctest --output-on-failure --timeout 300 -j"$(nproc)" -R '^(Safetensors[A-Za-z]*|InitFrom[A-Za-z]*|ExportCommand)\.' \
+  -E '^SafetensorsRoundTrip\.' "$@"

@@ -12,6 +12,7 @@ packages=(
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   libdnnl-dev libopenblas0-pthread
+  nlohmann-json3-dev
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
   iproute2 procps openssl
