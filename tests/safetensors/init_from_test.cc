@@ -4,8 +4,11 @@
 #include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <regex>
 
 #include "launcher/init_weights.h"
 #include "launcher/job_builder.h"
@@ -229,6 +232,52 @@ TEST(InitFromCommand, FillOptionWithoutInitFromIsRefused) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("model.init_from_fill_num_batches_tracked: set without model.init_from"), std::string::npos)
       << r.output;
+}
+
+// `lockstep train` on 2 ranks under mpirun starts from a DDP-wrapped file: a Linear(784->10) whose
+// weights are 0 and whose bias favours class 3 predicts 3 for every image; at lr 1e-30 the weights
+// cannot move, so the test accuracy is the share of label 3 in the synthetic test set: labels
+// (7 i) % 10 for i < 101 are 3 exactly when i % 10 == 9, 10 of 101; the test loss follows from the
+// bias alone. The note is printed once (rank 0).
+TEST(InitFromCommand, TrainOnTwoRanksStartsFromTheFile) {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  testing::ScratchDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data);
+  for (auto [split, n] : {std::pair{"train", 40u}, std::pair{"t10k", 101u}}) {
+    std::ofstream(data + "/" + split + "-images-idx3-ubyte", std::ios::binary) << testing::idx_bytes({n, 28, 28}, n * 784);
+    std::ofstream(data + "/" + split + "-labels-idx1-ubyte", std::ios::binary) << testing::idx_bytes({n}, n);
+  }
+  File f;
+  f.tensors = {f32("module.0.weight", {10, 784}, 0), f32("module.0.bias", {10}, 0)};
+  std::vector<float> w(7840, 0.f), b(10, 0.f);
+  b[3] = 10.f;
+  f.tensors[0].bytes.assign(reinterpret_cast<const char*>(w.data()), w.size() * 4);
+  f.tensors[1].bytes.assign(reinterpret_cast<const char*>(b.data()), b.size() * 4);
+  const std::string weights = dir.path() + "/ddp.safetensors", job = dir.path() + "/job.textproto",
+                    metrics = dir.path() + "/m.jsonl";
+  safetensors::write_file(weights, f);
+  std::ofstream(job) << "name: \"init\" data { dir: \"" << data << "\" } optimizer { lr: 1e-30 sgd {} }\n"
+                     << "epochs: 1 batch_size: 20 metrics_file: \"" << metrics << "\"\n"
+                     << "model { input_shape: 784 layers { linear { in_features: 784 out_features: 10 } }\n"
+                     << "        init_from: \"" << weights << "\" }\n";
+  const auto r = testing::capture("timeout -k 5 120 mpirun --oversubscribe --allow-run-as-root --mca btl self,vader,tcp "
+                                  "-np 2 " + testing::lockstep_binary() + " train " + job + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string note = "holds DDP-wrapped keys (\"module.0.weight\")";
+  const size_t at = r.output.find(note);
+  EXPECT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(note, at + 1), std::string::npos) << "printed by rank 0 only: " << r.output;
+  std::ifstream in(metrics);
+  const std::string m((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::smatch acc;
+  ASSERT_TRUE(std::regex_search(m, acc, std::regex("\"test_accuracy\": ?([0-9.eE+-]+)"))) << m;
+  EXPECT_NEAR(std::stod(acc[1]), 10.0 / 101.0, 1e-6) << m;  // written with 6 decimals
+  // Every logit row is the bias: cross-entropy log(9 + e^10) - 10 for the 10 images of class 3,
+  // log(9 + e^10) for the 91 others.
+  std::smatch loss;
+  ASSERT_TRUE(std::regex_search(m, loss, std::regex("\"test_loss\": ?([0-9.eE+-]+)"))) << m;
+  EXPECT_NEAR(std::stod(loss[1]), std::log(9 + std::exp(10.0)) - 10.0 * 10 / 101, 2e-6) << m;
 }
 
 TEST(ExportCommand, RefusesWhatIsNotACheckpointInOneLine) {
