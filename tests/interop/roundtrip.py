@@ -144,6 +144,11 @@ def lockstep_to_torch(args, torch, tm, model_name, work):
     images, labels = load_split(data, "t10k")
     theirs = torch_logits(torch, model, images)
     ckpt = newest_checkpoint(run_dir)
+    direct = os.path.join(work, "direct.safetensors")
+    run([args.lockstep, "export", ckpt, "--safetensors", direct])
+    with open(out, "rb") as a, open(direct, "rb") as b:
+        if a.read() != b.read():
+            raise SystemExit(f"FAIL: exporting {ckpt} gives another file than exporting its run directory")
     ours = lockstep_logits(args, job, data, "--checkpoint", ckpt, os.path.join(work, "ckpt_logits.safetensors"))
     reread = lockstep_logits(args, job, data, "--safetensors", out, os.path.join(work, "st_logits.safetensors"))
     if not np.array_equal(ours, reread):

@@ -12,6 +12,7 @@
 
 #include "launcher/init_weights.h"
 #include "launcher/job_builder.h"
+#include "launcher/resume_check.h"
 #include "runtime/check.h"
 #include "runtime/safetensors/state_dict_file.h"
 #include "tests/checkpoint/checkpoint_test_util.h"
@@ -124,6 +125,16 @@ TEST(InitFrom, ExportedStateDictHasTorchDtypes) {
   std::memcpy(&count, f.tensors[1].bytes.data(), 8);
   EXPECT_EQ(count, 40);
   EXPECT_EQ(f.metadata.at("format"), "pt");
+}
+
+// A resume takes its weights from the checkpoint, so init_from may change between a run and its resume.
+TEST(InitFrom, AResumeMayChangeInitFrom) {
+  const proto::JobSpec saved = job_with("a.safetensors"), now = job_with("b.safetensors", true);
+  EXPECT_TRUE(changed_job_fields(saved, now).empty());
+  EXPECT_EQ(job_hash(saved), job_hash(job_with("")));
+  proto::JobSpec other = now;
+  other.mutable_optimizer()->set_lr(0.2f);
+  EXPECT_EQ(changed_job_fields(saved, other), std::vector<std::string>{"optimizer.lr"});
 }
 
 TEST(InitFromBadInput, MissingKey) {
