@@ -9,7 +9,8 @@ PyTorch twins in bench/torch_models.py:
     (tests/interop/st_io.py: numpy + json), lockstep loads it as model.init_from; its eval logits
     match torch's within 1e-5 and the accuracy is identical. Then `lockstep launch -n 2` with
     init_from (lr 1e-30: the weights cannot move) exports parameters bit-identical to the file's and
-    num_batches_tracked advanced by exactly its 2 steps: every rank started from the file.
+    num_batches_tracked advanced by exactly its 2 steps: every rank started from the file. A resume of
+    that run with init_from pointing at a file of zeros continues from the checkpoint.
 MODEL is cnn (fmnist-cnn) or resnet8 (fmnist-resnet8). Exit 0 pass, 1 fail, 77 torch missing (skip).
 """
 import argparse
@@ -194,6 +195,20 @@ def torch_to_lockstep(args, torch, tm, model_name, work):
         if k.endswith("num_batches_tracked") and int(after[k]) != int(v) + 2:
             raise SystemExit(f"FAIL: {k}: {int(after[k])} after 2 steps from {int(v)}")
     print(f"launch -n 2 from init_from: {len(params)} parameters as in the file, num_batches_tracked {steps} -> {steps + 2}")
+
+    # A resume takes the checkpoint's weights, not init_from's (here another file, of zeros).
+    zeros = os.path.join(work, "zeros.safetensors")
+    st_io.write(zeros, {k: np.zeros_like(v) for k, v in before.items()})
+    job = write_job(os.path.join(work, "resume.textproto"), model_name, data, run_dir, 1e-30, 0, 50, init_from=zeros)
+    run([args.lockstep, "launch", "-n", "2", job, "--run-dir", run_dir, "--resume", "--epochs", "2"])
+    run([args.lockstep, "export", run_dir, "--safetensors", out])
+    resumed = st_io.read(out)[0]
+    for k, v in before.items():
+        if k in params and not np.array_equal(v, resumed[k]):
+            raise SystemExit(f"FAIL: parameter {k} after a resume is not the checkpoint's (init_from applied?)")
+        if k.endswith("num_batches_tracked") and int(resumed[k]) != int(v) + 4:
+            raise SystemExit(f"FAIL: {k}: {int(resumed[k])} after 2 + 2 steps from {int(v)}")
+    print("resume with another init_from: the checkpoint's weights, num_batches_tracked counting on")
 
 
 def main():
