@@ -1,4 +1,5 @@
-// Reads golden fixtures written by tests/golden/golden_io.py, and compares tensors against them.
+// Reads golden fixtures written by tests/golden/golden_io.py (safetensors files of F32 tensors), and
+// compares tensors against them.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -6,10 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <string>
 
+#include "runtime/safetensors/safetensors.h"
 #include "runtime/tensor.h"
 
 namespace lockstep::testing {
@@ -18,26 +19,15 @@ inline std::string fixture_path(const std::string& name) {
   return std::string(LOCKSTEP_FIXTURE_DIR) + "/" + name;
 }
 
+// Every tensor of a safetensors fixture (F32 only), by name.
 inline std::map<std::string, Tensor> load_golden(const std::string& name) {
-  std::string path = fixture_path(name);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open golden fixture " + path);
-  char magic[8];
-  in.read(magic, 8);
-  if (!in || std::memcmp(magic, "LSGOLD1\n", 8) != 0) throw std::runtime_error("bad magic in " + path);
+  const safetensors::File f = safetensors::read_file(fixture_path(name));
   std::map<std::string, Tensor> out;
-  uint32_t len;
-  while (in.read(reinterpret_cast<char*>(&len), 4)) {
-    std::string key(len, '\0');
-    in.read(key.data(), len);
-    uint32_t ndim;
-    in.read(reinterpret_cast<char*>(&ndim), 4);
-    Shape shape(ndim);
-    if (ndim) in.read(reinterpret_cast<char*>(shape.data()), 8 * ndim);
-    Tensor t = Tensor::empty(shape);
-    in.read(reinterpret_cast<char*>(t.data()), 4 * t.numel());
-    if (!in) throw std::runtime_error("truncated golden fixture " + path + " at " + key);
-    out.emplace(key, std::move(t));
+  for (const safetensors::Entry& e : f.tensors) {
+    if (e.dtype != "F32") throw std::runtime_error(fixture_path(name) + ": " + e.name + " is " + e.dtype + ", not F32");
+    Tensor t = Tensor::empty(e.shape);
+    std::memcpy(t.data(), e.bytes.data(), e.bytes.size());
+    out.emplace(e.name, std::move(t));
   }
   return out;
 }

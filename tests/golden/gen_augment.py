@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/augment_golden.bin: Fashion-MNIST training images augmented by PyTorch as
+"""Writes tests/fixtures/augment_golden.safetensors: Fashion-MNIST training images augmented by PyTorch as
 torchvision's [RandomCrop(28, padding=p), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)]
 computes them, for fixed draws (top, left, flip); tests/runtime/augment_golden_test.cc feeds the
 same draws to lockstep's augment_sample. Run with /usr/bin/python3 (has torch; torchvision is not
@@ -45,7 +45,7 @@ def augment(img_u8, p, top, left, flip):
 def main():
     images = golden_io.read_idx(DATA)
     out = [augment(images[s], p, t, l, f) for s, p, t, l, f in CASES]
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "augment_golden.bin")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "augment_golden.safetensors")
     golden_io.save(path, {"draws": torch.tensor(CASES, dtype=torch.float32), "images": torch.stack(out)})
     print(f"wrote {path}: {len(CASES)} cases")
 

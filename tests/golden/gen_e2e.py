@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/e2e_cnn_golden.bin: 20 SGD steps of the fmnist-cnn reference model in
+"""Writes tests/fixtures/e2e_cnn_golden.safetensors: 20 SGD steps of the fmnist-cnn reference model in
 PyTorch 1.13, replayed by tests/trainer/e2e_cnn_test.cc. Run with /usr/bin/python3 (has torch):
 /usr/bin/python3 tests/golden/gen_e2e.py
 
@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_io  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "fixtures", "e2e_cnn_golden.bin")
+OUT = os.path.join(HERE, "..", "fixtures", "e2e_cnn_golden.safetensors")
 DATA = "/usr/share/datasets/fashion-mnist"
 STEPS, BATCH = 20, 128
 MEAN, STD = 0.2860, 0.3530

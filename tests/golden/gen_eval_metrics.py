@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/eval_metrics_golden.bin: top-k hits, confusion matrix and per-class accuracy
+"""Writes tests/fixtures/eval_metrics_golden.safetensors: top-k hits, confusion matrix and per-class accuracy
 of fixed random logits as PyTorch 1.13 computes them (torchvision's reference accuracy(): the target
 among output.topk(k).indices; the confusion matrix as torchmetrics' bincount(target * C + pred)),
 replayed by tests/trainer/eval_metrics_test.cc. Run with /usr/bin/python3 (has torch).
@@ -27,7 +27,7 @@ pred = logits.argmax(dim=1)
 confusion = torch.bincount(target * C + pred, minlength=C * C).reshape(C, C)
 per_class = confusion.diag().double() / confusion.sum(dim=1).double()
 
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "eval_metrics_golden.bin")
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "eval_metrics_golden.safetensors")
 golden_io.save(out, {
     "logits": logits,
     "target": target.float(),

@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/layers_golden.bin: forward outputs, input and parameter gradients and updated
+"""Writes tests/fixtures/layers_golden.safetensors: forward outputs, input and parameter gradients and updated
 BatchNorm buffers of every layer and loss, from PyTorch 1.13, replayed by tests/layers/*_test.cc.
 Run with /usr/bin/python3 (has torch): /usr/bin/python3 tests/golden/gen_layers.py
 
@@ -25,7 +25,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_io  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "layers_golden.bin")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "layers_golden.safetensors")
 
 golden = {}
 

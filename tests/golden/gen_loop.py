@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/loop_golden.bin: the training loop's features from PyTorch 1.13, replayed by
+"""Writes tests/fixtures/loop_golden.safetensors: the training loop's features from PyTorch 1.13, replayed by
 tests/trainer/loop_golden_test.cc and tests/runtime/lr_schedule_test.cc. Run with /usr/bin/python3.
 
 Keys:
@@ -143,7 +143,7 @@ def main():
     accumulation(x, y, out)
     clipping(x, y, out)
     schedules(out)
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "loop_golden.bin")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "loop_golden.safetensors")
     golden_io.save(os.path.normpath(path), out)
 
 

@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/ops_golden.bin: outputs and input gradients of every op of runtime/ops.h
+"""Writes tests/fixtures/ops_golden.safetensors: outputs and input gradients of every op of runtime/ops.h
 from PyTorch 1.13, replayed by tests/runtime/ops_test.cc.
 Run with /usr/bin/python3 (has torch): /usr/bin/python3 tests/golden/gen_ops.py
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_io  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "ops_golden.bin")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "ops_golden.safetensors")
 
 torch.manual_seed(9)
 golden = {}

@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/optim_golden.bin: SGD and AdamW trajectories and LR schedule sequences
+"""Writes tests/fixtures/optim_golden.safetensors: SGD and AdamW trajectories and LR schedule sequences
 from PyTorch 1.13, replayed by tests/runtime/optim_test.cc; Adam, AdamW-amsgrad and RMSprop
 trajectories from PyTorch and LARS and LAMB trajectories from references written here from the
 papers, on a small MLP, replayed by tests/runtime/optim_model_test.cc. Run with /usr/bin/python3
@@ -317,7 +317,7 @@ def main():
     add_model_cases(out)
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
-                        "optim_golden.bin")
+                        "optim_golden.safetensors")
     golden_io.save(os.path.normpath(path), out)
     print(f"wrote {len(out)} tensors to {os.path.normpath(path)}")
 

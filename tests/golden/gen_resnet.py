@@ -1,4 +1,4 @@
-"""Writes tests/fixtures/resnet8_golden.bin: the fmnist-resnet8 reference model (layers/resnet.h) in
+"""Writes tests/fixtures/resnet8_golden.safetensors: the fmnist-resnet8 reference model (layers/resnet.h) in
 PyTorch 1.13, replayed by tests/trainer/resnet_golden_test.cc. Run with /usr/bin/python3 (has torch):
 /usr/bin/python3 tests/golden/gen_resnet.py
 
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import golden_io  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "fixtures", "resnet8_golden.bin")
+OUT = os.path.join(HERE, "..", "fixtures", "resnet8_golden.safetensors")
 DATA = "/usr/share/datasets/fashion-mnist"
 STEPS, BATCH = 5, 32
 MEAN, STD = 0.2860, 0.3530

@@ -1,30 +1,27 @@
-"""Writes golden fixtures read by tests/golden_io.h: named float32 tensors in one binary file.
-
-Layout: b'LSGOLD1\n', then per tensor: u32 name length, name (utf-8), u32 ndim, i64 dims[ndim],
-float32 data (little-endian, C order).
+"""Writes golden fixtures read by tests/golden_io.h: named float32 tensors in one safetensors file
+(every tensor F32, little-endian, C order; the format is written by tests/interop/st_io.py with
+numpy and json, and read in C++ by runtime/safetensors).
 """
 import gzip
-import struct
+import os
+import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+import st_io  # noqa: E402
+
 
 def save(path, tensors, keep_0d=False):
-    """keep_0d: write 0-d tensors with ndim 0 (shape ()); by default they are written as shape (1),
-    which the older fixtures (num_batches_tracked, losses) were made with."""
-    with open(path, "wb") as f:
-        f.write(b"LSGOLD1\n")
-        for name, t in tensors.items():
-            if hasattr(t, "detach"):
-                t = t.detach().cpu().numpy()
-            a = np.asarray(t, dtype=np.float32)
-            a = a.copy(order="C") if keep_0d and a.ndim == 0 else np.ascontiguousarray(a)
-            nb = name.encode()
-            f.write(struct.pack("<I", len(nb)))
-            f.write(nb)
-            f.write(struct.pack("<I", a.ndim))
-            f.write(struct.pack(f"<{a.ndim}q", *a.shape))
-            f.write(a.tobytes())
+    """keep_0d: write 0-d tensors with shape (); by default they are written as shape (1), which the
+    older fixtures (num_batches_tracked, losses) were made with."""
+    out = {}
+    for name, t in tensors.items():
+        if hasattr(t, "detach"):
+            t = t.detach().cpu().numpy()
+        a = np.asarray(t, dtype=np.float32)
+        out[name] = a if keep_0d or a.ndim > 0 else a.reshape(1)
+    st_io.write(path, out)
 
 
 def read_idx(path):

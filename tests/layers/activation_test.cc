@@ -17,7 +17,7 @@ namespace {
 // y = m(x) and dx for the golden case's dy, compared with torch's.
 void expect_case(Module& m, const std::string& name) {
   SCOPED_TRACE(name + " via " + m.describe());
-  static const auto golden = testing::load_golden("ops_golden.bin");
+  static const auto golden = testing::load_golden("ops_golden.safetensors");
   Parameter x{testing::at(golden, name + ".x0").clone(), Tensor::zeros(testing::at(golden, name + ".x0").shape()), nullptr};
   make_leaf(x);
   Tensor y = m(x.value);

@@ -1,4 +1,4 @@
-// Replays one module case of tests/fixtures/layers_golden.bin (written by tests/golden/gen_layers.py
+// Replays one module case of tests/fixtures/layers_golden.safetensors (written by tests/golden/gen_layers.py
 // from PyTorch) on a C++ module: loads its state through state_dict(), runs every recorded
 // forward/backward, and compares outputs, input gradients, buffers and accumulated parameter
 // gradients. Key layout is documented at the top of gen_layers.py.
@@ -19,7 +19,7 @@ namespace lockstep::testing {
 using Golden = std::map<std::string, Tensor>;
 
 inline const Golden& layers_golden() {
-  static const Golden g = load_golden("layers_golden.bin");
+  static const Golden g = load_golden("layers_golden.safetensors");
   return g;
 }
 

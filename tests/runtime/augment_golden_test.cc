@@ -13,7 +13,7 @@ namespace lockstep {
 namespace {
 
 TEST(AugmentGolden, FixedDrawsMatchTorchvisionsPipeline) {
-  const auto g = testing::load_golden("augment_golden.bin");
+  const auto g = testing::load_golden("augment_golden.safetensors");
   const Tensor& draws = testing::at(g, "draws");   // (K, 5): sample, p, top, left, flip
   const Tensor& images = testing::at(g, "images");  // (K, 28, 28)
   const Dataset ds = load_fashion_mnist(LOCKSTEP_DATA_DIR, /*train=*/true, 0.2860f, 0.3530f);

@@ -17,7 +17,7 @@ namespace {
 constexpr float kBase = 0.1f;
 
 const std::map<std::string, Tensor>& golden() {
-  static const auto g = testing::load_golden("loop_golden.bin");
+  static const auto g = testing::load_golden("loop_golden.safetensors");
   return g;
 }
 

@@ -29,7 +29,7 @@ float loss(const testing::OpFn& fn, const std::vector<Tensor>& xs, const Tensor&
 TEST(OpsGradcheck, BackwardMatchesFiniteDifferences) {
   // Inputs: the golden cases' shapes, values drawn here (uniform in [-2, 2], kept 0.1 away from 0
   // so relu and leaky_relu are differentiable within eps); the special-value cases are left out.
-  const auto golden = testing::load_golden("ops_golden.bin");
+  const auto golden = testing::load_golden("ops_golden.safetensors");
   std::mt19937 rng(9);
   std::uniform_real_distribution<float> uni(-2.f, 2.f);
   int checked = 0;

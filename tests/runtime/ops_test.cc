@@ -20,7 +20,7 @@ namespace {
 using Golden = std::map<std::string, Tensor>;
 
 const Golden& golden() {
-  static const Golden g = testing::load_golden("ops_golden.bin");
+  static const Golden g = testing::load_golden("ops_golden.safetensors");
   return g;
 }
 

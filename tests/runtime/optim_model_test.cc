@@ -28,7 +28,7 @@ constexpr int kSteps = 20, kParams = 5;
 constexpr double kAtol = 1e-6, kRtol = 1e-5;
 
 const Golden& golden() {
-  static const Golden g = testing::load_golden("optim_golden.bin");
+  static const Golden g = testing::load_golden("optim_golden.safetensors");
   return g;
 }
 

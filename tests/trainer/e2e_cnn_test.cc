@@ -32,7 +32,7 @@ constexpr double kLossRtol = 1e-4;
 constexpr double kEnvelope = 4;      // allowed multiple of PyTorch's own float32 spread
 
 TEST(EndToEnd, FmnistCnnTwentySgdStepsMatchPyTorch) {
-  const auto golden = testing::load_golden("e2e_cnn_golden.bin");
+  const auto golden = testing::load_golden("e2e_cnn_golden.safetensors");
   auto model = make_reference_model("fmnist-cnn", ModelOptions{.dropout_scale = 0});
   int loaded = 0;
   for (auto& [name, t] : model->state_dict()) {

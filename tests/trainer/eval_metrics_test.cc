@@ -19,7 +19,7 @@ using testing::at;
 using testing::load_golden;
 
 TEST(EvalMetrics, MatchesTorchTopkAndBincount) {
-  const auto g = load_golden("eval_metrics_golden.bin");
+  const auto g = load_golden("eval_metrics_golden.safetensors");
   const Tensor& logits = at(g, "logits");  // (N, C)
   const Tensor& target = at(g, "target");  // (N)
   const Tensor& ks = at(g, "top_k");
@@ -41,7 +41,7 @@ TEST(EvalMetrics, MatchesTorchTopkAndBincount) {
 }
 
 TEST(EvalMetrics, BatchesAddUpToOnePass) {
-  const auto g = load_golden("eval_metrics_golden.bin");
+  const auto g = load_golden("eval_metrics_golden.safetensors");
   const Tensor& logits = at(g, "logits");
   const Tensor& target = at(g, "target");
   const int64_t n = logits.dim(0), classes = logits.dim(1);

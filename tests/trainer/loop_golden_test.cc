@@ -23,7 +23,7 @@ using testing::at;
 constexpr int64_t kD = 12, kH = 16, kC = 5, kK = 4, kB = 8, kSteps = 3;
 
 const std::map<std::string, Tensor>& golden() {
-  static const auto g = testing::load_golden("loop_golden.bin");
+  static const auto g = testing::load_golden("loop_golden.safetensors");
   return g;
 }
 

@@ -40,7 +40,7 @@ double rel_error(const Tensor& got, const Tensor& want) {
   } while (0)
 
 struct Fixture {
-  std::map<std::string, Tensor> golden = testing::load_golden("resnet8_golden.bin");
+  std::map<std::string, Tensor> golden = testing::load_golden("resnet8_golden.safetensors");
   std::unique_ptr<Module> model = make_reference_model("fmnist-resnet8");
   Dataset data = load_fashion_mnist(LOCKSTEP_DATA_DIR, /*train=*/true);
 
