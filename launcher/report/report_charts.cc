@@ -56,6 +56,7 @@ std::vector<ChartSpec> report_charts(const MetricsHistory& m) {
     charts.emplace_back();
     charts.back().title = title;
     charts.back().x_label = "epoch";
+    charts.back().x_whole_ticks = true;
     charts.back().y_label = y_label;
     return charts.back();
   };
@@ -76,6 +77,7 @@ std::vector<ChartSpec> report_charts(const MetricsHistory& m) {
   {  // Accuracy after each eval, top-1 and any top-k.
     ChartSpec& c = chart("Test accuracy", "accuracy (%)");
     c.y_unit = "%";
+    c.y_ceiling = 100;
     Series top1 = line("top-1", kPalette[2], true);
     std::map<int64_t, Series> topk;
     for (const EpochRow& e : m.epochs) {

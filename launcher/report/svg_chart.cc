@@ -28,13 +28,13 @@ struct Axis {
   double lo, hi, step;
 };
 
-Axis axis_of(double lo, double hi, int target) {
+Axis axis_of(double lo, double hi, int target, double min_step = 0) {
   if (!(hi > lo)) {
     const double pad = lo == 0 ? 1 : std::fabs(lo) * 0.1;
     lo -= pad;
     hi += pad;
   }
-  const double step = tick_step(lo, hi, target);
+  const double step = std::max(tick_step(lo, hi, target), min_step);
   return {std::floor(lo / step + 1e-9) * step, std::ceil(hi / step - 1e-9) * step, step};
 }
 
@@ -88,8 +88,12 @@ std::string svg_line_chart(const ChartSpec& spec) {
   }
   const bool empty = !(x0 <= x1);
   if (empty) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  if (spec.y_from_zero) y0 = std::min(y0, 0.0);
-  const Axis ax = axis_of(x0, x1, 8), ay = axis_of(y0, y1, 5);
+  // Headroom so no point sits on the plot's border; a rate or a time keeps its axis at 0.
+  const double pad = 0.04 * (y1 - y0);
+  y1 += pad;
+  y0 = spec.y_from_zero && y0 >= 0 ? 0.0 : y0 - pad;
+  if (spec.y_ceiling > 0 && y1 > spec.y_ceiling && y0 < spec.y_ceiling) y1 = spec.y_ceiling;
+  const Axis ax = axis_of(x0, x1, 8, spec.x_whole_ticks ? 1.0 : 0.0), ay = axis_of(y0, y1, 5);
 
   const double W = spec.width, H = spec.height;
   const double pw = W - kLeft - kRight, ph = H - kTop - kBottom;

@@ -22,8 +22,10 @@ struct Series {
 struct ChartSpec {
   std::string title, x_label, y_label;
   std::vector<Series> series;
-  int width = 600, height = 300;  // px, legend excluded
+  int width = 560, height = 300;  // px, legend excluded; two fit side by side in a 1200 px window
+  bool x_whole_ticks = false;     // x ticks at whole numbers only (epochs)
   bool y_from_zero = false;       // the y axis starts at 0 (rates, times), else at the data
+  double y_ceiling = 0;           // > 0: the y axis ends there at most (100 for a percentage)
   int max_points = 600;           // a longer series is drawn as the means of equal buckets
   std::string x_unit, y_unit;     // tooltip suffixes ("", "%", " ms")
 };

@@ -17,6 +17,7 @@ Exit 0 pass, 1 fail, 77 skipped (no chromium).
 """
 import argparse
 import base64
+import fcntl
 import gzip
 import io
 import json
@@ -52,13 +53,21 @@ def subset_idx(src, dst, n):
         f.write(bytes(head) + data[4 + 4 * ndim:4 + 4 * ndim + n * per])
 
 
+def high_fd(fd):
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class Chromium:
     """Headless Chromium driven over --remote-debugging-pipe (NUL-separated JSON messages)."""
 
     def __init__(self, profile):
         exe = shutil.which("chromium")
+        # The child's ends above fd 9, so that moving them to 3 and 4 cannot close one of them.
         to_r, self.to_w = os.pipe()
         self.from_r, from_w = os.pipe()
+        to_r, from_w = high_fd(to_r), high_fd(from_w)
         cmd = ("exec {exe} --headless --no-sandbox --disable-gpu --remote-debugging-pipe --no-first-run "
                "--no-default-browser-check --disable-extensions --disable-background-networking "
                "--disable-component-update --disable-sync --user-data-dir={profile} about:blank "
@@ -237,6 +246,7 @@ def run(a, work):
                 'phases { eval_every: 1 checkpoint_every: 1 keep_checkpoints: 2 }\n'
                 'distributed { collective_timeout_s: 30 }\n' % (data, a.epochs, a.epochs))
     rundir = os.path.join(work, "run")
+    shutil.rmtree(rundir, ignore_errors=True)
     t0 = time.time()
     p = subprocess.run([a.lockstep, "launch", "-n", "2", job, "--run-dir", rundir],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=80)
@@ -294,6 +304,7 @@ def run(a, work):
 
     # A metrics file cut mid-line (a run being written, or killed): still a page, with a note.
     cut = os.path.join(work, "cut")
+    shutil.rmtree(cut, ignore_errors=True)
     shutil.copytree(rundir, cut, ignore=shutil.ignore_patterns("checkpoints", "report.html"))
     text = open(os.path.join(cut, "metrics.jsonl")).read()
     open(os.path.join(cut, "metrics.jsonl"), "w").write(text[:len(text) - 40])

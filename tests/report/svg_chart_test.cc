@@ -49,16 +49,17 @@ TEST(SvgChart, DataSpanningWholeTicksFillsThePlotArea) {
   Series s;
   s.name = "s";
   s.color = "#1f77b4";
-  for (int i = 0; i <= 10; ++i) s.points.emplace_back(i, 10.0 * i);  // x 0..10, y 0..100: whole ticks
+  // x 0..10, y 5..95: 4% headroom either side (y 1.4..98.6) widens y to whole ticks 0..100.
+  for (int i = 0; i <= 10; ++i) s.points.emplace_back(i, 5 + 9.0 * i);
   c.series = {s};
   const std::string svg = svg_line_chart(c);
   const double x = attr(svg, "<rect class=\"plot\"", "x"), y = attr(svg, "<rect class=\"plot\"", "y");
   const double w = attr(svg, "<rect class=\"plot\"", "width"), h = attr(svg, "<rect class=\"plot\"", "height");
   const auto p = polyline(svg);
   ASSERT_EQ(p.size(), 11u);
-  for (size_t i = 0; i < p.size(); ++i) {  // (i, 10 i) at its fraction of the area, y up
+  for (size_t i = 0; i < p.size(); ++i) {  // (i, 5 + 9 i) at its fraction of the area, y up
     EXPECT_NEAR(p[i].first, x + w * static_cast<double>(i) / 10, 0.06) << i;
-    EXPECT_NEAR(p[i].second, y + h - h * static_cast<double>(i) / 10, 0.06) << i;
+    EXPECT_NEAR(p[i].second, y + h - h * (5 + 9.0 * static_cast<double>(i)) / 100, 0.06) << i;
   }
   EXPECT_NE(svg.find("stroke=\"#1f77b4\""), std::string::npos);
 }
