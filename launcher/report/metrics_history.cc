@@ -33,15 +33,21 @@ std::optional<double> optional_number(const json& j, const char* key) {
   return it->get<double>();
 }
 
-int64_t whole(const json& j, const char* key) {
+// A whole number in [lo, hi]: epochs, steps and ranks far outside a run's are damage, not data.
+int64_t whole(const json& j, const char* key, int64_t lo, int64_t hi) {
   const json& v = j.at(key);
-  if (!v.is_number_integer()) throw std::invalid_argument(std::string("\"") + key + "\" is not a whole number");
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) ||
+      v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+    throw std::invalid_argument(std::string("\"") + key + "\" is not a whole number in [" + std::to_string(lo) + ", " +
+                                std::to_string(hi) + "]");
   return v.get<int64_t>();
 }
 
+constexpr int64_t kMaxEpoch = int64_t{1} << 40, kMaxStep = int64_t{1} << 52, kMaxRank = int64_t{1} << 24;
+
 EpochRow epoch_row(const json& j) {
   EpochRow r;
-  r.epoch = whole(j, "epoch");
+  r.epoch = whole(j, "epoch", 1, kMaxEpoch);
   r.train_loss = number(j, "train_loss");
   // -1: the epoch ended without an eval (launcher/worker/run.cc).
   if (const auto t = optional_number(j, "test_loss"); t && *t >= 0) r.test_loss = t;
@@ -57,8 +63,8 @@ EpochRow epoch_row(const json& j) {
 
 StepRow step_row(const json& j) {
   StepRow r;
-  r.epoch = whole(j, "epoch");
-  r.step = whole(j, "step");
+  r.epoch = whole(j, "epoch", 1, kMaxEpoch);
+  r.step = whole(j, "step", 0, kMaxStep);
   r.loss = number(j, "loss");
   r.samples_per_sec = number(j, "samples_per_sec");
   r.lr = number(j, "lr");
@@ -68,9 +74,9 @@ StepRow step_row(const json& j) {
 
 RankRow rank_row(const json& j) {
   RankRow r;
-  r.epoch = whole(j, "epoch");
-  r.rank = static_cast<int>(whole(j, "rank"));
-  r.steps = whole(j, "steps");
+  r.epoch = whole(j, "epoch", 1, kMaxEpoch);
+  r.rank = static_cast<int>(whole(j, "rank", 0, kMaxRank));
+  r.steps = whole(j, "steps", 0, kMaxStep);
   r.step_time_s = number(j, "step_time_s");
   r.comm_exposed_s = number(j, "comm_exposed_s");
   r.compute_s = number(j, "compute_s");

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -48,6 +49,24 @@ bool locked_now(const std::string& path) {
       if (w == want) return true;
   }
   return false;
+}
+
+// The holder line's launcher is alive on this host (for file systems whose /proc/locks entries
+// name another device than stat does, as overlayfs may): "job NAME, pid P on HOST, since ...".
+bool holder_alive(const std::string& holder) {
+  const size_t at = holder.find(", pid ");
+  if (at == std::string::npos) return false;
+  std::istringstream in(holder.substr(at + 6));
+  long pid = 0;
+  std::string on, host;
+  if (!(in >> pid >> on >> host) || on != "on" || pid <= 0 || pid == ::getpid()) return false;
+  if (!host.empty() && host.back() == ',') host.pop_back();
+  char mine[256] = {};
+  ::gethostname(mine, sizeof mine - 1);
+  if (host != mine) return false;
+  std::string cmdline;
+  if (!read_text("/proc/" + std::to_string(pid) + "/cmdline", &cmdline)) return false;
+  return cmdline.find("lockstep") != std::string::npos;  // not a recycled pid
 }
 
 // "job NAME, pid ..." -> NAME (RUN_DIR/.lock, launcher/launch/run_dir.cc).
@@ -96,7 +115,7 @@ RunRecord read_run(const std::string& path) {
   if (has(".lock")) {
     std::string lock;
     if (read_text(r.dir + "/.lock", &lock)) r.holder = lock.substr(0, lock.find('\n'));
-    r.running = locked_now(r.dir + "/.lock");
+    r.running = locked_now(r.dir + "/.lock") || holder_alive(r.holder);
   }
 
   // The job: the launcher's copy, else the one the newest valid checkpoint was written for.

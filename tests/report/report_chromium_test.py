@@ -248,11 +248,28 @@ def run(a, work):
     rundir = os.path.join(work, "run")
     shutil.rmtree(rundir, ignore_errors=True)
     t0 = time.time()
-    p = subprocess.run([a.lockstep, "launch", "-n", "2", job, "--run-dir", rundir],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=80)
-    if p.returncode != 0:
-        fail("lockstep launch exited %d:\n%s" % (p.returncode, p.stdout[-3000:]))
+    launch = subprocess.Popen([a.lockstep, "launch", "-n", "2", job, "--run-dir", rundir],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # While it trains (its first step logged): the page says it runs, and already has charts.
+    metrics = os.path.join(rundir, "metrics.jsonl")
+    while launch.poll() is None and not (os.path.exists(metrics) and '"kind":"step"' in open(metrics).read()):
+        time.sleep(0.01)
+    live = os.path.join(work, "live.html")
+    p = subprocess.run([a.lockstep, "report", rundir, "-o", live], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    live_ok = launch.poll() is None
+    out, _ = launch.communicate(timeout=80)
+    if launch.returncode != 0:
+        fail("lockstep launch exited %d:\n%s" % (launch.returncode, out[-3000:]))
     print("launch: %.1f s" % (time.time() - t0))
+    if p.returncode != 0:
+        fail("lockstep report on the running job exited %d: %s" % (p.returncode, p.stderr))
+    live_html = open(live, encoding="utf-8").read()
+    if not live_ok:
+        print("note: the launch ended before the report read it; the running-job check was not made")
+    if live_ok and ('id="status">Running (job report-test, pid %d' % launch.pid not in live_html
+                    or '<svg class="chart"' not in live_html):
+        fail("the page of the running job does not say it runs, or has no chart:\n" + live_html[:1500])
 
     p = subprocess.run([a.lockstep, "report", rundir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=30)
