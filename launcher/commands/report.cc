@@ -36,13 +36,13 @@ void write_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    LOCKSTEP_FAIL_IF(!out) << "-o " << path << ": cannot write " << tmp << ": " << std::strerror(errno);
+    LOCKSTEP_FAIL_IF(!out) << "-o " << path << ": cannot write it: " << std::strerror(errno);
     out << text;
     out.flush();
     if (!out) {
       std::error_code ec;
       fs::remove(tmp, ec);
-      LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write " << tmp;
+      LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write it (disk full?)";
     }
   }
   std::error_code ec;
@@ -51,6 +51,22 @@ void write_file(const std::string& path, const std::string& text) {
     fs::remove(tmp, ec);
     LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write it: " << ec.message();
   }
+}
+
+// The page never replaces what the run wrote: its metrics, job file, token, lock or checkpoints.
+void check_not_run_file(const std::string& out, const report::RunRecord& run) {
+  const auto canonical = [](const std::string& p) {
+    std::error_code ec;
+    const fs::path c = fs::weakly_canonical(p, ec);
+    return ec ? fs::absolute(p).lexically_normal() : c;
+  };
+  const fs::path o = canonical(out);
+  for (const std::string& own : {run.metrics_path, run.dir + "/job.textproto", run.dir + "/token",
+                                 run.dir + "/worker_secret", run.dir + "/.lock", run.dir + "/mpirun.log"})
+    LOCKSTEP_FAIL_IF(o == canonical(own))
+        << "-o " << out << ": is the run's own " << fs::path(own).filename().string() << "; give another file";
+  const std::string ckpts = canonical(run.dir + "/checkpoints").string() + "/";
+  LOCKSTEP_FAIL_IF(o.string().rfind(ckpts, 0) == 0) << "-o " << out << ": is inside the run's checkpoints; give another file";
 }
 
 int report_main(int argc, char** argv) {
@@ -76,6 +92,7 @@ int report_main(int argc, char** argv) {
     LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
     const report::RunRecord run = report::read_run(run_dir);
     if (out.empty()) out = run.dir + "/report.html";
+    check_not_run_file(out, run);
     write_file(out, report::render_report(run, utc_now()));
     std::fprintf(stderr, "lockstep report: %s\n", out.c_str());
     return kExitDone;

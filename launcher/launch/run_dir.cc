@@ -79,7 +79,7 @@ std::string checked_metrics_file(const proto::JobSpec& job, const std::string& j
   if (m[0] == '.') fail("starts with '.'");
   for (unsigned char c : m)
     if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
-  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto"})
+  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto", "report.html"})
     if (m == own) fail("is the run directory's own " + std::string(own));
   return m;
 }

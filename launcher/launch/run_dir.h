@@ -22,7 +22,8 @@ std::string checked_job_name(const proto::JobSpec& job, const std::string& job_p
 
 // The job's metrics file, checked for a launch: a file name inside the run directory (default
 // metrics.jsonl), one safe path component that is none of the directory's own files (token,
-// worker_secret, .lock, checkpoints, mpirun.log, job.textproto). Throws Error "PATH: metrics_file: ...".
+// worker_secret, .lock, checkpoints, mpirun.log, job.textproto, report.html). Throws Error
+// "PATH: metrics_file: ...".
 std::string checked_metrics_file(const proto::JobSpec& job, const std::string& job_path);
 
 struct RunDirOptions {

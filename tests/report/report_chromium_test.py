@@ -10,8 +10,10 @@ checks, independently of the report's code:
   - a screenshot in which every chart's plot area holds pixels of each of its series' colours;
   - the page's final figures are the last epoch line of metrics.jsonl, its world size 2, and it
     lists every checkpoint directory;
+  - a report made while the job trains says it runs and has charts;
   - a metrics file cut in the middle of a line still gives a page, with a note; a directory that
-    is not a run directory is refused in one line naming it (exit 2).
+    is not a run directory is refused in one line naming it (exit 2), and so is -o onto the run's
+    own metrics file (left untouched).
 Usage: report_chromium_test.py LOCKSTEP_BINARY DATA_DIR [--screenshot PNG] [--epochs N] [--keep DIR]
 Exit 0 pass, 1 fail, 77 skipped (no chromium).
 """
@@ -330,6 +332,23 @@ def run(a, work):
     cut_html = open(os.path.join(work, "cut.html"), encoding="utf-8").read() if p.returncode == 0 else ""
     if p.returncode != 0 or "is incomplete" not in cut_html or "No checkpoints yet" not in cut_html:
         fail("report on a cut metrics file: exit %d %s" % (p.returncode, p.stderr))
+
+    # -o onto the run's own metrics: refused, the metrics untouched.
+    before = open(os.path.join(rundir, "metrics.jsonl"), "rb").read()
+    p = subprocess.run([a.lockstep, "report", rundir, "-o", os.path.join(rundir, "metrics.jsonl")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    if p.returncode != 2 or "metrics.jsonl" not in p.stderr or open(os.path.join(rundir, "metrics.jsonl"), "rb").read() != before:
+        fail("report -o RUN_DIR/metrics.jsonl: exit %d %s" % (p.returncode, p.stderr))
+
+    # The launcher keeps a job's metrics off the files the run directory holds for the report.
+    for own in ("report.html", "job.textproto"):
+        bad_job = os.path.join(work, "own.textproto")
+        with open(bad_job, "w") as f:
+            f.write(open(job).read() + 'metrics_file: "%s"\n' % own)
+        p = subprocess.run([a.lockstep, "launch", "-n", "2", bad_job, "--run-dir", os.path.join(work, "own")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        if p.returncode != 2 or 'metrics_file: "%s"' % own not in p.stdout:
+            fail("a job with metrics_file %s: exit %d %s" % (own, p.returncode, p.stdout))
 
     # Not a run directory: one line naming it, exit 2, no page.
     p = subprocess.run([a.lockstep, "report", data], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
