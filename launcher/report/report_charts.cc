@@ -135,16 +135,21 @@ std::vector<ChartSpec> report_charts(const MetricsHistory& m) {
       Series slow = line("slowest rank", kPalette[3], true), mid = line("median rank", kPalette[0], true),
              fast = line("fastest rank", kPalette[2], true), comm = line("most exposed comm", kPalette[3], true);
       comm.dashed = true;
+      // Each point's tooltip names its rank.
+      const auto add = [](Series& s, double x, const RankRow* r, double v) {
+        s.points.emplace_back(x, 1e3 * v);
+        s.labels.push_back("rank " + std::to_string(r->rank));
+      };
       for (auto& [e, rows] : by_epoch) {
-        std::vector<double> t;
-        double most_comm = 0;
-        for (const RankRow* r : rows) t.push_back(r->step_time_s), most_comm = std::max(most_comm, r->comm_exposed_s);
-        std::sort(t.begin(), t.end());
+        std::vector<const RankRow*> t = rows;
+        std::sort(t.begin(), t.end(), [](const RankRow* a, const RankRow* b) { return a->step_time_s < b->step_time_s; });
+        const RankRow* most_comm = *std::max_element(
+            rows.begin(), rows.end(), [](const RankRow* a, const RankRow* b) { return a->comm_exposed_s < b->comm_exposed_s; });
         const double x = static_cast<double>(e);
-        slow.points.emplace_back(x, 1e3 * t.back());
-        mid.points.emplace_back(x, 1e3 * t[t.size() / 2]);
-        fast.points.emplace_back(x, 1e3 * t.front());
-        comm.points.emplace_back(x, 1e3 * most_comm);
+        add(slow, x, t.back(), t.back()->step_time_s);
+        add(mid, x, t[t.size() / 2], t[t.size() / 2]->step_time_s);
+        add(fast, x, t.front(), t.front()->step_time_s);
+        add(comm, x, most_comm, most_comm->comm_exposed_s);
       }
       c.series = {slow, mid, fast, comm};
     }

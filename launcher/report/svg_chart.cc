@@ -145,21 +145,28 @@ std::string svg_line_chart(const ChartSpec& spec) {
   for (size_t i = 0; i < spec.series.size(); ++i) {
     const Series& s = spec.series[i];
     const std::string name = html_escape(s.name);
+    const std::string color = html_escape(s.color);
     const std::string dash = s.dashed ? " stroke-dasharray=\"6 4\"" : "";
     if (s.line && pts[i].size() > 1) {
-      o += "<polyline class=\"series\" fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"" + num(s.width) +
+      o += "<polyline class=\"series\" fill=\"none\" stroke=\"" + color + "\" stroke-width=\"" + num(s.width) +
            "\" stroke-linejoin=\"round\"" + dash + " points=\"";
       for (const auto& [x, y] : pts[i]) o += num(sx(x)) + "," + num(sy(y)) + " ";
       o += "\"><title>" + name + "</title></polyline>\n";
     }
     if (s.markers || pts[i].size() == 1)
-      for (const auto& [x, y] : pts[i])
-        o += "<circle class=\"series\" cx=\"" + num(sx(x)) + "\" cy=\"" + num(sy(y)) + "\" r=\"3.5\" fill=\"" + s.color +
-             "\"><title>" + name + ": " + html_escape(spec.x_label) + " " + format_number(x, 4) + spec.x_unit + ", " +
-             format_number(y, 5) + html_escape(spec.y_unit) + "</title></circle>\n";
+      for (size_t k = 0; k < s.points.size(); ++k) {  // markers are never bucketed: s.points' own
+        const auto [x, y] = s.points[k];
+        if (!std::isfinite(x) || !std::isfinite(y)) continue;
+        const std::string label = k < s.labels.size() && !s.labels[k].empty() ? " (" + html_escape(s.labels[k]) + ")" : "";
+        o += "<circle class=\"series\" cx=\"" + num(sx(x)) + "\" cy=\"" + num(sy(y)) + "\" r=\"3.5\" fill=\"" + color +
+             "\"><title>" + name + ": " + html_escape(spec.x_label) + " " +
+             (x == std::floor(x) && std::fabs(x) < 1e15 ? std::to_string(static_cast<long long>(x)) : format_number(x, 4)) +
+             html_escape(spec.x_unit) +
+             ", " + format_number(y, 5) + html_escape(spec.y_unit) + label + "</title></circle>\n";
+      }
     const auto [gx, gy] = legend_at[i];
     o += "<line x1=\"" + num(gx) + "\" x2=\"" + num(gx + 20) + "\" y1=\"" + num(gy + 10) + "\" y2=\"" + num(gy + 10) +
-         "\" stroke=\"" + s.color + "\" stroke-width=\"3\"" + dash + "/>";
+         "\" stroke=\"" + color + "\" stroke-width=\"3\"" + dash + "/>";
     o += "<text x=\"" + num(gx + 26) + "\" y=\"" + num(gy + 14) + "\" fill=\"#222\">" + name + "</text>\n";
   }
   o += "</svg>\n";

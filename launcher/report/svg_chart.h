@@ -15,6 +15,7 @@ struct Series {
   std::vector<std::pair<double, double>> points;  // (x, y) by x; non-finite points are skipped
   bool line = true;      // a polyline through the points
   bool markers = false;  // a dot at each point (with a tooltip)
+  std::vector<std::string> labels;  // optional, one per point: added to its marker's tooltip
   bool dashed = false;
   double width = 2;      // stroke width, px
 };

@@ -3,6 +3,7 @@
 // job from job.textproto escaped in the page, and where step lines sit on the epoch axis.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -132,6 +133,44 @@ TEST(StepPositions, StepsSitAtTheirFractionOfTheEpoch) {
   const std::vector<double> x = step_positions(m);
   ASSERT_EQ(x.size(), 10u);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_DOUBLE_EQ(x[i], static_cast<double>(i + 1) / 4) << "step " << i + 1;
+}
+
+}  // namespace
+}  // namespace lockstep::report
+
+namespace lockstep::report {
+namespace {
+
+TEST(RankChart, PastEightRanksTheSlowestMedianAndFastestAreDrawnNamingTheirRank) {
+  MetricsHistory m;
+  for (int64_t e = 1; e <= 2; ++e)
+    for (int r = 0; r < 12; ++r) {
+      RankRow row;
+      row.epoch = e;
+      row.rank = r;
+      row.steps = 10;
+      row.step_time_s = r == 5 ? 0.050 : 0.030 + 0.001 * r;  // rank 5 is slow; rank 0 the fastest
+      row.comm_exposed_s = r == 7 ? 0.009 : 0.002;
+      m.ranks.push_back(row);
+    }
+  const std::vector<ChartSpec> charts = report_charts(m);
+  const auto it = std::find_if(charts.begin(), charts.end(), [](const ChartSpec& c) { return c.title.rfind("Step time", 0) == 0; });
+  ASSERT_NE(it, charts.end());
+  ASSERT_EQ(it->series.size(), 4u);
+  const Series &slow = it->series[0], &mid = it->series[1], &fast = it->series[2], &comm = it->series[3];
+  EXPECT_EQ(slow.name, "slowest rank");
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_DOUBLE_EQ(slow.points[k].second, 50) << k;
+    EXPECT_EQ(slow.labels[k], "rank 5");
+    EXPECT_DOUBLE_EQ(fast.points[k].second, 30) << k;
+    EXPECT_EQ(fast.labels[k], "rank 0");
+    // Sorted times of 12 ranks: index 6 is rank 7 (ranks 0-4, 6, 7, ...: 5 is last).
+    EXPECT_DOUBLE_EQ(mid.points[k].second, 37) << k;
+    EXPECT_EQ(mid.labels[k], "rank 7");
+    EXPECT_DOUBLE_EQ(comm.points[k].second, 9) << k;
+    EXPECT_EQ(comm.labels[k], "rank 7");
+  }
+  EXPECT_NE(svg_line_chart(*it).find("slowest rank: epoch 2, 50.000 ms (rank 5)"), std::string::npos);
 }
 
 }  // namespace
