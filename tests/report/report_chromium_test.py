@@ -70,11 +70,14 @@ class Chromium:
         to_r, self.to_w = os.pipe()
         self.from_r, from_w = os.pipe()
         to_r, from_w = high_fd(to_r), high_fd(from_w)
+        os.makedirs(profile, exist_ok=True)
         cmd = ("exec {exe} --headless --no-sandbox --disable-gpu --remote-debugging-pipe --no-first-run "
                "--no-default-browser-check --disable-extensions --disable-background-networking "
                "--disable-component-update --disable-sync --user-data-dir={profile} about:blank "
                "3<&{r} 4>&{w} {r}<&- {w}>&-").format(exe=exe, profile=profile, r=to_r, w=from_w)
-        self.proc = subprocess.Popen(["bash", "-c", cmd], pass_fds=(to_r, from_w),
+        # Its caches and settings stay in the profile directory, whatever HOME is (CI may have none).
+        env = dict(os.environ, HOME=profile, XDG_CONFIG_HOME=profile, XDG_CACHE_HOME=profile)
+        self.proc = subprocess.Popen(["bash", "-c", cmd], pass_fds=(to_r, from_w), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_r)
         os.close(from_w)
