@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <set>
 
@@ -65,10 +66,15 @@ std::string world_size(const RunRecord& r) {
     std::set<int> sizes;
     for (const auto& [e, n] : per_epoch) sizes.insert(n);
     std::string s = std::to_string(m.world_size()) + " (rank records of epoch " + std::to_string(m.ranks.back().epoch) + ")";
-    if (sizes.size() > 1) {
-      s += "; the run changed size: ";
-      bool first = true;
-      for (const auto& [e, n] : per_epoch) s += (first ? "" : ", ") + ("epoch " + std::to_string(e) + ": " + std::to_string(n)), first = false;
+    if (sizes.size() > 1) {  // an elastic resume: each stretch of epochs with its ranks
+      s += "; the run changed size:";
+      for (auto it = per_epoch.begin(); it != per_epoch.end();) {
+        auto end = it;
+        while (std::next(end) != per_epoch.end() && std::next(end)->second == it->second) ++end;
+        s += (it == per_epoch.begin() ? " epochs " : ", epochs ") + std::to_string(it->first) + "-" +
+             std::to_string(end->first) + " on " + std::to_string(it->second);
+        it = std::next(end);
+      }
     }
     return s;
   }

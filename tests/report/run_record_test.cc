@@ -120,6 +120,21 @@ TEST_F(RunRecordTest, TheJobFileIsShownEscaped) {
   EXPECT_NE(page.find("id=\"final-top-5\">75.00%"), std::string::npos);
 }
 
+TEST(WorldSize, AnElasticRunNamesEachStretchOfEpochsWithItsRanks) {
+  RunRecord r;
+  r.metrics.emplace();
+  for (int64_t e = 1; e <= 5; ++e)
+    for (int k = 0; k < (e <= 2 ? 4 : 2); ++k) {
+      RankRow row;
+      row.epoch = e;
+      row.rank = k;
+      r.metrics->ranks.push_back(row);
+    }
+  const std::string page = render_report(r, "now");
+  EXPECT_NE(page.find("2 (rank records of epoch 5); the run changed size: epochs 1-2 on 4, epochs 3-5 on 2"),
+            std::string::npos);
+}
+
 TEST(StepPositions, StepsSitAtTheirFractionOfTheEpoch) {
   MetricsHistory m;
   for (int64_t s = 1; s <= 10; ++s) {
