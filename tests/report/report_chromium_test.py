@@ -335,6 +335,9 @@ def run(a, work):
     cut_html = open(os.path.join(work, "cut.html"), encoding="utf-8").read() if p.returncode == 0 else ""
     if p.returncode != 0 or "is incomplete" not in cut_html or "No checkpoints yet" not in cut_html:
         fail("report on a cut metrics file: exit %d %s" % (p.returncode, p.stderr))
+    events, png, charts = open_page(os.path.join(work, "cut.html"), 1200, os.path.join(work, "profile2"))
+    check_no_errors_no_requests(events, os.path.join(work, "cut.html"))
+    check_charts(png, charts, ["Loss", "Test accuracy"])
 
     # -o onto the run's own metrics: refused, the metrics untouched.
     before = open(os.path.join(rundir, "metrics.jsonl"), "rb").read()
