@@ -57,8 +57,8 @@ std::optional<StepScalars> scalars_of_metrics_line(const std::string& line) {
   return s;
 }
 
-MetricsEvents::MetricsEvents(const std::string& dir, int64_t resume_step) : events_(dir) {
-  if (resume_step > 0) events_.session_start(resume_step + 1);
+MetricsEvents::MetricsEvents(const std::string& dir, std::optional<int64_t> resumed_after) : events_(dir) {
+  if (resumed_after) events_.session_start(*resumed_after + 1);
 }
 
 void MetricsEvents::write(const std::string& line) {

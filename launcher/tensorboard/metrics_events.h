@@ -34,10 +34,11 @@ std::optional<StepScalars> scalars_of_metrics_line(const std::string& line);
 
 class MetricsEvents : public MetricsSink {
  public:
-  // A new events file in dir (event_file.h). resume_step > 0: the run resumes after that many
-  // optimizer steps, so the file starts with a SessionLog START at resume_step + 1 (the first step
-  // it retrains), and TensorBoard drops an interrupted run's events from there on.
-  MetricsEvents(const std::string& dir, int64_t resume_step);
+  // A new events file in dir (event_file.h). resumed_after: the run is a resume (or a restart)
+  // continuing after that many optimizer steps (0: it found no checkpoint and starts afresh), so the
+  // file starts with a SessionLog START at resumed_after + 1, the first step it trains, and
+  // TensorBoard drops what earlier files of the directory logged from that step on.
+  MetricsEvents(const std::string& dir, std::optional<int64_t> resumed_after);
   void write(const std::string& line) override;
   const std::string& path() const { return events_.path(); }
 

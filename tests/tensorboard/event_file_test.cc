@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "launcher/tensorboard/crc32c.h"
 #include "launcher/tensorboard/event_file.h"
+#include "launcher/tensorboard/metrics_events.h"
 #include "launcher/tensorboard/record_writer.h"
 #include "proto/tensorboard_events.pb.h"
 #include "runtime/check.h"
@@ -132,6 +134,41 @@ TEST_F(EventFile, ZeroIsWrittenNotLeftOut) {
   ASSERT_TRUE(e.ParseFromString(records[1]));
   ASSERT_EQ(e.summary().value_size(), 1);
   EXPECT_TRUE(e.summary().value(0).has_simple_value());
+}
+
+// A resume's file opens with START at its first step (after the file version); a fresh run's has none.
+TEST_F(EventFile, ResumeStartsAtItsFirstStep) {
+  const auto first_events = [&](std::optional<int64_t> resumed_after) {
+    std::string path;
+    {
+      MetricsEvents sink(dir_.string(), resumed_after);
+      path = sink.path();
+      sink.write("{\"kind\":\"step\",\"epoch\":3,\"step\":33,\"loss\":0.5,\"samples_per_sec\":1.0,\"lr\":0.1}\n");
+    }
+    std::vector<::tensorboard::Event> out;
+    for (const std::string& r : read_records(path)) {
+      out.emplace_back();
+      EXPECT_TRUE(out.back().ParseFromString(r));
+    }
+    fs::remove(path);
+    return out;
+  };
+  auto e = first_events(32);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].file_version(), "brain.Event:2");
+  EXPECT_EQ(e[1].session_log().status(), ::tensorboard::SessionLog::START);
+  EXPECT_EQ(e[1].step(), 33);
+  EXPECT_EQ(e[2].step(), 33);
+  EXPECT_EQ(e[2].summary().value(0).tag(), "train/loss");
+
+  e = first_events(0);  // a resume that found no checkpoint: everything before is stale
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[1].session_log().status(), ::tensorboard::SessionLog::START);
+  EXPECT_EQ(e[1].step(), 1);
+
+  e = first_events(std::nullopt);
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(e[1].has_summary());
 }
 
 TEST_F(EventFile, UnwritableDirectoryIsOneLineNamingTheFile) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """TensorBoard events files read back by a reader of their own: a short `lockstep launch` on 2 ranks
 (2 epochs on a subset of Fashion-MNIST, clip_grad on, a per-step lr schedule, top-3 accuracy),
-then a resume that trains one epoch more, then `lockstep train` with the events file on and off.
+then a resume that trains one epoch more, a launch with --overwrite, and `lockstep train` with the
+events file on and off.
 
 Every record's length and data CRC-32C are checked with this file's own bitwise CRC-32C; the Event
 protos are decoded through a descriptor built here from TensorBoard's field numbers
@@ -238,6 +239,14 @@ def main():
         want, starts = check_match(metrics, paths, Event)
         assert starts == [[], [2 * STEPS_PER_EPOCH + 1]], starts
         assert {s for t, s in want if t == "train/loss"} == set(range(1, 3 * STEPS_PER_EPOCH + 1))
+
+        # --overwrite starts over: the old events files go with the old metrics.
+        run([exe, "launch", "-n", "2", job, "--run-dir", runs, "--overwrite", "--set", "epochs=1"], "--overwrite")
+        paths = events_files(runs)
+        assert len(paths) == 1, f"expected only the new run's events file: {os.listdir(runs)}"
+        want, starts = check_match(metrics, paths, Event)
+        assert starts == [[]], starts
+        assert {s for t, s in want if t == "train/loss"} == set(range(1, STEPS_PER_EPOCH + 1))
 
         # `lockstep train`: the events file beside --metrics; tensorboard: false writes none.
         for on in (True, False):
