@@ -181,7 +181,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
     log = std::make_unique<MetricsLog>(metrics);
     if (!job.has_tensorboard() || job.tensorboard()) {  // the events file beside the metrics file
       const std::string dir = std::filesystem::path(metrics).parent_path().string();
-      log->add_sink(std::make_unique<tensorboard::MetricsEvents>(dir.empty() ? "." : dir, std::nullopt));
+      log->add_sink(std::make_unique<tensorboard::MetricsEvents>(dir.empty() ? "." : dir, 1));
     }
     std::printf("job %s: model %s, %lld train / %lld test samples, %d ranks (%s), %lld epochs, seed %llu\n",
                 job.name().c_str(), job.model().reference().empty() ? "(layers)" : job.model().reference().c_str(),

@@ -57,8 +57,8 @@ std::optional<StepScalars> scalars_of_metrics_line(const std::string& line) {
   return s;
 }
 
-MetricsEvents::MetricsEvents(const std::string& dir, std::optional<int64_t> resumed_after) : events_(dir) {
-  if (resumed_after) events_.session_start(*resumed_after + 1);
+MetricsEvents::MetricsEvents(const std::string& dir, int64_t first_step) : events_(dir) {
+  events_.session_start(first_step);
 }
 
 void MetricsEvents::write(const std::string& line) {

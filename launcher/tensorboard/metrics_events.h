@@ -34,11 +34,11 @@ std::optional<StepScalars> scalars_of_metrics_line(const std::string& line);
 
 class MetricsEvents : public MetricsSink {
  public:
-  // A new events file in dir (event_file.h). resumed_after: the run is a resume (or a restart)
-  // continuing after that many optimizer steps (0: it found no checkpoint and starts afresh), so the
-  // file starts with a SessionLog START at resumed_after + 1, the first step it trains, and
-  // TensorBoard drops what earlier files of the directory logged from that step on.
-  MetricsEvents(const std::string& dir, std::optional<int64_t> resumed_after);
+  // A new events file in dir (event_file.h) that opens with a SessionLog START at first_step, the
+  // first optimizer step this run trains (1, or the checkpoint's step + 1 on a resume): TensorBoard's
+  // loader then drops what earlier files of the directory logged at that step or later, as a
+  // resume's metrics file continues from its checkpoint and `lockstep train` truncates its own.
+  MetricsEvents(const std::string& dir, int64_t first_step);
   void write(const std::string& line) override;
   const std::string& path() const { return events_.path(); }
 

@@ -92,11 +92,10 @@ Worker::Worker(const WorkerSetup& w)
     std::string path = job_.metrics_file().empty() ? "metrics.jsonl" : job_.metrics_file();
     if (path[0] != '/') path = run_dir_ + "/" + path;
     log_ = std::make_unique<MetricsLog>(path, pos_.step > 0 ? MetricsLog::Open::kAppend : MetricsLog::Open::kTruncate);
-    // A resume starts an events file of its own; its START marker hides the old events of the steps
-    // it trains again.
+    // Every attempt writes an events file of its own, from its first step (a resume: the steps after
+    // its checkpoint).
     if (!job_.has_tensorboard() || job_.tensorboard())
-      log_->add_sink(std::make_unique<tensorboard::MetricsEvents>(
-          run_dir_, w.reg.resume() ? std::optional<int64_t>(static_cast<int64_t>(pos_.step)) : std::nullopt));
+      log_->add_sink(std::make_unique<tensorboard::MetricsEvents>(run_dir_, static_cast<int64_t>(pos_.step) + 1));
   }
   // Heartbeats count optimizer steps, as `step` does: with accumulate_steps k, an epoch of n
   // micro-batches is floor(n / k) steps.

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -136,12 +135,12 @@ TEST_F(EventFile, ZeroIsWrittenNotLeftOut) {
   EXPECT_TRUE(e.summary().value(0).has_simple_value());
 }
 
-// A resume's file opens with START at its first step (after the file version); a fresh run's has none.
-TEST_F(EventFile, ResumeStartsAtItsFirstStep) {
-  const auto first_events = [&](std::optional<int64_t> resumed_after) {
+// A run's file opens with START at its first step, after the file version.
+TEST_F(EventFile, MetricsEventsStartAtTheRunsFirstStep) {
+  const auto first_events = [&](int64_t first_step) {
     std::string path;
     {
-      MetricsEvents sink(dir_.string(), resumed_after);
+      MetricsEvents sink(dir_.string(), first_step);
       path = sink.path();
       sink.write("{\"kind\":\"step\",\"epoch\":3,\"step\":33,\"loss\":0.5,\"samples_per_sec\":1.0,\"lr\":0.1}\n");
     }
@@ -153,22 +152,15 @@ TEST_F(EventFile, ResumeStartsAtItsFirstStep) {
     fs::remove(path);
     return out;
   };
-  auto e = first_events(32);
-  ASSERT_EQ(e.size(), 3u);
-  EXPECT_EQ(e[0].file_version(), "brain.Event:2");
-  EXPECT_EQ(e[1].session_log().status(), ::tensorboard::SessionLog::START);
-  EXPECT_EQ(e[1].step(), 33);
-  EXPECT_EQ(e[2].step(), 33);
-  EXPECT_EQ(e[2].summary().value(0).tag(), "train/loss");
-
-  e = first_events(0);  // a resume that found no checkpoint: everything before is stale
-  ASSERT_EQ(e.size(), 3u);
-  EXPECT_EQ(e[1].session_log().status(), ::tensorboard::SessionLog::START);
-  EXPECT_EQ(e[1].step(), 1);
-
-  e = first_events(std::nullopt);
-  ASSERT_EQ(e.size(), 2u);
-  EXPECT_TRUE(e[1].has_summary());
+  for (int64_t first : {1, 33}) {
+    const auto e = first_events(first);
+    ASSERT_EQ(e.size(), 3u);
+    EXPECT_EQ(e[0].file_version(), "brain.Event:2");
+    EXPECT_EQ(e[1].session_log().status(), ::tensorboard::SessionLog::START);
+    EXPECT_EQ(e[1].step(), first);
+    EXPECT_EQ(e[2].step(), 33);
+    EXPECT_EQ(e[2].summary().value(0).tag(), "train/loss");
+  }
 }
 
 TEST_F(EventFile, UnwritableDirectoryIsOneLineNamingTheFile) {

@@ -230,14 +230,14 @@ def main():
         assert {s for t, s in want if t == "train/loss"} == set(range(1, 2 * STEPS_PER_EPOCH + 1))
         assert {s for t, s in want if t == "test/loss"} == {STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH}
         assert len({want[("train/lr", s)] for s in range(1, 6)}) == 5, "the warm-up lr should change every step"
-        assert starts == [[]], starts
+        assert starts == [[1]], starts
 
         # A resume (one epoch more) appends a file of its own, starting at the first new step.
         run([exe, "launch", "-n", "2", job, "--run-dir", runs, "--resume", "--set", "epochs=3"], "the resume")
         paths = events_files(runs)
         assert len(paths) == 2, f"expected a second events file after the resume: {os.listdir(runs)}"
         want, starts = check_match(metrics, paths, Event)
-        assert starts == [[], [2 * STEPS_PER_EPOCH + 1]], starts
+        assert starts == [[1], [2 * STEPS_PER_EPOCH + 1]], starts
         assert {s for t, s in want if t == "train/loss"} == set(range(1, 3 * STEPS_PER_EPOCH + 1))
 
         # --overwrite starts over: the old events files go with the old metrics.
@@ -245,7 +245,7 @@ def main():
         paths = events_files(runs)
         assert len(paths) == 1, f"expected only the new run's events file: {os.listdir(runs)}"
         want, starts = check_match(metrics, paths, Event)
-        assert starts == [[]], starts
+        assert starts == [[1]], starts
         assert {s for t, s in want if t == "train/loss"} == set(range(1, STEPS_PER_EPOCH + 1))
 
         # `lockstep train`: the events file beside --metrics; tensorboard: false writes none.
@@ -259,8 +259,9 @@ def main():
             paths = events_files(out)
             if on:
                 assert len(paths) == 1, os.listdir(out)
-                want, _ = check_match(os.path.join(out, "m.jsonl"), paths, Event)
+                want, starts = check_match(os.path.join(out, "m.jsonl"), paths, Event)
                 assert ("test/accuracy", STEPS_PER_EPOCH) in want, sorted(want)
+                assert starts == [[1]], starts
             else:
                 assert not paths, f"tensorboard: false still wrote {paths}"
         print(f"events files match metrics.jsonl ({len(want)} scalars in the last check)")
