@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -29,14 +30,18 @@ void write_event(RecordWriter& out, ::tensorboard::Event& e) {
 
 }  // namespace
 
-std::string event_file_name(int64_t unix_seconds, const std::string& hostname, long pid) {
+std::string event_file_name(int64_t unix_seconds, const std::string& hostname, long pid, int serial) {
   char head[64];
   std::snprintf(head, sizeof head, "events.out.tfevents.%010lld.", static_cast<long long>(unix_seconds));
-  return head + hostname + "." + std::to_string(pid);
+  return head + hostname + "." + std::to_string(pid) + "." + std::to_string(serial);
 }
 
+// Files this process has opened: two writers started in the same second get different names.
+static std::atomic<int> files_opened{0};
+
 EventFileWriter::EventFileWriter(const std::string& dir)
-    : out_(dir + "/" + event_file_name(static_cast<int64_t>(unix_now()), this_host(), static_cast<long>(::getpid()))) {
+    : out_(dir + "/" + event_file_name(static_cast<int64_t>(unix_now()), this_host(), static_cast<long>(::getpid()),
+                                       files_opened.fetch_add(1))) {
   ::tensorboard::Event e;
   e.set_file_version("brain.Event:2");
   write_event(out_, e);

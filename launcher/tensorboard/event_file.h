@@ -1,5 +1,5 @@
-// TensorBoard event files: events.out.tfevents.<unix seconds, 10 digits>.<hostname>.<pid> in a
-// directory (the name TensorBoard's own EventFileWriter gives, without its per-process counter),
+// TensorBoard event files: events.out.tfevents.<unix seconds, 10 digits>.<hostname>.<pid>.<n> in a
+// directory (n counts this process's files from 0; the name TensorBoard's own EventFileWriter gives),
 // a TFRecord file (record_writer.h) of tensorboard.Event protos (proto/tensorboard_events.proto)
 // whose first record is file_version "brain.Event:2". TensorBoard reads every such file in a
 // directory, so a resumed run starts a file of its own rather than appending to one.
@@ -18,8 +18,8 @@ struct Scalar {
   float value;      // TensorBoard's simple_value is float32
 };
 
-// "events.out.tfevents.0001764542400.host.1234"
-std::string event_file_name(int64_t unix_seconds, const std::string& hostname, long pid);
+// "events.out.tfevents.1764542400.host.1234.0"
+std::string event_file_name(int64_t unix_seconds, const std::string& hostname, long pid, int serial);
 
 class EventFileWriter {
  public:

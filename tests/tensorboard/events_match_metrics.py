@@ -142,7 +142,7 @@ def read_events(paths, Event):
     got, starts = {}, []
     for path in paths:
         name = os.path.basename(path)
-        assert re.fullmatch(r"events\.out\.tfevents\.\d{10}\..+\.\d+", name), name
+        assert re.fullmatch(r"events\.out\.tfevents\.\d{10}\..+\.\d+\.\d+", name), name
         records = read_records(path)
         assert records, f"{path} is empty"
         first = Event.FromString(records[0])
