@@ -1,10 +1,9 @@
 // The lockstep command. `lockstep train JOB` trains the job's model and prints per-epoch train
 // loss, test loss and test accuracy; the same figures go to the metrics file and a TensorBoard
-// events file beside it (--step-metrics: also
-// every step's global loss, as lockstep launch writes it). Under mpirun every
-// process is one data-parallel rank (batch_size is the global batch); only rank 0 prints and writes
-// metrics. The only place an Error becomes an exit code; on more than one rank an error aborts
-// every rank (Communicator::abort), so no peer hangs in its next collective.
+// events file beside it (--step-metrics: also every step's global loss, as lockstep launch writes
+// it). Under mpirun every process is one data-parallel rank (batch_size is the global batch); only
+// rank 0 prints and writes metrics. The only place an Error becomes an exit code; on more than one
+// rank an error aborts every rank (Communicator::abort), so no peer hangs in its next collective.
 #include <cstdio>
 #include <filesystem>
 #include <chrono>
