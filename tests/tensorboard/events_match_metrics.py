@@ -248,11 +248,11 @@ def main():
         assert starts == [[1]], starts
         assert {s for t, s in want if t == "train/loss"} == set(range(1, STEPS_PER_EPOCH + 1))
 
-        # `lockstep train`: the events file beside --metrics; tensorboard: false writes none.
+        # `lockstep train --step-metrics`: the events file beside --metrics; tensorboard: false writes none.
         for on in (True, False):
             out = os.path.join(tmp, "train-on" if on else "train-off")
             os.makedirs(out)
-            args = [exe, "train", job, "--epochs", "1", "--metrics", os.path.join(out, "m.jsonl")]
+            args = [exe, "train", job, "--epochs", "1", "--metrics", os.path.join(out, "m.jsonl"), "--step-metrics"]
             if not on:
                 args += ["--set", "tensorboard=false"]
             run(args, "lockstep train")
@@ -261,6 +261,7 @@ def main():
                 assert len(paths) == 1, os.listdir(out)
                 want, starts = check_match(os.path.join(out, "m.jsonl"), paths, Event)
                 assert ("test/accuracy", STEPS_PER_EPOCH) in want, sorted(want)
+                assert {s for t, s in want if t == "train/grad_norm"} == set(range(1, STEPS_PER_EPOCH + 1))
                 assert starts == [[1]], starts
             else:
                 assert not paths, f"tensorboard: false still wrote {paths}"
