@@ -1,7 +1,7 @@
 // What a resume may change: everything that shapes the training trajectory (model, data, optimizer,
 // schedule, seed, batch, distributed settings) must be what the checkpoint was written with; only
-// epochs, the phase plan, run_dir, metrics_file, name and eval (the metrics reported) may change,
-// and the number of ranks when the global batch divides by the new one (check_world_size). Checked
+// epochs, the phase plan, run_dir, metrics_file, tensorboard, name and eval (the metrics reported)
+// may change, and the number of ranks when the global batch divides by the new one (check_world_size). Checked
 // before any worker starts, naming each changed field.
 #pragma once
 

@@ -17,7 +17,7 @@ packages=(
   iproute2 procps openssl
   slurm-wlm munge
   ccache
-  nlohmann-json3-dev chromium python3-pil
+  nlohmann-json3-dev chromium python3-pil python3-protobuf
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -138,6 +138,9 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
     if (o.overwrite) {
       fs::remove_all(path_ + "/checkpoints", ec);
       if (!ec) fs::remove(metrics, ec);
+      if (!ec)  // and the old run's TensorBoard events files
+        for (const auto& f : fs::directory_iterator(path_, ec))
+          if (!ec && f.path().filename().string().starts_with("events.out.tfevents.")) fs::remove(f.path(), ec);
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
     }
     if (o.resume && !ckpts.empty()) {
