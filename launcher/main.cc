@@ -1,9 +1,9 @@
 // The lockstep command. `lockstep train JOB` trains the job's model and prints per-epoch train
-// loss, test loss and test accuracy; the same figures go to the metrics file (--step-metrics: also
-// every step's global loss, as lockstep launch writes it). Under mpirun every
-// process is one data-parallel rank (batch_size is the global batch); only rank 0 prints and writes
-// metrics. The only place an Error becomes an exit code; on more than one rank an error aborts
-// every rank (Communicator::abort), so no peer hangs in its next collective.
+// loss, test loss and test accuracy; the same figures go to the metrics file and a TensorBoard
+// events file beside it (--step-metrics: also every step's global loss, as lockstep launch writes
+// it). Under mpirun every process is one data-parallel rank (batch_size is the global batch); only
+// rank 0 prints and writes metrics. The only place an Error becomes an exit code; on more than one
+// rank an error aborts every rank (Communicator::abort), so no peer hangs in its next collective.
 #include <cstdio>
 #include <filesystem>
 #include <chrono>
@@ -26,6 +26,7 @@
 #include "launcher/job_sampler.h"
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
+#include "launcher/tensorboard/metrics_events.h"
 #include "launcher/train/loop.h"
 #include "comm/factory.h"
 #include "runtime/check.h"
@@ -175,7 +176,12 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   const std::unique_ptr<Replica> r = build_replica(job, comm);
   std::unique_ptr<MetricsLog> log;
   if (lead) {
-    log = std::make_unique<MetricsLog>(job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file());
+    const std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
+    log = std::make_unique<MetricsLog>(metrics);
+    if (!job.has_tensorboard() || job.tensorboard()) {  // the events file beside the metrics file
+      const std::string dir = std::filesystem::path(metrics).parent_path().string();
+      log->add_sink(std::make_unique<tensorboard::MetricsEvents>(dir.empty() ? "." : dir, 1));
+    }
     std::printf("job %s: model %s, %lld train / %lld test samples, %d ranks (%s), %lld epochs, seed %llu\n",
                 job.name().c_str(), job.model().reference().empty() ? "(layers)" : job.model().reference().c_str(),
                 static_cast<long long>(r->train_set.size()), static_cast<long long>(r->test_set.size()), comm.size(),

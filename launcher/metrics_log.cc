@@ -27,9 +27,9 @@ void MetricsLog::write(const EpochMetrics& m) {
   char line[320];
   std::snprintf(line, sizeof line,
                 "{\"kind\":\"epoch\",\"epoch\":%lld,\"train_loss\":%.6f,\"test_loss\":%.6f,\"test_accuracy\":%.6f,"
-                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g%s",
+                "\"train_samples_per_sec\":%.1f,\"lr\":%.6g%s,\"step\":%lld",
                 static_cast<long long>(m.epoch), m.train_loss, m.test_loss, m.test_accuracy,
-                m.train_samples_per_sec, m.lr, grad_norm_field(m.grad_norm).c_str());
+                m.train_samples_per_sec, m.lr, grad_norm_field(m.grad_norm).c_str(), static_cast<long long>(m.step));
   put((line + eval_json(m.test_classes) + "}\n").c_str());
 }
 
@@ -46,16 +46,21 @@ void MetricsLog::write(const RankTimesRecord& r) {
   char line[256];
   std::snprintf(line, sizeof line,
                 "{\"kind\":\"rank\",\"epoch\":%lld,\"rank\":%d,\"steps\":%lld,\"step_time_s\":%.6g,"
-                "\"comm_exposed_s\":%.6g,\"compute_s\":%.6g}\n",
+                "\"comm_exposed_s\":%.6g,\"compute_s\":%.6g,\"step\":%lld}\n",
                 static_cast<long long>(r.epoch), r.rank, static_cast<long long>(r.steps), r.step_time_s,
-                r.comm_exposed_s, r.compute_s);
+                r.comm_exposed_s, r.compute_s, static_cast<long long>(r.step));
   put(line);
 }
+
+void MetricsLog::add_sink(std::unique_ptr<MetricsSink> sink) { sinks_.push_back(std::move(sink)); }
 
 void MetricsLog::put(const char* line) {
   out_ << line;
   out_.flush();
   LOCKSTEP_FAIL_IF(!out_) << "cannot write metrics file " << path_;
+  if (sinks_.empty()) return;
+  const std::string text = line;
+  for (const auto& s : sinks_) s->write(text);
 }
 
 }  // namespace lockstep

@@ -93,6 +93,7 @@ proto::JobSpec trajectory_spec(const proto::JobSpec& job) {
   j.clear_metrics_file();
   j.clear_name();
   j.clear_eval();  // what an eval reports, not what training does
+  j.clear_tensorboard();  // an output beside the metrics file
   j.mutable_data()->clear_prefetch_batches();  // where batches are gathered changes none of them
   // A resume takes its weights from the checkpoint, never from init_from (proto/job.proto).
   j.mutable_model()->clear_init_from();

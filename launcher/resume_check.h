@@ -1,8 +1,8 @@
 // What a resume may change: everything that shapes the training trajectory (model, data, optimizer,
 // schedule, seed, batch, distributed settings) must be what the checkpoint was written with; only
-// epochs, the phase plan, run_dir, metrics_file, name, eval (the metrics reported) and
-// model.init_from (a resume's weights are the checkpoint's) may change,
-// and the number of ranks when the global batch divides by the new one (check_world_size). Checked
+// epochs, the phase plan, run_dir, metrics_file, tensorboard, name, eval (the metrics reported) and
+// model.init_from (a resume's weights are the checkpoint's) may change, and the number of ranks
+// when the global batch divides by the new one (check_world_size). Checked
 // before any worker starts, naming each changed field.
 #pragma once
 

@@ -12,12 +12,12 @@ packages=(
   libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev
   libdnnl-dev libopenblas0-pthread
-  nlohmann-json3-dev
   dataset-fashion-mnist
   python3 python3-torch python3-numpy
   iproute2 procps openssl
   slurm-wlm munge
   ccache
+  nlohmann-json3-dev chromium python3-pil python3-protobuf
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -111,6 +111,7 @@ int coordinator_main(int argc, char** argv) {
   if (secret_file.empty()) secret_file = o.run_dir + "/worker_secret";
   o.token = ensure_token(token_file, "token", &read_token);
   o.worker_secret = ensure_token(secret_file, "worker secret", &read_worker_secret);
+  dir.write_job(job);  // for lockstep report
   const Heartbeat hb = heartbeat_of(job);
   o.heartbeat_interval_s = hb.interval_s;
   o.coordinator_timeout_s = hb.timeout_s;

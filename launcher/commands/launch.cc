@@ -245,6 +245,7 @@ int launch_main(int argc, char** argv) {
     }
     server_ptr = std::make_unique<CoordinatorServer>(job, a.ranks, so);  // binds --port, or fails
     dir->write_token(token);
+    dir->write_job(job);  // for lockstep report
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lockstep: error: %s\n", e.what());
     return kExitBadInput;

@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <google/protobuf/text_format.h>
+
 #include "launcher/quoted.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -77,7 +79,7 @@ std::string checked_metrics_file(const proto::JobSpec& job, const std::string& j
   if (m[0] == '.') fail("starts with '.'");
   for (unsigned char c : m)
     if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
-  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log"})
+  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto", "report.html"})
     if (m == own) fail("is the run directory's own " + std::string(own));
   return m;
 }
@@ -136,6 +138,9 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
     if (o.overwrite) {
       fs::remove_all(path_ + "/checkpoints", ec);
       if (!ec) fs::remove(metrics, ec);
+      if (!ec)  // and the old run's TensorBoard events files
+        for (const auto& f : fs::directory_iterator(path_, ec))
+          if (!ec && f.path().filename().string().starts_with("events.out.tfevents.")) fs::remove(f.path(), ec);
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
     }
     if (o.resume && !ckpts.empty()) {
@@ -175,6 +180,29 @@ void RunDirectory::write_token(const std::string& token, const std::string& file
   if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
     ::unlink(tmp.c_str());
     throw Error("cannot write the job token to " + target + ": " + std::strerror(ok ? errno : err));
+  }
+}
+
+void RunDirectory::write_job(const proto::JobSpec& job) const {
+  std::string text;
+  LOCKSTEP_CHECK(google::protobuf::TextFormat::PrintToString(job, &text)) << "printing the job spec";
+  const std::string target = path_ + "/job.textproto";
+  const std::string tmp = target + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "# The job as lockstep launch runs it (job file and overrides); lockstep report shows it.\n" << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw Error("cannot write the job spec to " + tmp);
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("cannot write the job spec to " + target + ": " + ec.message());
   }
 }
 

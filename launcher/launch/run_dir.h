@@ -22,7 +22,8 @@ std::string checked_job_name(const proto::JobSpec& job, const std::string& job_p
 
 // The job's metrics file, checked for a launch: a file name inside the run directory (default
 // metrics.jsonl), one safe path component that is none of the directory's own files (token,
-// worker_secret, .lock, checkpoints, mpirun.log). Throws Error "PATH: metrics_file: ...".
+// worker_secret, .lock, checkpoints, mpirun.log, job.textproto, report.html). Throws Error
+// "PATH: metrics_file: ...".
 std::string checked_metrics_file(const proto::JobSpec& job, const std::string& job_path);
 
 struct RunDirOptions {
@@ -43,6 +44,9 @@ class RunDirectory {
   const std::string& path() const { return path_; }
   // Writes RUN_DIR/token (mode 0600, atomically) for `lockstep ctl`.
   void write_token(const std::string& token, const std::string& file = "") const;
+  // Writes RUN_DIR/job.textproto (atomically): the job as it runs, overrides applied, in protobuf
+  // text format, for `lockstep report` and for a person reading the directory.
+  void write_job(const proto::JobSpec& job) const;
   // The job is started: from now on the directory stays.
   void commit() { committed_ = true; }
 

@@ -108,6 +108,7 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
     }
     EpochMetrics m;
     m.epoch = pos.epoch;  // 1-based: the epoch just finished
+    m.step = static_cast<int64_t>(pos.step);
     m.lr = trainer.lr();  // the lr the epoch's last step used: a per-step schedule sets it before a step
     if (norm_steps > 0) m.grad_norm = norm_sum / static_cast<double>(norm_steps);
     m.train_loss = pos.epoch_samples > 0 ? pos.epoch_loss_sum / pos.epoch_samples : 0.0;  // the epoch just ended

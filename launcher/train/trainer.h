@@ -43,6 +43,7 @@ struct EpochMetrics {
   double lr = 0;          // the lr the epoch's last optimizer step used
   double grad_norm = -1;  // mean pre-clip total gradient norm of the epoch's steps; < 0: not computed
   ClassCounts test_classes;  // top-k, per-class, confusion matrix; num_classes 0 when no eval ran
+  int64_t step = 0;          // optimizer steps since the job started, at the epoch's end
 };
 
 struct EvalResult {

@@ -10,6 +10,7 @@
 #include "launcher/job_file.h"
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
+#include "launcher/tensorboard/metrics_events.h"
 #include "launcher/train/loop.h"
 #include "launcher/worker/step_control.h"
 #include "launcher/worker/step_times.h"
@@ -91,6 +92,10 @@ Worker::Worker(const WorkerSetup& w)
     std::string path = job_.metrics_file().empty() ? "metrics.jsonl" : job_.metrics_file();
     if (path[0] != '/') path = run_dir_ + "/" + path;
     log_ = std::make_unique<MetricsLog>(path, pos_.step > 0 ? MetricsLog::Open::kAppend : MetricsLog::Open::kTruncate);
+    // Every attempt writes an events file of its own, from its first step (a resume: the steps after
+    // its checkpoint).
+    if (!job_.has_tensorboard() || job_.tensorboard())
+      log_->add_sink(std::make_unique<tensorboard::MetricsEvents>(run_dir_, static_cast<int64_t>(pos_.step) + 1));
   }
   // Heartbeats count optimizer steps, as `step` does: with accumulate_steps k, an epoch of n
   // micro-batches is floor(n / k) steps.
@@ -265,7 +270,7 @@ bool Worker::at_epoch_end(EpochMetrics& m) {
   if (log_)
     for (size_t r = 0; r < ranks.size(); ++r)
       log_->write(RankTimesRecord{m.epoch, static_cast<int>(r), ranks[r].steps, ranks[r].step_s, ranks[r].comm_s,
-                                  ranks[r].compute_s});
+                                  ranks[r].compute_s, m.step});
   times_.begin_epoch();
   have_prev_ = false;
   // The plan's phases for this epoch, from the coordinator (rank 0), agreed by all.

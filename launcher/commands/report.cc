@@ -1,0 +1,108 @@
+// `lockstep report RUN_DIR [-o FILE]`: one self-contained HTML page about a run (launcher/report/):
+// the job, world size, state, final figures, charts, per-rank times, checkpoints. Reads the run
+// directory only; works while the job runs, after it stopped, and before any metrics exist.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "launcher/commands/commands.h"
+#include "launcher/launch/exit_status.h"
+#include "launcher/report/html_report.h"
+#include "launcher/report/run_record.h"
+#include "runtime/check.h"
+
+namespace lockstep::commands {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage = "lockstep report RUN_DIR [-o FILE] (default RUN_DIR/report.html)";
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char buf[64] = {};
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  return buf;
+}
+
+// Written to FILE.tmp-<pid>, then renamed: a reader never sees half a page.
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    LOCKSTEP_FAIL_IF(!out) << "-o " << path << ": cannot write it: " << std::strerror(errno);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write it (disk full?)";
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write it: " << ec.message();
+  }
+}
+
+// The page never replaces what the run wrote: its metrics, job file, token, lock or checkpoints.
+void check_not_run_file(const std::string& out, const report::RunRecord& run) {
+  const auto canonical = [](const std::string& p) {
+    std::error_code ec;
+    const fs::path c = fs::weakly_canonical(p, ec);
+    return ec ? fs::absolute(p).lexically_normal() : c;
+  };
+  const fs::path o = canonical(out);
+  for (const std::string& own : {run.metrics_path, run.dir + "/job.textproto", run.dir + "/token",
+                                 run.dir + "/worker_secret", run.dir + "/.lock", run.dir + "/mpirun.log"})
+    LOCKSTEP_FAIL_IF(o == canonical(own))
+        << "-o " << out << ": is the run's own " << fs::path(own).filename().string() << "; give another file";
+  const std::string ckpts = canonical(run.dir + "/checkpoints").string() + "/";
+  LOCKSTEP_FAIL_IF(o.string().rfind(ckpts, 0) == 0) << "-o " << out << ": is inside the run's checkpoints; give another file";
+}
+
+int report_main(int argc, char** argv) {
+  std::string run_dir, out;
+  try {
+    for (int i = 0; i < argc; ++i) {
+      const std::string s = argv[i];
+      if (s == "--help" || s == "-h") {
+        std::printf("usage: %s\n", kUsage);
+        return 0;
+      }
+      if (s == "-o" || s == "--output") {
+        LOCKSTEP_FAIL_IF(i + 1 >= argc || argv[i + 1][0] == '\0') << s << " needs a file name; usage: " << kUsage;
+        out = argv[++i];
+      } else if (!s.empty() && s[0] == '-') {
+        LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
+      } else if (run_dir.empty()) {
+        run_dir = s;
+      } else {
+        LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
+      }
+    }
+    LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
+    const report::RunRecord run = report::read_run(run_dir);
+    if (out.empty()) out = run.dir + "/report.html";
+    check_not_run_file(out, run);
+    write_file(out, report::render_report(run, utc_now()));
+    std::fprintf(stderr, "lockstep report: %s\n", out.c_str());
+    return kExitDone;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lockstep: error: %s\n", e.what());
+    return kExitBadInput;
+  }
+}
+
+const Registrar reg("report", kUsage, &report_main);
+
+}  // namespace
+}  // namespace lockstep::commands
