@@ -93,6 +93,7 @@ proto::JobSpec trajectory_spec(const proto::JobSpec& job) {
   j.clear_metrics_file();
   j.clear_name();
   j.clear_eval();  // what an eval reports, not what training does
+  j.clear_trace();  // what the timeline records, not what training does
   j.mutable_data()->clear_prefetch_batches();  // where batches are gathered changes none of them
   std::error_code ec;
   const std::filesystem::path canonical = std::filesystem::weakly_canonical(job.data().dir(), ec);

@@ -17,6 +17,7 @@ packages=(
   iproute2 procps openssl
   slurm-wlm munge
   ccache
+  nlohmann-json3-dev
 )
 missing=()
 for p in "${packages[@]}"; do
