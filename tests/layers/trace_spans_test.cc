@@ -8,6 +8,7 @@
 #include "layers/reference_models.h"
 #include "runtime/autograd.h"
 #include "runtime/ops.h"
+#include "runtime/trace_recorder.h"
 #include "tests/trace_check.h"
 
 namespace lockstep {
