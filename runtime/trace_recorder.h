@@ -11,7 +11,7 @@
 //
 // Note [trace clock]: timestamps are whole microseconds of the wall clock (CLOCK_REALTIME, since
 // the Unix epoch), read once when the recorder starts and advanced by steady_clock from then on, so
-// no span stretches with an NTP step and the ranks of one host share one time axis exactly; across
+// no span stretches with an NTP step and the ranks of one host agree to a few microseconds; across
 // hosts the axes agree as well as the hosts' clocks do (NTP: well under a millisecond on a LAN).
 // Durations are the difference of the rounded end and start, so nested spans stay nested.
 //
