@@ -489,7 +489,7 @@ void check_trace(const Checker& c, const proto::JobSpec& job) {
   if (!t.has_first_step() && t.last_step() == 0) return;  // off
   const int64_t first = t.has_first_step() ? t.first_step() : 1;
   c.positive("trace.first_step", first, kMaxSteps);
-  if (t.last_step() == 0) c.fail("trace.last_step", "required with trace.first_step " + std::to_string(first));
+  if (t.last_step() == 0) c.fail("trace.first_step", "set without trace.last_step, the range's last step");
   c.in_range("trace.last_step", t.last_step(), first, kMaxSteps);
   if (t.last_step() - first >= kMaxTraceSteps)
     c.fail("trace.last_step", "the range " + std::to_string(first) + ":" + std::to_string(t.last_step()) + " holds " +
