@@ -34,12 +34,12 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
                                        << "], the micro-batches (sampler steps) of an epoch";
   const int64_t world = trainer.communicator()->size();
   std::vector<MicroBatch> micro(static_cast<size_t>(k));
-  // A boundary: the global sums of the step just taken join the epoch's, then the driver acts.
-  // Returns true when the driver stops the loop.
   // The timeline (runtime/trace_recorder.h): steps and step agreements; null: off.
   TraceRecorder* const trace = trainer.trace();
   const uint32_t trace_agree = trace ? trace->intern("step agreement") : 0;
   const uint32_t trace_step = trace ? trace->intern("step") : 0;
+  // A boundary: the global sums of the step just taken join the epoch's, then the driver acts.
+  // Returns true when the driver stops the loop.
   auto boundary = [&](const StepSums& mine, bool epoch_end) {
     StepSums step;
     {
