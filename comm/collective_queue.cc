@@ -25,7 +25,8 @@ Work CollectiveQueue::submit(const Fingerprint& fp, std::function<void()> move) 
                         [fp, options = options_, check = check_, move = std::move(move)] {
                           if (options.check_fingerprints) check(fp, options.timeout);
                           move();
-                        });
+                        },
+                        take_trace_tag());  // Note [collective tag]: the caller's, for this collective
 }
 
 }  // namespace lockstep

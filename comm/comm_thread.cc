@@ -14,6 +14,7 @@ namespace lockstep {
 struct CommThread::Task {
   std::string what;
   std::function<void()> run;
+  TraceTag tag;
   bool done = false;
   std::exception_ptr error;
 };
@@ -83,8 +84,14 @@ void CommThread::loop(Shared& s) {
           Error(task->what + " not run: the communicator failed earlier: " + s.broken));
     } else {
       lk.unlock();
+      // Recorded before done is set: the waiter returns after the span is in the buffer.
+      TraceRecorder* rec = task->tag.rec;
+      const int64_t t0 = rec ? rec->now_us() : 0;
       try {
         task->run();
+        if (rec)
+          rec->record(TraceLane::kComm, task->tag.name, task->tag.cat, t0, rec->now_us() - t0, task->tag.args.data(),
+                      task->tag.nargs);
       } catch (const std::exception& e) {
         task->error = std::current_exception();
         lk.lock();
@@ -100,10 +107,11 @@ void CommThread::loop(Shared& s) {
   }
 }
 
-Work CommThread::submit(std::string what, std::function<void()> run) {
+Work CommThread::submit(std::string what, std::function<void()> run, TraceTag tag) {
   auto task = std::make_shared<Task>();
   task->what = std::move(what);
   task->run = std::move(run);
+  task->tag = tag;
   {
     std::lock_guard lk(shared_->mu);
     shared_->queue.push_back(task);

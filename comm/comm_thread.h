@@ -4,6 +4,9 @@
 // if the thread sits in one task longer than `stuck_after` (a transport call that never returns),
 // wait() throws instead of hanging; the caller should then abort the job.
 //
+// A task submitted with a TraceTag (Note [collective tag], runtime/trace_recorder.h) is recorded
+// as a span on the recorder's comm lane, from the moment the thread starts it to its end.
+//
 // Note [broken communicator]: once a task fails (mismatch, timeout), ranks no longer agree on
 // what the next message means, so every later task fails at once with the first error.
 #pragma once
@@ -14,6 +17,7 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "runtime/trace_recorder.h"
 
 namespace lockstep {
 
@@ -27,7 +31,7 @@ class CommThread {
   CommThread& operator=(const CommThread&) = delete;
 
   // `what` names the collective in errors ("collective #12 all_reduce(...)").
-  Work submit(std::string what, std::function<void()> task);
+  Work submit(std::string what, std::function<void()> task, TraceTag tag = {});
   // True once the watchdog has declared the thread stuck (its transport state is unknown).
   bool stuck() const;
 

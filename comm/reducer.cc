@@ -104,12 +104,35 @@ void Reducer::param_ready(size_t index) {
   }
 }
 
+void Reducer::set_trace(TraceRecorder* rec) {
+  trace_ = rec;
+  trace_names_.clear();
+  if (!rec) return;
+  for (size_t b = 0; b < buckets_.size(); ++b) trace_names_.push_back(rec->intern("allreduce bucket " + std::to_string(b)));
+  trace_bucket_ = rec->intern("bucket");
+  trace_bytes_ = rec->intern("bytes");
+  trace_params_ = rec->intern("params");
+}
+
 void Reducer::launch_ready_in_order() {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
-    Bucket& bk = buckets_[next_launch_++];
-    bk.work = start_allreduce(bk);
+    const size_t index = next_launch_++;
+    Bucket& bk = buckets_[index];
+    const int64_t bytes = bk.buffer.numel() * static_cast<int64_t>(bk.wire.empty() ? sizeof(float) : sizeof(BFloat16));
+    if (trace_) {
+      TraceTagScope tag({.rec = trace_,
+                         .name = trace_names_[index],
+                         .cat = TraceCat::kAllReduce,
+                         .args = {{{trace_bucket_, static_cast<int64_t>(index)},
+                                   {trace_bytes_, bytes},
+                                   {trace_params_, static_cast<int64_t>(bk.slots.size())}}},
+                         .nargs = 3});
+      bk.work = start_allreduce(bk);
+    } else {
+      bk.work = start_allreduce(bk);
+    }
     ++stats_.allreduces;
-    stats_.bytes += bk.buffer.numel() * static_cast<int64_t>(bk.wire.empty() ? sizeof(float) : sizeof(BFloat16));
+    stats_.bytes += bytes;
   }
 }
 

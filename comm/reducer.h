@@ -31,6 +31,7 @@
 
 #include "comm/communicator.h"
 #include "runtime/parameter.h"
+#include "runtime/trace_recorder.h"
 
 namespace lockstep {
 
@@ -120,6 +121,11 @@ class Reducer {
   const ReducerStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
+  // Records each bucket's all-reduce on rec's comm lane, named "allreduce bucket B", with args
+  // bucket, bytes (as sent: 2 per gradient with kBf16Compress) and params (gradients in it).
+  // Null: off.
+  void set_trace(TraceRecorder* rec);
+
   // Collective (every rank must call it): seconds for all-reducing every bucket back to back with
   // nothing else running, the median of `reps` rounds. 1 - finalize wait / this = the share of
   // communication hidden behind backward. Gradients are left untouched.
@@ -154,6 +160,9 @@ class Reducer {
   size_t next_launch_ = 0;
   bool sync_ = true;
   ReducerStats stats_;
+  TraceRecorder* trace_ = nullptr;
+  std::vector<uint32_t> trace_names_;  // per bucket
+  uint32_t trace_bucket_ = 0, trace_bytes_ = 0, trace_params_ = 0;  // arg keys
 };
 
 }  // namespace lockstep

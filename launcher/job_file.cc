@@ -486,6 +486,20 @@ void check_eval(const Checker& c, const proto::JobSpec& job) {
   }
 }
 
+void check_trace(const Checker& c, const proto::JobSpec& job) {
+  const proto::TraceSpec& t = job.trace();
+  if (t.has_max_events()) c.positive("trace.max_events", t.max_events(), kMaxTraceEvents);
+  if (!t.has_first_step() && t.last_step() == 0) return;  // off
+  const int64_t first = t.has_first_step() ? t.first_step() : 1;
+  c.positive("trace.first_step", first, kMaxSteps);
+  if (t.last_step() == 0) c.fail("trace.first_step", "set without trace.last_step, the range's last step");
+  c.in_range("trace.last_step", t.last_step(), first, kMaxSteps);
+  if (t.last_step() - first >= kMaxTraceSteps)
+    c.fail("trace.last_step", "the range " + std::to_string(first) + ":" + std::to_string(t.last_step()) + " holds " +
+                                  std::to_string(t.last_step() - first + 1) + " steps; at most " +
+                                  std::to_string(kMaxTraceSteps) + " are traced at once");
+}
+
 }  // namespace
 
 // Every string field, at any depth, valid UTF-8 without NUL: they travel in protobuf messages
@@ -570,6 +584,7 @@ void validate_job(const proto::JobSpec& job, const std::string& path) {
   check_control(c, job.control());
   check_run_dir(c, job.run_dir());
   check_eval(c, job);
+  check_trace(c, job);
 }
 
 void check_job_for_launch(const proto::JobSpec& job, const std::string& path, int world_size) {

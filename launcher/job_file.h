@@ -36,6 +36,8 @@ inline constexpr int64_t kMaxSteps = int64_t{1} << 40;     // optimizer-step cou
 inline constexpr int64_t kMaxAccumulate = 65536;           // accumulate_steps
 inline constexpr double kMaxClip = 1e6;                    // clip_grad.max_norm, clip_grad.clip_value
 inline constexpr double kMaxDivFactor = 1e12;              // schedule.one_cycle.*div_factor
+inline constexpr int64_t kMaxTraceSteps = 100000;          // steps in trace's range
+inline constexpr int64_t kMaxTraceEvents = 10000000;       // trace.max_events
 }  // namespace job_limits
 
 // Throws lockstep::Error "PATH:LINE:COL: ..." on a syntax or type error, "PATH: field: ..." on a

@@ -27,6 +27,8 @@
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
 #include "launcher/tensorboard/metrics_events.h"
+#include "launcher/trace_merge.h"
+#include "launcher/trace_setup.h"
 #include "launcher/train/loop.h"
 #include "comm/factory.h"
 #include "runtime/check.h"
@@ -39,6 +41,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
 
 constexpr const char* kUsage =
     "usage: lockstep train JOB.textproto [--epochs N] [--seed S] [--metrics FILE] [--data DIR] [--step-metrics]\n"
+    "                      [--trace STEPS] (timeline of steps 1..N or A:B: RUN_DIR/trace.json, RUN_DIR the job's run_dir or .)\n"
     "                      [--set FIELD=VALUE]... (any job field, e.g. --set optimizer.lr=0.1; see README)\n";
 
 std::string usage() {
@@ -60,6 +63,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   std::optional<int64_t> epochs;
   std::optional<uint64_t> seed;
   std::vector<std::string> sets;  // --set FIELD=VALUE, in order
+  std::string trace;               // --trace STEPS
   bool step_lines = false;  // --step-metrics: every step's loss too, exact to the last bit
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -78,6 +82,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
     else if (a == "--data") data = value();
     else if (a == "--step-metrics") step_lines = true;
     else if (a == "--set") sets.push_back(value());
+    else if (a == "--trace") trace = value();
     else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; see lockstep train --help";
     else if (job_path.empty()) job_path = a;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; see lockstep train --help";
@@ -90,6 +95,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
   if (seed) job.set_seed(*seed);
   if (!metrics.empty()) job.set_metrics_file(metrics);
   if (!data.empty()) job.mutable_data()->set_dir(data);
+  if (!trace.empty()) lockstep::apply_trace_option(job, trace);
   // The job's name defaults to its file's stem, as lockstep launch names it.
   if (job.name().empty()) job.set_name(std::filesystem::path(job_path).stem().string());
   lockstep::check_with_overrides(sets, [&] {
@@ -205,13 +211,31 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
                 "exposed");
     std::fflush(stdout);
   }
+  // The timeline: in the job's run_dir, else the current directory (where the metrics go).
+  const std::unique_ptr<TraceRecorder> trace = make_trace_recorder(job, comm.rank(), job.run_dir());
+  r->trainer->set_trace(trace.get());
   TrainCommandHooks hooks(*r, log.get(), step_lines);
   train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
+  if (trace) {
+    trace->finish();
+    if (!trace->error().empty()) std::fprintf(stderr, "lockstep: warning: %s\n", trace->error().c_str());
+  }
   if (lead) {  // the last epoch's eval beyond top-1
     std::fputs(lockstep::eval_summary(hooks.last_eval()).c_str(), stdout);
     std::fflush(stdout);
   }
-  comm.barrier().wait();
+  comm.barrier().wait();  // every rank's trace file is written
+  if (trace && lead) {
+    try {
+      const TraceMergeResult m = merge_trace(job.run_dir());
+      std::printf("timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)\n", m.ranks.size(),
+                  m.ranks.size() == 1 ? "" : "s", m.path.c_str());
+      if (m.dropped > 0)
+        std::printf("timeline: %lld spans dropped past trace.max_events\n", static_cast<long long>(m.dropped));
+    } catch (const Error& e) {  // the training is done; only the merged view is missing
+      std::fprintf(stderr, "lockstep: warning: timeline not merged: %s\n", e.what());
+    }
+  }
   return 0;
 }
 

@@ -94,6 +94,7 @@ proto::JobSpec trajectory_spec(const proto::JobSpec& job) {
   j.clear_name();
   j.clear_eval();  // what an eval reports, not what training does
   j.clear_tensorboard();  // an output beside the metrics file
+  j.clear_trace();  // what the timeline records, not what training does
   j.mutable_data()->clear_prefetch_batches();  // where batches are gathered changes none of them
   // A resume takes its weights from the checkpoint, never from init_from (proto/job.proto).
   j.mutable_model()->clear_init_from();

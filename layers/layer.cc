@@ -6,6 +6,7 @@
 #include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/grad_mode.h"
+#include "runtime/trace_recorder.h"
 
 namespace lockstep {
 
@@ -23,6 +24,7 @@ class LayerNode final : public Node {
       latest->saved_ = layer.take_saved();
   }
   std::vector<Tensor> apply(const Tensor& g) override {
+    TraceSpan span(layer_.trace(), layer_.trace_name(), TraceCat::kBackward);
     applied_ = true;
     if (saved_.has_value()) {
       stash_latest(layer_, this);
@@ -56,6 +58,7 @@ class LayerNode final : public Node {
 };
 
 Tensor Layer::forward(const Tensor& x_in) {
+  TraceSpan span(trace(), trace_name(), TraceCat::kForward);
   // contiguous() keeps grad_fn; the engine converts the gradient back at x's node.
   const Tensor x = x_in.is_channels_last() && !accepts_channels_last() ? x_in.contiguous() : x_in;
   bool record = grad_enabled() && x.requires_grad();

@@ -3,6 +3,7 @@
 
 #include "runtime/autograd.h"
 #include "runtime/check.h"
+#include "runtime/trace_recorder.h"
 
 namespace lockstep {
 
@@ -46,6 +47,13 @@ std::vector<std::pair<std::string, Module*>> Module::named_modules() {
   for (auto& [n, c] : children_)
     for (auto& [cn, m] : c->named_modules()) out.emplace_back(cn.empty() ? n : n + "." + cn, m);
   return out;
+}
+
+void Module::set_trace(TraceRecorder* rec) {
+  for (auto& [name, m] : named_modules()) {
+    m->trace_ = rec;
+    m->trace_name_ = rec ? rec->intern(name.empty() ? m->describe() : name) : 0;
+  }
 }
 
 std::unique_ptr<Module> Module::swap_child(const std::string& name, std::unique_ptr<Module> m) {

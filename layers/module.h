@@ -20,6 +20,7 @@
 namespace lockstep {
 
 class Philox;
+class TraceRecorder;
 
 enum class Mode { kTrain, kEval };
 
@@ -64,6 +65,13 @@ class Module {
   void zero_grad();
 
   const std::deque<std::pair<std::string, std::unique_ptr<Module>>>& children() const { return children_; }
+  // The timeline (runtime/trace_recorder.h): every module of the tree takes its qualified name
+  // ("layer1.0.conv1", as in state_dict keys; the root: describe()), under which a Layer records its
+  // forward and its backward (the autograd node's run) as spans. Null: off (the default).
+  void set_trace(TraceRecorder* rec);
+  TraceRecorder* trace() const { return trace_; }
+  uint32_t trace_name() const { return trace_name_; }
+
   // Every module of the tree with its qualified name ("" for this one, "layer1.0.conv1"), parents
   // before children, in registration order (torch's named_modules).
   std::vector<std::pair<std::string, Module*>> named_modules();
@@ -91,6 +99,8 @@ class Module {
 
   Mode mode_ = Mode::kTrain;
   bool needs_input_grad_ = true;
+  TraceRecorder* trace_ = nullptr;
+  uint32_t trace_name_ = 0;
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> params_;
   std::vector<std::pair<std::string, std::unique_ptr<Tensor>>> buffers_;
   std::deque<std::pair<std::string, std::unique_ptr<Module>>> children_;  // stable addresses

@@ -29,6 +29,8 @@
 #include "launcher/job_sampler.h"
 #include "launcher/job_override.h"
 #include "launcher/resume_check.h"
+#include "launcher/trace_merge.h"
+#include "launcher/trace_setup.h"
 #include "launcher/launch/exit_status.h"
 #include "launcher/launch/progress.h"
 #include "launcher/launch/run_dir.h"
@@ -45,7 +47,7 @@ constexpr int64_t kMaxRestarts = 1000;
 
 constexpr const char* kUsage =
     "lockstep launch -n N JOB.textproto [--hostfile F --bind ADDR] [--run-dir D] [--resume | --overwrite] [--max-restarts K] [--min-ranks M] "
-    "[--epochs E] [--data DIR] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--srun-arg ARG]... [--set FIELD=VALUE]...";
+    "[--epochs E] [--data DIR] [--trace STEPS] [--port P] [--tls-cert F --tls-key F] [--mpirun-arg ARG]... [--srun-arg ARG]... [--set FIELD=VALUE]...";
 
 constexpr const char* kSlurm =
     "inside a Slurm allocation (salloc/sbatch: SLURM_JOB_ID set, no --hostfile) the workers start through\n"
@@ -68,6 +70,7 @@ struct LaunchArgs {
   int64_t epochs = 0;  // 0: the job's
   std::vector<std::string> mpirun_args, srun_args;
   std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
+  std::string trace;              // --trace STEPS (launcher/trace_setup.h)
 };
 
 LaunchArgs parse(int argc, char** argv) {
@@ -96,6 +99,7 @@ LaunchArgs parse(int argc, char** argv) {
     else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
     else if (s == "--set") a.sets.push_back(value());
     else if (s == "--srun-arg") a.srun_args.push_back(value());
+    else if (s == "--trace") a.trace = value();
     else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
     else if (a.job_path.empty()) a.job_path = s;
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
@@ -204,6 +208,7 @@ int launch_main(int argc, char** argv) {
     apply_overrides(job, a.sets);
     if (a.epochs > 0) job.set_epochs(a.epochs);
     if (!a.data.empty()) job.mutable_data()->set_dir(a.data);
+    if (!a.trace.empty()) apply_trace_option(job, a.trace);
     check_with_overrides(a.sets, [&] {
       job.set_name(checked_job_name(job, a.job_path));
       job.set_metrics_file(checked_metrics_file(job, a.job_path));
@@ -252,6 +257,22 @@ int launch_main(int argc, char** argv) {
   }
   dir->commit();
   const std::string& run_dir = dir->path();
+  // The timeline: whatever the ranks wrote, merged into RUN_DIR/trace.json when the launch ends,
+  // however it ends (a failed job's trace shows where it was).
+  struct MergeTraceAtExit {
+    std::string run_dir;
+    ~MergeTraceAtExit() {
+      if (run_dir.empty() || !fs::is_directory(trace_dir(run_dir))) return;
+      try {
+        const TraceMergeResult m = merge_trace(run_dir);
+        std::fprintf(stderr, "lockstep launch: timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)%s\n",
+                     m.ranks.size(), m.ranks.size() == 1 ? "" : "s", m.path.c_str(),
+                     m.dropped > 0 ? ("; " + std::to_string(m.dropped) + " spans dropped past trace.max_events").c_str() : "");
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "lockstep launch: warning: timeline not merged: %s\n", e.what());
+      }
+    }
+  } merge_trace_at_exit{job.trace().last_step() > 0 ? run_dir : std::string()};
   ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
   const Heartbeat hb = heartbeat_of(job);
   CoordinatorServer& server = *server_ptr;

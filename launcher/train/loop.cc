@@ -34,10 +34,20 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
                                        << "], the micro-batches (sampler steps) of an epoch";
   const int64_t world = trainer.communicator()->size();
   std::vector<MicroBatch> micro(static_cast<size_t>(k));
+  // The timeline (runtime/trace_recorder.h): steps and step agreements; null: off.
+  TraceRecorder* const trace = trainer.trace();
+  const uint32_t trace_agree = trace ? trace->intern("step agreement") : 0;
+  const uint32_t trace_step = trace ? trace->intern("step") : 0;
   // A boundary: the global sums of the step just taken join the epoch's, then the driver acts.
   // Returns true when the driver stops the loop.
   auto boundary = [&](const StepSums& mine, bool epoch_end) {
-    const StepSums step = hooks.reduce(trainer, mine);
+    StepSums step;
+    {
+      TraceSpan span(trace, trace_agree, TraceCat::kAgreement);
+      // Its collective, on the comm lane too (Note [collective tag]).
+      TraceTagScope tag({.rec = trace, .name = trace_agree, .cat = TraceCat::kAgreement});
+      step = hooks.reduce(trainer, mine);
+    }
     pos.epoch_loss_sum += step.loss_sum;
     pos.epoch_samples += step.count;
     if (epoch_end) {
@@ -67,6 +77,9 @@ LoopResult train_loop(Trainer& trainer, DistributedSampler& sampler, const Datas
         out.stopped = true;
         return out;
       }
+      if (trace) trace->begin_step(pos.step + 1);  // may write the trace file: before the step's clock
+      TraceSpan step_span(trace, trace_step, TraceCat::kStep);
+      step_span.arg(trace_step, static_cast<int64_t>(pos.step + 1));
       const auto t0 = Clock::now();
       double count = 0;
       for (int64_t i = 0; i < k; ++i) {

@@ -35,6 +35,16 @@ Trainer::Trainer(Module& model, Optimizer& opt, Loss& loss, const LrSchedule* sc
 
 Trainer::~Trainer() = default;
 
+void Trainer::set_trace(TraceRecorder* rec) {
+  trace_ = rec;
+  model_.set_trace(rec);
+  if (reducer_) reducer_->set_trace(rec);
+  if (!rec) return;
+  trace_optimizer_ = rec->intern("optimizer.step");
+  trace_finalize_ = rec->intern("wait for gradient all-reduce");
+  trace_eval_ = rec->intern("eval");
+}
+
 void Trainer::begin_phase(CommMode mode) {
   if (d_.comm) d_.comm->set_phase(++phase_, mode);
 }
@@ -113,7 +123,10 @@ double Trainer::train_step(std::span<const MicroBatch> micro) {
     backward(logits, dloss);  // the reducer's buckets start all-reducing from the parameters' hooks
   }
   const double loss = loss_sum / static_cast<double>(micro.size());
-  if (reducer_) reducer_->finalize();  // averaged gradients back in place
+  if (reducer_) {
+    TraceSpan span(trace_, trace_finalize_, TraceCat::kAllReduce);
+    reducer_->finalize();  // averaged gradients back in place
+  }
   if (!finite_gradients(model_)) {
     // Rare: one more collective names the ranks whose loss was not finite.
     std::vector<double> bad(static_cast<size_t>(d_.comm ? d_.comm->size() : 1), 0.0);
@@ -148,7 +161,10 @@ double Trainer::train_step(std::span<const MicroBatch> micro) {
       clip_grad_value(params, o_.clip.clip_value);
     }
   }
-  opt_.step();
+  {
+    TraceSpan span(trace_, trace_optimizer_, TraceCat::kOptimizer);
+    opt_.step();
+  }
   return loss;
 }
 
@@ -162,6 +178,7 @@ void Trainer::begin_step(uint64_t step) {
 }
 
 EvalResult Trainer::evaluate(const Dataset& data) {
+  TraceSpan span(trace_, trace_eval_, TraceCat::kEval);
   if (!d_.comm) return evaluate_range(data, 0, data.size(), o_.num_classes);
   Communicator& comm = *d_.comm;
   begin_phase(CommMode::kEval);

@@ -31,6 +31,7 @@
 #include "runtime/optim/optimizer.h"
 #include "runtime/check.h"
 #include "runtime/precision.h"
+#include "runtime/trace_recorder.h"
 
 namespace lockstep {
 
@@ -185,6 +186,12 @@ class Trainer {
   // training loop start their own; a driver's phases at a step boundary (lockstep worker) call it.
   void begin_phase(CommMode mode);
   uint32_t phase_id() const { return phase_; }
+  // The timeline (runtime/trace_recorder.h): the model's layers, the reducer's buckets, the
+  // optimizer step, the wait for the buckets and evaluate() record into rec; the training loop
+  // adds the steps and the step agreement. Null: off. rec must outlive the trainer's use of it.
+  void set_trace(TraceRecorder* rec);
+  TraceRecorder* trace() const { return trace_; }
+
   // The training loop's view (launcher/train/loop.h).
   Communicator* communicator() const { return d_.comm; }
   const TrainerOptions& options() const { return o_; }
@@ -212,6 +219,8 @@ class Trainer {
   double last_lr_ = 0;
   double last_grad_norm_ = -1;
   std::vector<float> saved_buffers_;  // kSkipStep: the BatchNorm buffers before the step's forward
+  TraceRecorder* trace_ = nullptr;
+  uint32_t trace_optimizer_ = 0, trace_finalize_ = 0, trace_eval_ = 0;  // span names
 };
 
 }  // namespace lockstep

@@ -11,6 +11,7 @@
 #include "launcher/metrics_log.h"
 #include "launcher/replica.h"
 #include "launcher/tensorboard/metrics_events.h"
+#include "launcher/trace_setup.h"
 #include "launcher/train/loop.h"
 #include "launcher/worker/step_control.h"
 #include "launcher/worker/step_times.h"
@@ -44,6 +45,7 @@ class Worker : public LoopHooks {
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
   void time_step();  // after each step: its wall time and exposed communication into times_
+  void finish_trace();  // this rank's timeline file, if tracing; a failure is a warning
   int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary; kExitStopped
 
   const WorkerSetup& w_;
@@ -70,6 +72,8 @@ class Worker : public LoopHooks {
   std::chrono::steady_clock::time_point prev_end_{};
   bool have_prev_ = false;
   double agree_s_ = 0, reducer_wait_s_ = 0;
+  std::unique_ptr<TraceRecorder> trace_;  // null: no timeline (job.trace off)
+  uint32_t trace_checkpoint_ = 0;
 };
 
 Worker::Worker(const WorkerSetup& w)
@@ -79,6 +83,9 @@ Worker::Worker(const WorkerSetup& w)
   r_ = build_replica(job_, comm_);
   trainer_ = r_->trainer.get();
   accumulate_ = trainer_->options().accumulate_steps;
+  trace_ = make_trace_recorder(job_, comm_.rank(), run_dir_);
+  trainer_->set_trace(trace_.get());
+  if (trace_) trace_checkpoint_ = trace_->intern("checkpoint");
   std::string from;
   if (w.reg.resume()) {
     if (auto p = restore_latest(comm_, *r_->built.model, *r_->opt, job_, run_dir_, &from, r_->sampler->num_steps()))
@@ -174,6 +181,7 @@ void Worker::eval_phase(uint64_t directive_id) {
 }
 
 std::string Worker::checkpoint_phase(uint64_t directive_id, PhaseKind kind) {
+  TraceSpan span(trace_.get(), trace_checkpoint_, TraceCat::kCheckpoint);
   trainer_->begin_phase(CommMode::kNone);
   JobPosition at = pos_;
   if (at.epoch_step == 0) at.epoch_loss_sum = at.epoch_samples = 0;  // mid-epoch only: the epoch's loss so far
@@ -224,7 +232,14 @@ bool Worker::run_phases(const Boundary& b) {
   return false;
 }
 
+void Worker::finish_trace() {
+  if (!trace_) return;
+  trace_->finish();
+  if (!trace_->error().empty()) std::fprintf(stderr, "lockstep worker: warning: %s\n", trace_->error().c_str());
+}
+
 int Worker::stopped() {
+  finish_trace();
   try {
     w_.client->heartbeat_now(comm_.rank(), board_.get());
   } catch (const std::exception&) {  // the coordinator may already be gone; the checkpoint is written
@@ -297,6 +312,7 @@ bool Worker::at_epoch_end(EpochMetrics& m) {
 int Worker::run() {
   if (train_loop(*trainer_, *r_->sampler, r_->train_set, *this, pos_).stopped) return stopped();
   trainer_->begin_phase(CommMode::kNone);
+  finish_trace();  // before the final report: launch merges the files once the workers are gone
   w_.client->heartbeat_now(comm_.rank(), board_.get());  // the final figures, for the summary
   report(proto::STOP, 0, /*finished=*/true);
   comm_.barrier().wait();

@@ -166,6 +166,7 @@ TEST_F(ResumeCheck, ASetOverrideIsCheckedLikeAnEditedJob) {
   EXPECT_NE(err.find("(set by --set optimizer.lr=0.1)"), std::string::npos) << err;
   EXPECT_EQ(check({"epochs=10", "phases.eval_every=2", "eval.top_k=1,3"}), "");
   EXPECT_EQ(check({"optimizer.lr=0.05"}), "") << "the checkpoint's own value";
+  EXPECT_EQ(check({"trace.first_step=3", "trace.last_step=9"}), "") << "a timeline changes no step of training";
 }
 
 // A field added or removed inside a block that both jobs have is named too (the differencer reports

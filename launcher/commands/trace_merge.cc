@@ -1,0 +1,39 @@
+// `lockstep trace-merge RUN_DIR`: joins RUN_DIR/trace/rank-N.json into RUN_DIR/trace.json
+// (launcher/trace_merge.h), for workers started without `lockstep launch` (mpirun or srun running
+// `lockstep worker` against a `lockstep coordinator`); launch and `lockstep train` merge by themselves.
+#include <cstdio>
+#include <string>
+
+#include "launcher/commands/commands.h"
+#include "launcher/trace_merge.h"
+#include "runtime/check.h"
+
+namespace lockstep::commands {
+namespace {
+
+constexpr const char* kUsage = "lockstep trace-merge RUN_DIR   (RUN_DIR/trace/rank-N.json -> RUN_DIR/trace.json)";
+
+int trace_merge_main(int argc, char** argv) {
+  std::string run_dir;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf("usage: %s\n", kUsage);
+      return 0;
+    }
+    LOCKSTEP_FAIL_IF(!a.empty() && a[0] == '-') << "unknown option " << a << "; usage: " << kUsage;
+    LOCKSTEP_FAIL_IF(!run_dir.empty()) << "unexpected argument " << a << "; usage: " << kUsage;
+    run_dir = a;
+  }
+  LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
+  const TraceMergeResult m = merge_trace(run_dir);
+  std::printf("timeline of %zu rank%s (%lld events) in %s\n", m.ranks.size(), m.ranks.size() == 1 ? "" : "s",
+              static_cast<long long>(m.events), m.path.c_str());
+  if (m.dropped > 0) std::printf("%lld spans were dropped past trace.max_events\n", static_cast<long long>(m.dropped));
+  return 0;
+}
+
+const Registrar reg("trace-merge", kUsage, &trace_merge_main);
+
+}  // namespace
+}  // namespace lockstep::commands

@@ -1,0 +1,25 @@
+// The timeline of a job (proto TraceSpec, README "Timeline (trace.json)"): the `--trace STEPS`
+// option of `lockstep train` and `lockstep launch`, and each rank's recorder writing
+// RUN_DIR/trace/rank-N.json (runtime/trace_recorder.h). launcher/trace_merge.h joins the files.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "proto/job.pb.h"
+#include "runtime/trace_recorder.h"
+
+namespace lockstep {
+
+// `--trace STEPS`: "N" records optimizer steps 1..N, "A:B" steps A..B (1 <= A <= B), into
+// job.trace. Throws Error "--trace: ..." naming the value.
+void apply_trace_option(proto::JobSpec& job, const std::string& value);
+
+// RUN_DIR/trace, where every rank writes rank-N.json.
+std::string trace_dir(const std::string& run_dir);
+
+// This rank's recorder for a validated job, writing trace_dir(run_dir)/rank-<rank>.json; null when
+// job.trace is off.
+std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir);
+
+}  // namespace lockstep

@@ -1,0 +1,104 @@
+// `lockstep train --trace STEPS`: on 1 rank and on 2 under mpirun (a small synthetic data set, 2
+// steps per epoch), every rank writes RUN_DIR/trace/rank-N.json and rank 0 merges them into
+// RUN_DIR/trace.json, a valid trace-event file holding exactly the steps asked for and epoch 1's
+// eval; the merge function refuses what is not a rank's trace, naming the file.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "launcher/trace_merge.h"
+#include "runtime/check.h"
+#include "runtime/trace_recorder.h"
+#include "tests/launcher/run_command.h"
+#include "tests/trace_check.h"
+
+namespace fs = std::filesystem;
+using namespace lockstep::testing;
+
+namespace {
+
+class TraceTrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lockstep_trace_train_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    for (auto [split, n] : {std::pair{"train", 300u}, std::pair{"t10k", 101u}}) {
+      std::ofstream(dir_ / "data" / (std::string(split) + "-images-idx3-ubyte"), std::ios::binary)
+          << idx_bytes({n, 28, 28}, n * 784);
+      std::ofstream(dir_ / "data" / (std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << idx_bytes({n}, n);
+    }
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // The arguments of `train` for the fmnist-cnn-ddp job on the synthetic data, run dir dir_/run.
+  std::string args(const std::string& trace) const {
+    return "train " + source_path("launcher/jobs/fmnist-cnn-ddp.textproto") + " --epochs 2 --data " +
+           (dir_ / "data").string() + " --metrics " + (dir_ / "m.jsonl").string() + " --set run_dir=" +
+           (dir_ / "run").string() + " --trace " + trace;
+  }
+  // Checks trace.json of `ranks` ranks: format, steps, eval.
+  void check(int ranks, const std::set<int64_t>& steps_expected, int evals) {
+    const nlohmann::json doc = read_json((dir_ / "run" / "trace.json").string());
+    const auto errors = trace_format_errors(doc, ranks);
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    for (int r = 0; r < ranks; ++r) {
+      std::set<int64_t> steps;
+      int eval = 0, optimizer = 0;
+      for (const Span& s : spans_of(doc)) {
+        if (s.pid != r) continue;
+        if (s.cat == "step") steps.insert(s.args.value("step", int64_t{-1}));
+        eval += s.cat == "eval";
+        optimizer += s.cat == "optimizer";
+      }
+      EXPECT_EQ(steps, steps_expected) << "rank " << r;
+      EXPECT_EQ(eval, evals) << "rank " << r;
+      EXPECT_EQ(optimizer, static_cast<int>(steps_expected.size())) << "rank " << r;
+    }
+  }
+  fs::path dir_;
+};
+
+TEST_F(TraceTrain, OneRank) {
+  const auto r = run_command(args("2:3"), 120);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("timeline of 1 rank in " + (dir_ / "run").string() + "/trace.json"), std::string::npos)
+      << r.output;
+  check(1, {2, 3}, 1);  // epoch 1's eval comes after step 2
+}
+
+TEST_F(TraceTrain, TwoRanksUnderMpirun) {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const auto r = capture("timeout -k 5 120 mpirun --oversubscribe --allow-run-as-root --mca btl self,vader,tcp -np 2 " +
+                         lockstep_binary() + " " + args("3") + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  check(2, {1, 2, 3}, 1);
+}
+
+TEST_F(TraceTrain, MergeNamesAFileThatIsNotATrace) {
+  const fs::path trace = dir_ / "run" / "trace";
+  lockstep::TraceRecorder rec({.rank = 0, .first_step = 1, .last_step = 1, .path = (trace / "rank-0.json").string()});
+  rec.begin_step(1);
+  rec.finish();
+  std::ofstream(trace / "notes.txt") << "ignored: not a rank file";
+  const lockstep::TraceMergeResult m = lockstep::merge_trace((dir_ / "run").string());
+  EXPECT_EQ(m.ranks, std::vector<int>{0});
+  EXPECT_EQ(trace_format_errors(read_json(m.path), 1), std::vector<std::string>{});
+
+  std::ofstream(trace / "rank-1.json") << "{\"traceEvents\": [";  // cut short
+  try {
+    lockstep::merge_trace((dir_ / "run").string());
+    FAIL() << "a truncated rank file was merged";
+  } catch (const lockstep::Error& e) {
+    EXPECT_NE(std::string(e.what()).find((trace / "rank-1.json").string() + ": not JSON"), std::string::npos) << e.what();
+  }
+  std::ofstream(trace / "rank-1.json") << "{\"traceEvents\": [{\"ph\":\"X\",\"pid\":0,\"tid\":1}]}";
+  EXPECT_THROW(lockstep::merge_trace((dir_ / "run").string()), lockstep::Error) << "rank 1's file with rank 0's events";
+  EXPECT_THROW(lockstep::merge_trace((dir_ / "nothing").string()), lockstep::Error);
+}
+
+}  // namespace
