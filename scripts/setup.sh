@@ -17,6 +17,7 @@ packages=(
   iproute2 procps openssl
   slurm-wlm munge
   ccache
+  nlohmann-json3-dev python3-grpcio python3-protobuf
 )
 missing=()
 for p in "${packages[@]}"; do
