@@ -14,6 +14,7 @@ folder next to this example.
 Exit status: 0 the job ended and its result was printed; 1 an error (one line on stderr).
 """
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ def load_stubs(stubs_dir):
             sys.exit("watch_job.py: needs protoc and grpc_python_plugin "
                      "(apt-get install protobuf-compiler protobuf-compiler-grpc), or --stubs DIR")
         stubs_dir = tempfile.mkdtemp(prefix="lockstep_stubs_")
+        atexit.register(shutil.rmtree, stubs_dir, True)
         subprocess.run(["protoc", "-I", protos, "--python_out=" + stubs_dir, "--grpc_python_out=" + stubs_dir,
                         "--plugin=protoc-gen-grpc_python=" + plugin,
                         os.path.join(protos, "job.proto"), os.path.join(protos, "coordinator.proto")], check=True)
