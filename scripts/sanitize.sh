@@ -21,6 +21,7 @@ cmake --build build-sanitize -j"$(nproc)" --target lockstep control_tests distri
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 control='Stragglers|NodeHeartbeat|CoordinatorAuth|Credentials|CredentialRetry|CredentialOptions|CtlCli|CoordinatorLimits|PhaseMachine|CoordinatorServer|StepRate|CoordinatorTls'
+control="$control|Watch|RunFiles"  # the Watch stream's threads and the run directory's files
 launch='Teardown|LaunchControl|ClusterJob|ResumeBuffers|OneRule|ElasticResume|AccumulatedJob'
 cd build-sanitize
 ctest --output-on-failure --timeout 1500 -j"$(nproc)" \

@@ -17,7 +17,7 @@ packages=(
   iproute2 procps openssl
   slurm-wlm munge
   ccache
-  nlohmann-json3-dev chromium python3-pil python3-protobuf
+  nlohmann-json3-dev chromium python3-pil python3-protobuf python3-grpcio
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,7 @@
 #include "launcher/cli_number.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/coordinator/run_files.h"
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/launch/run_dir.h"
@@ -116,7 +117,9 @@ int coordinator_main(int argc, char** argv) {
   o.heartbeat_interval_s = hb.interval_s;
   o.coordinator_timeout_s = hb.timeout_s;
 
+  CoordinatorFiles files;  // RUN_DIR/coordinator.json, removed after the server stopped
   CoordinatorServer server(job, world, o);
+  files.started(dir.path(), address_record(server.address(), !o.tls_cert.empty(), job.name(), token_file));
   dir.commit();
   std::printf("coordinator listening on %s (token in %s)\n"
               "coordinator: `lockstep ctl` takes the token (--token-file %s); workers take the worker secret in %s "
@@ -187,6 +190,16 @@ int coordinator_main(int argc, char** argv) {
   poll.async_wait(on_poll);
 
   io.run();
+  // RUN_DIR/result.json, then FINISHED to every Watch (up to 2 s), then the server stops.
+  const proto::JobResult result =
+      server.result(rc, rc == 0 ? "" : "the coordinator exited with status " + std::to_string(rc) +
+                                           " (a signal) before the job ended");
+  try {
+    files.ended(result);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coordinator: warning: %s\n", e.what());
+  }
+  server.finish(result);
   std::fflush(stdout);
   return rc;
 }

@@ -1,7 +1,8 @@
 // `lockstep ctl`: queries and commands a running job through its coordinator. status prints the
 // job, its phase, every rank's progress and the phase history; eval / checkpoint / pause / stop
 // queue a directive for rank 0 and print its id (with --wait S: until rank 0 reported it, then its
-// result); resume ends a pause.
+// result); resume ends a pause; watch prints the job's events (the Watch stream) until it ends.
+// --run-dir DIR finds the coordinator in DIR/coordinator.json and the token in DIR/token.
 // Exit status: 0 done; 3 UNAUTHENTICATED (no token found, or the coordinator refused it) or
 // PERMISSION_DENIED (a credential that is not the user token, e.g. the worker secret);
 // 4 coordinator unreachable (UNAVAILABLE, DEADLINE_EXCEEDED); 1 any other error.
@@ -17,6 +18,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
+#include "launcher/coordinator/run_files.h"
 #include "launcher/coordinator/status_format.h"
 #include "runtime/check.h"
 
@@ -26,8 +28,8 @@ namespace {
 constexpr double kMaxWaitS = 7 * 86400;  // a week
 
 constexpr const char* kUsage =
-    "lockstep ctl status|eval|checkpoint|pause|resume|stop --coordinator HOST:PORT [--token-file F] "
-    "[--tls-ca F] [--tls-cert F --tls-key F] [--wait S]";
+    "lockstep ctl status|eval|checkpoint|pause|resume|stop|watch (--coordinator HOST:PORT | --run-dir DIR) "
+    "[--token-file F] [--tls-ca F] [--tls-cert F --tls-key F] [--wait S] [--interval S]";
 
 proto::ControlRequest::Command command_of(const std::string& word) {
   proto::ControlRequest::Command c;
@@ -57,10 +59,23 @@ proto::PhaseReport wait_for(CoordinatorClient& client, uint64_t id, double wait_
   return {};
 }
 
+// `ctl watch`: one line per event until FINISHED (the stream then ends).
+int watch(CoordinatorClient& client, double interval_s) {
+  proto::WatchRequest req;
+  req.set_status_interval_s(interval_s);
+  client.watch(req, [](const proto::WatchEvent& e) {
+    std::printf("%llu %s %s\n", static_cast<unsigned long long>(e.seq()),
+                proto::WatchEvent::Kind_Name(e.kind()).c_str(), e.message().c_str());
+    std::fflush(stdout);
+    return true;
+  });
+  return 0;
+}
+
 int run(int argc, char** argv) {
-  std::string word, token_file;
+  std::string word, token_file, run_dir;
   ClientOptions o;
-  double wait_s = -1;
+  double wait_s = -1, interval_s = 0;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -73,9 +88,14 @@ int run(int argc, char** argv) {
     else if (a == "--tls-cert") o.tls_cert = value();
     else if (a == "--tls-key") o.tls_key = value();
     else if (a == "--wait") wait_s = cli::real_number(a, value(), 0, kMaxWaitS);
+    else if (a == "--run-dir") run_dir = value();
+    else if (a == "--interval") interval_s = cli::real_number(a, value(), 0.1, 3600);
     else if (a == "-h" || a == "--help") {
       std::printf("usage: %s\nthe token: --token-file F (RUN_DIR/token), else $LOCKSTEP_TOKEN, else the file "
-                  "$LOCKSTEP_TOKEN_FILE; the workers' secret is not accepted\nexit status: 0 done, 3 UNAUTHENTICATED "
+                  "$LOCKSTEP_TOKEN_FILE; the workers' secret is not accepted\n--run-dir DIR: the coordinator's "
+                  "address from DIR/coordinator.json, the token from DIR/token (unless --token-file)\nwatch: the "
+                  "job's events until it ends, a STATUS every --interval S (default 10)\nexit status: 0 done, 3 "
+                  "UNAUTHENTICATED "
                   "or PERMISSION_DENIED (no token, or a wrong one), 4 coordinator unreachable, 1 other errors\n",
                   kUsage);
       return 0;
@@ -84,9 +104,25 @@ int run(int argc, char** argv) {
     else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
   }
   LOCKSTEP_FAIL_IF(word.empty()) << "no command given; usage: " << kUsage;
-  LOCKSTEP_FAIL_IF(o.address.empty()) << "--coordinator HOST:PORT is required";
+  LOCKSTEP_FAIL_IF(o.address.empty() && run_dir.empty()) << "--coordinator HOST:PORT or --run-dir DIR is required";
+  LOCKSTEP_FAIL_IF(!o.address.empty() && !run_dir.empty())
+      << "--coordinator " << o.address << " and --run-dir " << run_dir << ": give one of them";
+  const bool watching = word == "watch";
+  const proto::ControlRequest::Command c = watching ? proto::ControlRequest::STATUS : command_of(word);
+  if (!run_dir.empty()) {
+    proto::CoordinatorAddress at;
+    try {
+      at = read_address_file(run_dir);
+    } catch (const Error& e) {  // no coordinator there now: as unreachable
+      throw RpcError(e.what(), static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+    }
+    LOCKSTEP_FAIL_IF(at.tls() && o.tls_ca.empty())
+        << "--run-dir " << run_dir << ": the coordinator at " << at.address()
+        << " speaks TLS; give --tls-ca F (the CA of its certificate)";
+    o.address = at.address();
+    if (token_file.empty()) token_file = at.token_file().empty() ? run_dir + "/token" : at.token_file();
+  }
   grpc_util::check_address(o.address, "--coordinator");
-  const proto::ControlRequest::Command c = command_of(word);
   try {
     o.token = read_token(token_file);
   } catch (const Error& e) {
@@ -94,6 +130,7 @@ int run(int argc, char** argv) {
   }
 
   CoordinatorClient client(o);
+  if (watching) return watch(client, interval_s);
   const proto::ControlReply reply = client.control(c);
   if (c == proto::ControlRequest::STATUS) {
     std::fputs(status_format::status(reply.status()).c_str(), stdout);

@@ -24,6 +24,7 @@
 #include "launcher/commands/commands.h"
 #include "launcher/commands/slurm_place.h"
 #include "launcher/coordinator/client.h"
+#include "launcher/coordinator/run_files.h"
 #include "launcher/coordinator/server.h"
 #include "launcher/job_file.h"
 #include "launcher/job_sampler.h"
@@ -195,6 +196,7 @@ int launch_main(int argc, char** argv) {
   LaunchArgs a;
   std::string token, worker_secret;
   PrivateDirectory socket_dir;  // declared before the server: removed after it stopped
+  CoordinatorFiles coordinator_files;  // RUN_DIR/coordinator.json: likewise removed after the server stopped
   std::unique_ptr<CoordinatorServer> server_ptr;
   std::optional<SlurmPlace> slurm;
   try {
@@ -251,6 +253,8 @@ int launch_main(int argc, char** argv) {
     server_ptr = std::make_unique<CoordinatorServer>(job, a.ranks, so);  // binds --port, or fails
     dir->write_token(token);
     dir->write_job(job);  // for lockstep report
+    coordinator_files.started(dir->path(), address_record(server_ptr->address(), !a.tls_cert.empty(), job.name(),
+                                                          dir->path() + "/token"));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lockstep: error: %s\n", e.what());
     return kExitBadInput;
@@ -295,6 +299,18 @@ int launch_main(int argc, char** argv) {
   std::string metrics = job.metrics_file().empty() ? "metrics.jsonl" : job.metrics_file();
   if (metrics[0] != '/') metrics = run_dir + "/" + metrics;
 
+  // Every end of the job: RUN_DIR/result.json, then FINISHED to every Watch (waiting up to 2 s for
+  // them to be sent it), then the server stops and coordinator.json goes.
+  const auto end_job = [&](int rc, const std::string& failure = "") {
+    const proto::JobResult result = server.result(rc, failure);
+    try {
+      coordinator_files.ended(result);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lockstep launch: warning: %s\n", e.what());
+    }
+    server.finish(result);
+    return rc;
+  };
   for (int restarts = 0;;) {  // restarts on `world` ranks
     const std::vector<std::string> argv_launcher = launcher_argv(world);
     const AttemptResult r = supervisor.run(argv_launcher);
@@ -305,15 +321,16 @@ int launch_main(int argc, char** argv) {
     if (st.finished() && (r.exit_code == kExitDone || r.exit_code == kExitStopped) && !r.killed) {
       std::fputs(summary_table(metrics, st).c_str(), stdout);
       const bool complete = st.history_size() > 0 && st.history(st.history_size() - 1).finished();
-      if (complete) return kExitDone;
+      if (complete) return end_job(kExitDone);
       std::fprintf(stderr, "lockstep launch: stopped on request; continue with --resume (checkpoint %s)\n",
                    st.last_checkpoint().c_str());
-      return kExitStopped;
+      return end_job(kExitStopped);
     }
     const std::string why = !r.failure.empty() ? r.failure : argv_launcher[0] + " exited with status " + std::to_string(r.exit_code);
+    server.note_failure(why);
     std::fprintf(stderr, "lockstep launch: job %s failed: %s\n", job.name().c_str(), why.c_str());
-    if (r.killed) return kExitKilled;
-    if (r.stop_requested) return kExitFailed;
+    if (r.killed) return end_job(kExitKilled, why);
+    if (r.stop_requested) return end_job(kExitFailed, why);
     if (restarts < a.max_restarts) {
       ++restarts;
       std::fprintf(stderr, "lockstep launch: restarting from the last checkpoint (restart %d of %d)\n", restarts,
@@ -324,14 +341,14 @@ int launch_main(int argc, char** argv) {
     // The restarts on `world` ranks are spent: a rank is lost for good. With --min-ranks the job
     // goes on from the last checkpoint on the ranks that remain (Note [elastic resume] in
     // launcher/worker/worker_state.cc), with --max-restarts restarts again.
-    if (a.min_ranks == 0) return kExitFailed;
+    if (a.min_ranks == 0) return end_job(kExitFailed, why);
     const int next = fewer_ranks(world, a.min_ranks, job.batch_size());
     if (next == 0) {
       if (a.min_ranks < world)
         std::fprintf(stderr,
                      "lockstep launch: no number of ranks in [--min-ranks %d, %d] divides batch_size %lld; giving up\n",
                      a.min_ranks, world - 1, static_cast<long long>(job.batch_size()));
-      return kExitFailed;
+      return end_job(kExitFailed, why);
     }
     std::fprintf(stderr,
                  "lockstep launch: %d restart%s on %d ranks spent; continuing on %d rank%s from the last "

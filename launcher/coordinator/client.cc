@@ -135,4 +135,21 @@ proto::ControlReply CoordinatorClient::control(proto::ControlRequest::Command c)
 
 proto::HeartbeatReply CoordinatorClient::last_heartbeat() const { return impl_->get_last(); }
 
+void CoordinatorClient::watch(const proto::WatchRequest& r,
+                              const std::function<bool(const proto::WatchEvent&)>& on_event) {
+  auto ctx = impl_->context(365.0 * 86400);  // the job's lifetime: no deadline that matters
+  auto reader = impl_->stub->Watch(ctx.get(), r);
+  proto::WatchEvent e;
+  while (reader->Read(&e)) {
+    if (!on_event(e)) {
+      ctx->TryCancel();
+      while (reader->Read(&e)) {
+      }
+      reader->Finish();
+      return;
+    }
+  }
+  impl_->check(reader->Finish(), "Watch");
+}
+
 }  // namespace lockstep

@@ -60,6 +60,10 @@ class CoordinatorClient {
   proto::NextPhasesReply next_phases(const proto::NextPhasesRequest& r);
   void report_phase(const proto::PhaseReport& r);
   proto::ControlReply control(proto::ControlRequest::Command c);
+  // Watch (user token): calls on_event for each event, in order, until the stream ends (after
+  // FINISHED) or on_event returns false (the call is cancelled then). No deadline: it lasts as long
+  // as the job. Throws RpcError on a stream that ends with an error.
+  void watch(const proto::WatchRequest& r, const std::function<bool(const proto::WatchEvent&)>& on_event);
 
   const std::string& address() const { return opts_.address; }
 

@@ -61,6 +61,7 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
       << "coordinator on " << wanted << ": the worker secret equals the user token; they must differ, or "
       << "every user could act as a worker";
   LOCKSTEP_FAIL_IF(o.port < 0 || o.port > 65535) << "coordinator: port " << o.port << " is outside [0, 65535]";
+  LOCKSTEP_FAIL_IF(o.max_watchers < 0) << "coordinator: max_watchers " << o.max_watchers << " is negative";
   impl_ = std::make_unique<Impl>(std::move(job), world_size, o);
   grpc_util::quiet_grpc_logs();
 
@@ -93,6 +94,7 @@ CoordinatorServer::CoordinatorServer(proto::JobSpec job, int world_size, ServerO
 }
 
 CoordinatorServer::~CoordinatorServer() {
+  if (impl_) impl_->state.hub().close();  // every Watch ends (after what it has queued, FINISHED included)
   if (impl_ && impl_->server) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     impl_->server->Wait();
@@ -113,5 +115,18 @@ uint64_t CoordinatorServer::request(proto::ControlRequest::Command c) {
 void CoordinatorServer::new_attempt(bool resume, int world_size) { impl_->state.new_attempt(resume, world_size); }
 
 void CoordinatorServer::wait_registered(int n, double timeout_s) { impl_->state.wait_registered(n, timeout_s); }
+
+proto::JobResult CoordinatorServer::result(int exit_status, const std::string& failure) const {
+  return impl_->state.result(exit_status, failure);
+}
+
+void CoordinatorServer::finish(const proto::JobResult& r, double wait_s) {
+  impl_->state.finish(r);
+  impl_->state.hub().wait_empty(wait_s);
+}
+
+void CoordinatorServer::note_failure(const std::string& why) { impl_->state.note_failure(why); }
+
+int CoordinatorServer::watchers() const { return impl_->state.hub().watchers(); }
 
 }  // namespace lockstep

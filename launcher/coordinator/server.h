@@ -30,6 +30,8 @@ struct ServerOptions {
   // Also serve on this Unix-domain socket path (mode 0600), for workers in a private network
   // namespace that cannot reach the TCP address. Not with TLS.
   std::string unix_socket;
+  // Concurrent Watch streams served; one more is RESOURCE_EXHAUSTED naming this limit.
+  int max_watchers = 16;
 };
 
 class CoordinatorServer {
@@ -53,6 +55,17 @@ class CoordinatorServer {
   void new_attempt(bool resume, int world_size = 0);
   // Waits until n ranks registered in this attempt; throws Error naming the missing ranks on timeout.
   void wait_registered(int n, double timeout_s);
+
+  // The end of a job, for scripts (coordinator.proto, JobResult and Watch). result(): the job's
+  // result as of now with the launcher's exit status and failure. finish(r): keeps r in every later
+  // status and sends it to every watcher as FINISHED, the last event of its stream, then waits (at
+  // most wait_s) until each watcher was handed it and its stream ended. Without finish(), the
+  // destructor ends every Watch with UNAVAILABLE (no result known); either way it never hangs.
+  proto::JobResult result(int exit_status, const std::string& failure = "") const;
+  void finish(const proto::JobResult& r, double wait_s = 2.0);
+  // The launcher saw the attempt fail (a Watch ATTEMPT_FAILED event naming the rank when known).
+  void note_failure(const std::string& why);
+  int watchers() const;  // Watch streams connected now
 
  private:
   struct Impl;

@@ -1,6 +1,9 @@
 // The coordinator's RPC handlers: who is calling, then JobState (see service.h).
 #include "launcher/coordinator/service.h"
 
+#include <chrono>
+#include <sstream>
+
 #include "launcher/coordinator/grpc_util.h"
 #include "runtime/check.h"
 
@@ -98,6 +101,61 @@ grpc::Status CoordinatorService::Control(grpc::ServerContext* ctx, const proto::
                                          proto::ControlReply* reply) {
   return guarded(allow(caller(ctx), "Control", Role::kUser), grpc::StatusCode::FAILED_PRECONDITION,
                  [&] { *reply = state_.control(req->command()); });
+}
+
+grpc::Status CoordinatorService::Watch(grpc::ServerContext* ctx, const proto::WatchRequest* req,
+                                       grpc::ServerWriter<proto::WatchEvent>* writer) {
+  if (grpc::Status s = allow(caller(ctx), "Watch", Role::kUser); !s.ok()) return s;
+  double interval_s = req->status_interval_s();
+  if (interval_s == 0) interval_s = kDefaultStatusIntervalS;
+  if (!(interval_s >= kMinStatusIntervalS && interval_s <= kMaxStatusIntervalS)) {
+    std::ostringstream why;
+    why << "Watch: status_interval_s " << req->status_interval_s() << " is outside [" << kMinStatusIntervalS << ", "
+        << kMaxStatusIntervalS << "] seconds (0: the default, " << kDefaultStatusIntervalS << ")";
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why.str());
+  }
+  std::shared_ptr<WatchHub::Watcher> me;
+  try {
+    me = state_.watch();
+  } catch (const WatchLimit& e) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+  }
+  struct Leave {
+    WatchHub& hub;
+    const std::shared_ptr<WatchHub::Watcher>& w;
+    ~Leave() { hub.remove(w); }
+  } leave{state_.hub(), me};
+
+  using Clock = std::chrono::steady_clock;
+  const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_s));
+  auto next_status = Clock::now() + interval;
+  uint64_t seq = 0;
+  for (;;) {
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "Watch: the call was cancelled");
+    proto::WatchEvent e;
+    const auto wake = std::min(next_status, Clock::now() + std::chrono::milliseconds(100));
+    switch (state_.hub().next(*me, wake, &e)) {
+      case WatchHub::Next::kEvent:
+        e.set_seq(++seq);
+        if (!writer->Write(e)) return grpc::Status(grpc::StatusCode::CANCELLED, "Watch: the client went away");
+        if (e.kind() == proto::WatchEvent::FINISHED) return grpc::Status::OK;
+        break;
+      case WatchHub::Next::kTimeout:
+        if (Clock::now() >= next_status) {
+          state_.push_status(*me);
+          next_status = std::max(next_status + interval, Clock::now());
+        }
+        break;
+      case WatchHub::Next::kClosed:
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "Watch: the coordinator stopped before the job's result was known (see RUN_DIR/result.json "
+                            "if the launcher wrote one)");
+      case WatchHub::Next::kOverflow:
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "Watch: this watcher fell " + std::to_string(WatchHub::kMaxQueued) +
+                                " events behind the job; read the stream faster, or Watch again");
+    }
+  }
 }
 
 }  // namespace lockstep

@@ -3,7 +3,10 @@
 // call that credential does not open (UNAUTHENTICATED for an unknown one, PERMISSION_DENIED for a
 // known one used for another call or another rank), then maps each RPC to JobState and its Error
 // to a status (INVALID_ARGUMENT for a bad request, FAILED_PRECONDITION for one the job's state
-// refuses, ALREADY_EXISTS for a rank registered twice).
+// refuses, ALREADY_EXISTS for a rank registered twice). Watch runs on the synchronous server's own
+// thread per call (the pool grows, so a watcher blocks no other RPC): it drains its watcher's queue
+// into the stream, wakes at least every 100 ms to notice a cancelled call or a stopping server, and
+// ends after FINISHED.
 #pragma once
 
 #include <string>
@@ -36,6 +39,11 @@ class CoordinatorService final : public proto::Coordinator::Service {
                            proto::PhaseReportReply* reply) override;
   grpc::Status Control(grpc::ServerContext* ctx, const proto::ControlRequest* req,
                        proto::ControlReply* reply) override;
+  grpc::Status Watch(grpc::ServerContext* ctx, const proto::WatchRequest* req,
+                     grpc::ServerWriter<proto::WatchEvent>* writer) override;
+
+  // WatchRequest.status_interval_s: 0 means kDefaultStatusIntervalS; others must lie in the range.
+  static constexpr double kDefaultStatusIntervalS = 10, kMinStatusIntervalS = 0.1, kMaxStatusIntervalS = 3600;
 
  private:
   Caller caller(const grpc::ServerContext* ctx) const;

@@ -81,6 +81,8 @@ std::string checked_metrics_file(const proto::JobSpec& job, const std::string& j
     if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
   for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto", "report.html"})
     if (m == own) fail("is the run directory's own " + std::string(own));
+  for (const char* own : {"coordinator.json", "result.json"})  // for scripts (launcher/coordinator/run_files.h)
+    if (m == own) fail("is the run directory's own " + std::string(own));
   return m;
 }
 

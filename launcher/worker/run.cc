@@ -168,6 +168,11 @@ void Worker::report(PhaseKind kind, uint64_t directive_id, bool finished) {
   if (evaluated_) {
     r.set_test_loss(last_eval_.loss());
     r.set_test_accuracy(last_eval_.accuracy());
+    for (size_t i = 0; i < last_eval_.classes.top_k.size(); ++i) {
+      proto::TopKAccuracy& t = *r.add_top_k_accuracy();
+      t.set_k(static_cast<int32_t>(last_eval_.classes.top_k[i]));
+      t.set_accuracy(last_eval_.classes.top_k_accuracy(i));
+    }
   }
   r.set_checkpoint(last_checkpoint_);
   r.set_finished(finished);

@@ -202,11 +202,52 @@ TEST_F(CtlCli, SigtermStopsJobThenExits) {
   EXPECT_NE(coord_->output().find("asked job fmnist-cnn-ddp to STOP"), std::string::npos) << coord_->output();
 }
 
+// A script's way in: the run directory alone (coordinator.json and token), `ctl watch` to the end,
+// then result.json, and no address left behind.
+TEST_F(CtlCli, RunDirFindsTheCoordinatorAndWatchSeesTheEnd) {
+  const std::string run = (dir_ / "run").string();
+  const std::string ctl_env = "env -u LOCKSTEP_TOKEN -u LOCKSTEP_TOKEN_FILE " + kLockstep + " ctl ";
+  auto [rc, out] = run_command(ctl_env + "status --run-dir " + run);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("fmnist-cnn-ddp"), std::string::npos) << out;
+  std::tie(rc, out) = run_command(ctl_env + "status --run-dir " + run + " --coordinator " + address_);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("give one of them"), std::string::npos) << out;
+
+  ChildProcess watch({kLockstep, "ctl", "watch", "--run-dir", run, "--interval", "0.2"},
+                     (dir_ / "watch.log").string());
+  ASSERT_TRUE(watch.wait_for_output("1 STATUS phase TRAIN, 0/2 ranks registered", 20)) << watch.output();
+  {
+    FakeRank0 rank0(address_, secret());
+    ASSERT_TRUE(watch.wait_for_output("RANK_REGISTERED rank 0", 20)) << watch.output();
+    std::tie(rc, out) = run_command(ctl_env + "stop --wait 20 --run-dir " + run);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(coord_->wait(15), 0) << coord_->output();
+  }
+  EXPECT_EQ(watch.wait(10), 0) << watch.output();
+  EXPECT_NE(watch.output().find("DIRECTIVE STOP queued as directive 1"), std::string::npos) << watch.output();
+  EXPECT_NE(watch.output().find("FINISHED job fmnist-cnn-ddp stopped (exit status 0)"), std::string::npos)
+      << watch.output();
+
+  EXPECT_FALSE(fs::exists(run + "/coordinator.json")) << "the address outlived the coordinator";
+  std::ifstream in(run + "/result.json");
+  const std::string result((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(result.find("\"exit_status\": 0"), std::string::npos) << result;
+  EXPECT_NE(result.find("\"finished\": true"), std::string::npos) << result;
+  EXPECT_NE(result.find("\"complete\": false"), std::string::npos) << result;
+  std::tie(rc, out) = run_command(ctl_env + "status --run-dir " + run);
+  EXPECT_EQ(rc, 4) << out;
+  EXPECT_NE(out.find("no coordinator.json there"), std::string::npos) << out;
+}
+
 TEST_F(CtlCli, SigtermWithoutRanksExitsAtOnce) {
   testing::Stopwatch w;
   coord_->signal(SIGTERM);
   EXPECT_EQ(coord_->wait(10), 128 + SIGTERM) << coord_->output();
   EXPECT_LT(w.seconds(), 5);
+  std::ifstream in((dir_ / "run" / "result.json").string());
+  const std::string result((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(result.find("\"exit_status\": " + std::to_string(128 + SIGTERM)), std::string::npos) << result;
 }
 
 }  // namespace
