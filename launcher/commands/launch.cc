@@ -277,6 +277,10 @@ int launch_main(int argc, char** argv) {
       }
     }
   } merge_trace_at_exit{job.trace().last_step() > 0 ? run_dir : std::string()};
+  if (job.trace().last_step() > 0) {  // a new timeline: no rank file of an earlier launch is merged into it
+    std::error_code ec;
+    fs::remove_all(trace_dir(run_dir), ec);
+  }
   ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
   const Heartbeat hb = heartbeat_of(job);
   CoordinatorServer& server = *server_ptr;

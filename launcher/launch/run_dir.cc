@@ -79,9 +79,10 @@ std::string checked_metrics_file(const proto::JobSpec& job, const std::string& j
   if (m[0] == '.') fail("starts with '.'");
   for (unsigned char c : m)
     if (!safe_char(c)) fail("holds the character " + quoted(std::string(1, static_cast<char>(c))));
-  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto", "report.html"})
-    if (m == own) fail("is the run directory's own " + std::string(own));
-  for (const char* own : {"coordinator.json", "result.json"})  // for scripts (launcher/coordinator/run_files.h)
+  // What the launcher, the coordinator (launcher/coordinator/run_files.h), the timeline and
+  // `lockstep report` keep there.
+  for (const char* own : {"token", "worker_secret", "checkpoints", "mpirun.log", "job.textproto", "report.html",
+                          "coordinator.json", "result.json", "trace", "trace.json"})
     if (m == own) fail("is the run directory's own " + std::string(own));
   return m;
 }
@@ -140,7 +141,9 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
     if (o.overwrite) {
       fs::remove_all(path_ + "/checkpoints", ec);
       if (!ec) fs::remove(metrics, ec);
-      if (!ec)  // and the old run's TensorBoard events files
+      for (const char* output : {"trace", "trace.json", "result.json", "report.html"})  // the old run's outputs
+        if (!ec) fs::remove_all(path_ + "/" + output, ec);
+      if (!ec)  // and its TensorBoard events files
         for (const auto& f : fs::directory_iterator(path_, ec))
           if (!ec && f.path().filename().string().starts_with("events.out.tfevents.")) fs::remove(f.path(), ec);
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
