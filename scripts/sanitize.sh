@@ -22,7 +22,7 @@ export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 control='Stragglers|NodeHeartbeat|CoordinatorAuth|Credentials|CredentialRetry|CredentialOptions|CtlCli|CoordinatorLimits|PhaseMachine|CoordinatorServer|StepRate|CoordinatorTls'
 control="$control|Watch|RunFiles"  # the Watch stream's threads and the run directory's files
-launch='Teardown|LaunchControl|ClusterJob|ResumeBuffers|OneRule|ElasticResume|AccumulatedJob'
+launch='Teardown|LaunchControl|ClusterJob|ResumeBuffers|OneRule|ElasticResume|AccumulatedJob|Timeline'
 cd build-sanitize
 ctest --output-on-failure --timeout 1500 -j"$(nproc)" \
   -R "^($control)\.|^distributed_tests_np2\$|^($launch)\.|^Supervision\.Silent|^RunDirOwnership\.ASecondLaunch" "$@"
@@ -30,3 +30,8 @@ ctest --output-on-failure --timeout 1500 -j"$(nproc)" \
 cmake --build . -j"$(nproc)" --target safetensors_tests
 ctest --output-on-failure --timeout 300 -j"$(nproc)" -R '^(Safetensors[A-Za-z]*|InitFrom[A-Za-z]*|ExportCommand)\.' \
   -E '^SafetensorsRoundTrip\.' "$@"
+# The report and the TensorBoard writer read and write files of a run: their suites, and the
+# launched runs that feed them.
+cmake --build . -j"$(nproc)" --target report_tests tensorboard_tests
+ctest --output-on-failure --timeout 300 -j"$(nproc)" \
+  -R '^(MetricsHistory|HtmlEscape|FormatNumber|SvgChart|RunRecordTest|StepPositions|RankChart|WorldSize|Crc32c|RecordFraming|EventFile|MetricsEvents|Report|TensorBoard|PythonClient)\.' "$@"
