@@ -36,6 +36,11 @@
 
 namespace {
 
+// A user error every rank found, or learned of, in the same agreement: no rank can be left waiting.
+struct AgreedError : lockstep::Error {
+  using lockstep::Error::Error;
+};
+
 // One rank of a run of `job` (one rank: the "self" communicator): see launcher/train/loop.h.
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines);
 
@@ -123,7 +128,7 @@ int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) 
     comm->all_reduce(std::span<double>(failed), lockstep::ReduceOp::kSum).wait();
     if (failed[0] > 0 && error.empty()) error = "another rank found the job invalid";
   }
-  LOCKSTEP_FAIL_IF(!error.empty()) << error;
+  if (!error.empty()) throw AgreedError(error);
   // One rank or many, the same loop and the same sampler (launcher/job_sampler.h): one job file
   // means one training run, whatever command runs it.
   return train_distributed(job, *comm, step_lines);
@@ -270,6 +275,14 @@ int main(int argc, char** argv) {
 #endif
     std::cerr << "lockstep: unknown command \"" << cmd << "\"\n" << usage();
     return 2;
+  } catch (const AgreedError& e) {
+    // Every rank has it: each prints its line and exits, with no abort that could kill a peer
+    // before it printed its own.
+    if (!comm || comm->size() == 1) return fail(e.what());
+    const std::string line = "lockstep: error on rank " + std::to_string(comm->rank()) + " of " +
+                             std::to_string(comm->size()) + ": " + e.what() + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return 1;
   } catch (const lockstep::Error& e) {
     return fail(e.what());
   } catch (const std::exception& e) {
