@@ -37,6 +37,10 @@ def load_stubs(stubs_dir):
         subprocess.run(["protoc", "-I", protos, "--python_out=" + stubs_dir, "--grpc_python_out=" + stubs_dir,
                         "--plugin=protoc-gen-grpc_python=" + plugin,
                         os.path.join(protos, "job.proto"), os.path.join(protos, "coordinator.proto")], check=True)
+    else:
+        for stub in ("coordinator_pb2.py", "coordinator_pb2_grpc.py", "job_pb2.py"):
+            if not os.path.isfile(os.path.join(stubs_dir, stub)):
+                sys.exit(f"watch_job.py: --stubs {stubs_dir}: no {stub} there (generate it as the README says)")
     sys.path.insert(0, stubs_dir)
     import coordinator_pb2
     import coordinator_pb2_grpc
