@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -19,7 +18,7 @@
 #if LOCKSTEP_HAVE_CONTROL
 #include "launcher/commands/commands.h"
 #endif
-#include "launcher/cli_number.h"
+#include "launcher/cli.h"
 #include "launcher/job_builder.h"
 #include "launcher/job_file.h"
 #include "launcher/job_override.h"
@@ -63,35 +62,26 @@ std::string backend_of(const lockstep::proto::JobSpec& job) {
   return lockstep::default_backend();
 }
 
-int train(int argc, char** argv, std::unique_ptr<lockstep::Communicator>& comm) {
+int train(const std::vector<std::string>& args, std::unique_ptr<lockstep::Communicator>& comm) {
   std::string job_path, metrics, data;
   std::optional<int64_t> epochs;
   std::optional<uint64_t> seed;
   std::vector<std::string> sets;  // --set FIELD=VALUE, in order
   std::string trace;               // --trace STEPS
   bool step_lines = false;  // --step-metrics: every step's loss too, exact to the last bit
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
-      LOCKSTEP_FAIL_IF(argv[i + 1][0] == '\0') << a << ": the value is empty";
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    if (a == "--epochs") epochs = lockstep::cli::whole_number(a, value(), 1, lockstep::job_limits::kMaxEpochs);
-    else if (a == "--seed") seed = lockstep::cli::unsigned_number(a, value());
-    else if (a == "--metrics") metrics = value();
-    else if (a == "--data") data = value();
-    else if (a == "--step-metrics") step_lines = true;
-    else if (a == "--set") sets.push_back(value());
-    else if (a == "--trace") trace = value();
-    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; see lockstep train --help";
-    else if (job_path.empty()) job_path = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; see lockstep train --help";
-  }
+  lockstep::cli::CommandLine cl(kUsage, "; see lockstep train --help");
+  cl.refuse_empty_values();
+  cl.whole("--epochs", epochs, 1, lockstep::job_limits::kMaxEpochs);
+  cl.value("--seed", [&](const std::string& option, const std::string& v) {
+    seed = lockstep::cli::unsigned_number(option, v);
+  });
+  cl.text("--metrics", metrics);
+  cl.text("--data", data);
+  cl.flag("--step-metrics", step_lines);
+  cl.texts("--set", sets);
+  cl.text("--trace", trace);
+  cl.positional("job", job_path);
+  if (!cl.parse(args)) return 0;  // --help
   LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; see lockstep train --help";
 
   lockstep::proto::JobSpec job = lockstep::parse_job(job_path);  // validated after the overrides
@@ -247,10 +237,6 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
-    std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
   std::unique_ptr<lockstep::Communicator> comm;
   // On several ranks one rank's error must end them all: the others would wait in their next
   // collective until the timeout.
@@ -267,13 +253,26 @@ int main(int argc, char** argv) {
     return 1;
   };
   try {
-    std::string cmd = argv[1];
-    if (cmd == "train") return train(argc - 2, argv + 2, comm);
+    // The command is the first word; everything after it is the command's own (launcher/cli.h).
+    const lockstep::cli::CommandWords w = lockstep::cli::split_command(argc, argv);
+    const std::string first = argc > 1 ? argv[1] : "";
+    if (argc < 2 || first == "--help" || first == "-h") {
+      std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+    if (w.command == first) {
+      if (w.command == "train") return train(w.args, comm);
 #if LOCKSTEP_HAVE_CONTROL
-    const auto& table = lockstep::commands::all();
-    if (auto it = table.find(cmd); it != table.end()) return it->second.run(argc - 2, argv + 2);
+      const auto& table = lockstep::commands::all();
+      if (auto it = table.find(w.command); it != table.end()) {
+        std::vector<char*> args;
+        for (const std::string& a : w.args) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        return it->second.run(static_cast<int>(w.args.size()), args.data());
+      }
 #endif
-    std::cerr << "lockstep: unknown command \"" << cmd << "\"\n" << usage();
+    }
+    std::cerr << "lockstep: unknown command \"" << first << "\"\n" << usage();
     return 2;
   } catch (const AgreedError& e) {
     // Every rank has it: each prints its line and exits, with no abort that could kill a peer

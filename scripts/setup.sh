@@ -17,6 +17,7 @@ packages=(
   iproute2 procps openssl
   slurm-wlm munge
   ccache
+  libcli11-dev
   nlohmann-json3-dev chromium python3-pil python3-protobuf python3-grpcio
 )
 missing=()

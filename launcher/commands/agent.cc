@@ -6,6 +6,8 @@
 // The agent runs `sh -c "<joined words>"` inside HOST's network namespace (setns), or here when HOST
 // is this namespace, or else becomes `ssh [options] HOST words...`. Every path ends in exec, so
 // mpirun's child is the command itself, with no agent process left in between.
+// Its words follow ssh(1)'s grammar (option clusters such as "-xp22", values glued or apart), not
+// lockstep's, so it keeps this small parser of its own instead of launcher/cli.h.
 #include <unistd.h>
 
 #include <cerrno>

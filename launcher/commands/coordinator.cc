@@ -20,7 +20,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "launcher/cli_number.h"
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/run_files.h"
@@ -70,30 +70,20 @@ int coordinator_main(int argc, char** argv) {
   std::vector<std::string> sets;  // --set FIELD=VALUE (launcher/job_override.h), in order
   int world = 0;
   ServerOptions o;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
-      return argv[++i];
-    };
-    if (a == "-h" || a == "--help") {
-      std::printf("usage: %s\n%s\n", kUsage, kCredentials);
-      return 0;
-    } else if (a == "-n") world = static_cast<int>(cli::whole_number(a, value(), 1, kMaxRanks));
-    else if (a == "--bind") o.bind = value();
-    else if (a == "--port") o.port = static_cast<int>(cli::whole_number(a, value(), 0, 65535));
-    else if (a == "--token-file") token_file = value();
-    else if (a == "--worker-secret-file") secret_file = value();
-    else if (a == "--run-dir") run_dir = value();
-    else if (a == "--resume") o.resume = true;
-    else if (a == "--tls-cert") o.tls_cert = value();
-    else if (a == "--tls-key") o.tls_key = value();
-    else if (a == "--tls-client-ca") o.tls_client_ca = value();
-    else if (a == "--set") sets.push_back(value());
-    else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
-    else if (job_path.empty()) job_path = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
-  }
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n" + kCredentials + "\n", std::string("; usage: ") + kUsage);
+  cl.whole("-n", world, 1, kMaxRanks);
+  cl.text("--bind", o.bind);
+  cl.whole("--port", o.port, 0, 65535);
+  cl.text("--token-file", token_file);
+  cl.text("--worker-secret-file", secret_file);
+  cl.text("--run-dir", run_dir);
+  cl.flag("--resume", o.resume);
+  cl.text("--tls-cert", o.tls_cert);
+  cl.text("--tls-key", o.tls_key);
+  cl.text("--tls-client-ca", o.tls_client_ca);
+  cl.texts("--set", sets);
+  cl.positional("job", job_path);
+  if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(job_path.empty()) << "no job file given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(world < 1) << "-n N (the number of ranks, >= 1) is required";
 

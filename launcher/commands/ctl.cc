@@ -14,7 +14,7 @@
 #include <iostream>
 #include <thread>
 
-#include "launcher/cli_number.h"
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
@@ -30,6 +30,12 @@ constexpr double kMaxWaitS = 7 * 86400;  // a week
 constexpr const char* kUsage =
     "lockstep ctl status|eval|checkpoint|pause|resume|stop|watch (--coordinator HOST:PORT | --run-dir DIR) "
     "[--token-file F] [--tls-ca F] [--tls-cert F --tls-key F] [--wait S] [--interval S]";
+constexpr const char* kHelp =
+    "the token: --token-file F (RUN_DIR/token), else $LOCKSTEP_TOKEN, else the file $LOCKSTEP_TOKEN_FILE; the "
+    "workers' secret is not accepted\n--run-dir DIR: the coordinator's address from DIR/coordinator.json, the token "
+    "from DIR/token (unless --token-file)\nwatch: the job's events until it ends, a STATUS every --interval S "
+    "(default 10)\nexit status: 0 done, 3 UNAUTHENTICATED or PERMISSION_DENIED (no token, or a wrong one), 4 "
+    "coordinator unreachable, 1 other errors\n";
 
 proto::ControlRequest::Command command_of(const std::string& word) {
   proto::ControlRequest::Command c;
@@ -76,33 +82,17 @@ int run(int argc, char** argv) {
   std::string word, token_file, run_dir;
   ClientOptions o;
   double wait_s = -1, interval_s = 0;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value";
-      return argv[++i];
-    };
-    if (a == "--coordinator") o.address = value();
-    else if (a == "--token-file") token_file = value();
-    else if (a == "--tls-ca") o.tls_ca = value();
-    else if (a == "--tls-cert") o.tls_cert = value();
-    else if (a == "--tls-key") o.tls_key = value();
-    else if (a == "--wait") wait_s = cli::real_number(a, value(), 0, kMaxWaitS);
-    else if (a == "--run-dir") run_dir = value();
-    else if (a == "--interval") interval_s = cli::real_number(a, value(), 0.1, 3600);
-    else if (a == "-h" || a == "--help") {
-      std::printf("usage: %s\nthe token: --token-file F (RUN_DIR/token), else $LOCKSTEP_TOKEN, else the file "
-                  "$LOCKSTEP_TOKEN_FILE; the workers' secret is not accepted\n--run-dir DIR: the coordinator's "
-                  "address from DIR/coordinator.json, the token from DIR/token (unless --token-file)\nwatch: the "
-                  "job's events until it ends, a STATUS every --interval S (default 10)\nexit status: 0 done, 3 "
-                  "UNAUTHENTICATED "
-                  "or PERMISSION_DENIED (no token, or a wrong one), 4 coordinator unreachable, 1 other errors\n",
-                  kUsage);
-      return 0;
-    } else if (!a.empty() && a[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
-    else if (word.empty()) word = a;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << a << "; usage: " << kUsage;
-  }
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n" + kHelp, std::string("; usage: ") + kUsage);
+  cl.text("--coordinator", o.address);
+  cl.text("--token-file", token_file);
+  cl.text("--tls-ca", o.tls_ca);
+  cl.text("--tls-cert", o.tls_cert);
+  cl.text("--tls-key", o.tls_key);
+  cl.real("--wait", wait_s, 0, kMaxWaitS);
+  cl.text("--run-dir", run_dir);
+  cl.real("--interval", interval_s, 0.1, 3600);
+  cl.positional("command", word);
+  if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(word.empty()) << "no command given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(o.address.empty() && run_dir.empty()) << "--coordinator HOST:PORT or --run-dir DIR is required";
   LOCKSTEP_FAIL_IF(!o.address.empty() && !run_dir.empty())

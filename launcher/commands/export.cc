@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -36,22 +37,11 @@ std::pair<std::string, Checkpoint> checkpoint_at(const std::string& path) {
 
 int run(int argc, char** argv) {
   std::string from, out;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf("usage: %s\n", kUsage);
-      return 0;
-    }
-    if (a == "--safetensors") {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc || argv[i + 1][0] == '\0') << "--safetensors needs a file; usage: " << kUsage;
-      out = argv[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      LOCKSTEP_FAIL_IF(true) << "unknown option " << a << "; usage: " << kUsage;
-    } else {
-      LOCKSTEP_FAIL_IF(!from.empty()) << "unexpected argument " << a << "; usage: " << kUsage;
-      from = a;
-    }
-  }
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n", std::string("; usage: ") + kUsage);
+  cl.refuse_empty_values();
+  cl.text("--safetensors", out);
+  cl.positional("from", from);
+  if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(from.empty()) << "no run directory or checkpoint given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(out.empty()) << "no output given (--safetensors FILE); usage: " << kUsage;
   const auto [dir, ckpt] = checkpoint_at(from);

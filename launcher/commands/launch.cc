@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "launcher/cli_number.h"
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/commands/slurm_place.h"
 #include "launcher/coordinator/client.h"
@@ -74,44 +74,36 @@ struct LaunchArgs {
   std::string trace;              // --trace STEPS (launcher/trace_setup.h)
 };
 
-LaunchArgs parse(int argc, char** argv) {
-  LaunchArgs a;
-  for (int i = 0; i < argc; ++i) {
-    const std::string s = argv[i];
-    auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << s << " needs a value; usage: " << kUsage;
-      LOCKSTEP_FAIL_IF(argv[i + 1][0] == '\0') << s << ": the value is empty";
-      return argv[++i];
-    };
-    using cli::whole_number;
-    if (s == "-n" || s == "--ranks") a.ranks = static_cast<int>(whole_number(s, value(), 1, kMaxRanks));
-    else if (s == "--hostfile") a.hostfile = value();
-    else if (s == "--bind") a.bind = value();
-    else if (s == "--port") a.port = static_cast<int>(whole_number(s, value(), 0, 65535));
-    else if (s == "--run-dir") a.run_dir = value();
-    else if (s == "--resume") a.resume = true;
-    else if (s == "--overwrite") a.overwrite = true;
-    else if (s == "--max-restarts") a.max_restarts = static_cast<int>(whole_number(s, value(), 0, kMaxRestarts));
-    else if (s == "--min-ranks") a.min_ranks = static_cast<int>(whole_number(s, value(), 1, kMaxRanks));
-    else if (s == "--epochs") a.epochs = whole_number(s, value(), 1, job_limits::kMaxEpochs);
-    else if (s == "--data") a.data = value();
-    else if (s == "--tls-cert") a.tls_cert = value();
-    else if (s == "--tls-key") a.tls_key = value();
-    else if (s == "--mpirun-arg") a.mpirun_args.push_back(value());
-    else if (s == "--set") a.sets.push_back(value());
-    else if (s == "--srun-arg") a.srun_args.push_back(value());
-    else if (s == "--trace") a.trace = value();
-    else if (!s.empty() && s[0] == '-') LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
-    else if (a.job_path.empty()) a.job_path = s;
-    else LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
-  }
+// The command line into `a`; false when --help was asked for (printed). Throws Error for bad input.
+bool parse(int argc, char** argv, LaunchArgs& a) {
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n" + kSlurm + kExitStatuses, std::string("; usage: ") + kUsage);
+  cl.refuse_empty_values();
+  cl.whole("-n,--ranks", a.ranks, 1, kMaxRanks);
+  cl.text("--hostfile", a.hostfile);
+  cl.text("--bind", a.bind);
+  cl.whole("--port", a.port, 0, 65535);
+  cl.text("--run-dir", a.run_dir);
+  cl.flag("--resume", a.resume);
+  cl.flag("--overwrite", a.overwrite);
+  cl.whole("--max-restarts", a.max_restarts, 0, kMaxRestarts);
+  cl.whole("--min-ranks", a.min_ranks, 1, kMaxRanks);
+  cl.whole("--epochs", a.epochs, 1, job_limits::kMaxEpochs);
+  cl.text("--data", a.data);
+  cl.text("--tls-cert", a.tls_cert);
+  cl.text("--tls-key", a.tls_key);
+  cl.texts("--mpirun-arg", a.mpirun_args);
+  cl.texts("--set", a.sets);
+  cl.texts("--srun-arg", a.srun_args);
+  cl.text("--trace", a.trace);
+  cl.positional("job", a.job_path);
+  if (!cl.parse(argc, argv)) return false;
   LOCKSTEP_FAIL_IF(a.job_path.empty()) << "no job file given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && (a.bind == "127.0.0.1" || a.bind == "localhost"))
       << "--hostfile " << a.hostfile << ": workers on other hosts cannot reach a coordinator on " << a.bind
       << "; give --bind ADDR, an address of this host they can reach";
   LOCKSTEP_FAIL_IF(!a.hostfile.empty() && !fs::exists(a.hostfile)) << "--hostfile " << a.hostfile << ": no such file";
   LOCKSTEP_FAIL_IF(a.tls_cert.empty() != a.tls_key.empty()) << "--tls-cert and --tls-key go together";
-  return a;
+  return true;
 }
 
 std::string self_exe() {
@@ -185,11 +177,6 @@ std::vector<std::string> mpirun_argv(const LaunchArgs& a, int ranks, const std::
 }
 
 int launch_main(int argc, char** argv) {
-  for (int i = 0; i < argc; ++i)
-    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::printf("usage: %s\n%s%s", kUsage, kSlurm, kExitStatuses);
-      return 0;
-    }
   // Everything is checked before anything is written or started; bad input exits kExitBadInput.
   std::unique_ptr<RunDirectory> dir;
   proto::JobSpec job;
@@ -200,7 +187,7 @@ int launch_main(int argc, char** argv) {
   std::unique_ptr<CoordinatorServer> server_ptr;
   std::optional<SlurmPlace> slurm;
   try {
-    a = parse(argc, argv);
+    if (!parse(argc, argv, a)) return kExitDone;  // --help
     slurm = slurm_of(a);
     LOCKSTEP_FAIL_IF(a.ranks < 1) << "-n N (the number of ranks) is required outside a Slurm allocation; usage: "
                                   << kUsage;

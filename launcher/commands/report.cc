@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/launch/exit_status.h"
 #include "launcher/report/html_report.h"
@@ -72,23 +73,11 @@ void check_not_run_file(const std::string& out, const report::RunRecord& run) {
 int report_main(int argc, char** argv) {
   std::string run_dir, out;
   try {
-    for (int i = 0; i < argc; ++i) {
-      const std::string s = argv[i];
-      if (s == "--help" || s == "-h") {
-        std::printf("usage: %s\n", kUsage);
-        return 0;
-      }
-      if (s == "-o" || s == "--output") {
-        LOCKSTEP_FAIL_IF(i + 1 >= argc || argv[i + 1][0] == '\0') << s << " needs a file name; usage: " << kUsage;
-        out = argv[++i];
-      } else if (!s.empty() && s[0] == '-') {
-        LOCKSTEP_FAIL_IF(true) << "unknown option " << s << "; usage: " << kUsage;
-      } else if (run_dir.empty()) {
-        run_dir = s;
-      } else {
-        LOCKSTEP_FAIL_IF(true) << "unexpected argument " << s << "; usage: " << kUsage;
-      }
-    }
+    cli::CommandLine cl(std::string("usage: ") + kUsage + "\n", std::string("; usage: ") + kUsage);
+    cl.refuse_empty_values();
+    cl.text("-o,--output", out);
+    cl.positional("run_dir", run_dir);
+    if (!cl.parse(argc, argv)) return kExitDone;  // --help
     LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
     const report::RunRecord run = report::read_run(run_dir);
     if (out.empty()) out = run.dir + "/report.html";

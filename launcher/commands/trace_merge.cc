@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/trace_merge.h"
 #include "runtime/check.h"
@@ -15,16 +16,9 @@ constexpr const char* kUsage = "lockstep trace-merge RUN_DIR   (RUN_DIR/trace/ra
 
 int trace_merge_main(int argc, char** argv) {
   std::string run_dir;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf("usage: %s\n", kUsage);
-      return 0;
-    }
-    LOCKSTEP_FAIL_IF(!a.empty() && a[0] == '-') << "unknown option " << a << "; usage: " << kUsage;
-    LOCKSTEP_FAIL_IF(!run_dir.empty()) << "unexpected argument " << a << "; usage: " << kUsage;
-    run_dir = a;
-  }
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n", std::string("; usage: ") + kUsage);
+  cl.positional("run_dir", run_dir);
+  if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
   const TraceMergeResult m = merge_trace(run_dir);
   std::printf("timeline of %zu rank%s (%lld events) in %s\n", m.ranks.size(), m.ranks.size() == 1 ? "" : "s",

@@ -22,6 +22,7 @@
 
 #include "comm/bootstrap.h"
 #include "comm/factory.h"
+#include "launcher/cli.h"
 #include "launcher/commands/commands.h"
 #include "launcher/coordinator/client.h"
 #include "launcher/coordinator/grpc_util.h"
@@ -63,26 +64,15 @@ class SignalWatch {
 };
 
 int worker_main(int argc, char** argv) {
-  for (int i = 0; i < argc; ++i)
-    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::printf("usage: %s\n", kUsage);
-      return 0;
-    }
   ClientOptions copt;
   std::string secret_file;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      LOCKSTEP_FAIL_IF(i + 1 >= argc) << a << " needs a value; usage: " << kUsage;
-      return argv[++i];
-    };
-    if (a == "--coordinator") copt.address = value();
-    else if (a == "--secret-file") secret_file = value();
-    else if (a == "--tls-ca") copt.tls_ca = value();
-    else if (a == "--tls-cert") copt.tls_cert = value();
-    else if (a == "--tls-key") copt.tls_key = value();
-    else LOCKSTEP_FAIL_IF(true) << "unknown argument " << a << "; usage: " << kUsage;
-  }
+  cli::CommandLine cl(std::string("usage: ") + kUsage + "\n", std::string("; usage: ") + kUsage);
+  cl.text("--coordinator", copt.address);
+  cl.text("--secret-file", secret_file);
+  cl.text("--tls-ca", copt.tls_ca);
+  cl.text("--tls-cert", copt.tls_cert);
+  cl.text("--tls-key", copt.tls_key);
+  if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(copt.address.empty()) << "--coordinator HOST:PORT is required; usage: " << kUsage;
   grpc_util::check_address(copt.address, "--coordinator");
   // If mpirun (or orted) is killed, this rank must not outlive it.

@@ -238,6 +238,29 @@ TEST_F(BadInput, EmptyOptionValuesAndHelp) {
   EXPECT_NE(r.output.find("usage: lockstep train"), std::string::npos) << r.output;
 }
 
+// The command line (CLI11, launcher/cli.h): one line naming the option or word at fault; an
+// option's value is the next word whatever it looks like; --help wins over a bad value beside it.
+TEST_F(BadInput, CommandLineErrorsAreOneLineNamingTheWord) {
+  const std::string j = job("reference: \"fmnist-mlp\"");
+  expect_one_line_error(run_command("train " + j + " --bogus", 20), "unknown option --bogus; see lockstep train --help");
+  expect_one_line_error(run_command("train " + j + " extra", 20), "unexpected argument extra; see lockstep train --help");
+  expect_one_line_error(run_command("train " + j + " --epochs=abc", 20),
+                        "--epochs: expected a whole number in [1, 1000000], got \"abc\"");
+  expect_one_line_error(run_command("train " + j + " --epochs", 20), "--epochs needs a value");
+  expect_one_line_error(
+      run_command("launch -n 1 " + j + " --mpirun-arg -x --mpirun-arg=--oversubscribe --srun-arg -v --epochs abc", 20),
+      "--epochs: expected a whole number in [1, 1000000], got \"abc\"");
+  auto r = run_command("launch -n 1 " + j + " --mpirun-arg", 20);
+  EXPECT_EQ(r.status, 2) << r.output;
+  expect_one_line_error(r, "--mpirun-arg needs a value");
+  r = run_command("launch -n abc " + j + " --help", 20);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("usage: lockstep launch -n N"), std::string::npos) << r.output;
+  r = run_command("--bogus", 20);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("lockstep: unknown command \"--bogus\""), std::string::npos) << r.output;
+}
+
 TEST_F(BadInput, CoordinatorNumbersAreParsedStrictly) {
   const std::string j = job("reference: \"fmnist-mlp\"");
   auto r = run_command("coordinator " + j + " -n 4294967297");
