@@ -95,7 +95,7 @@ class Worker : public LoopHooks {
   std::unique_ptr<TraceRecorder> trace_;  // null: no timeline (job.trace off)
   uint32_t trace_checkpoint_ = 0;
   bool stop_owed_ = false;        // Note [stop at an epoch end]
-  bool stop_on_signal_ = false;   // the owed stop is a signal's (its line names the signal)
+  bool stop_on_signal_ = false;   // the owed stop is a signal's (rank 0 says so in its stop line)
   uint64_t stop_directive_ = 0;   // the owed STOP directive's id (0: a signal's)
   uint64_t checkpoint_step_ = UINT64_MAX;  // the step of last_checkpoint_
 };
