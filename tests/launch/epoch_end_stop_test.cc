@@ -105,6 +105,33 @@ TEST_F(EpochEndStop, AStopAtTheJobsLastStepCompletesItWithTheRealFigures) {
   EXPECT_NE(result_accuracy(path("stopped")), "0.0") << result;
 }
 
+// `lockstep ctl stop` landing on epoch 1's last step: each step of rank 0 takes a second
+// (LOCKSTEP_TEST_STEP_DELAY), and the stop is sent as soon as step 15's line is written (at the
+// boundary before step 16), so rank 0 sees it, through heartbeats every 0.05 s, at the boundary
+// after step 16: the STOP directive waits for epoch 1's end, as a signal does.
+TEST_F(EpochEndStop, ACtlStopAtAnEpochsLastStepRunsItsEvalFirst) {
+  const std::string j = job(2);
+  std::ofstream(j, std::ios::app) << "control { heartbeat_interval_s: 0.05 }\n";
+  ASSERT_EQ(run(j, path("straight"), {}, 180), 0) << output_;
+  const std::string run_dir = path("stopped");
+  ::setenv("LOCKSTEP_TEST_STEP_DELAY", "0:1", 1);
+  auto p = start(j, run_dir);
+  ::unsetenv("LOCKSTEP_TEST_STEP_DELAY");
+  ASSERT_TRUE(wait_until([&] { return step_losses(run_dir + "/metrics.jsonl").count(kStepsPerEpoch - 1) > 0; }, 120))
+      << p->output();
+  const auto [st, out] = run_command(lockstep_exe() + " ctl stop --run-dir " + run_dir, 30);
+  EXPECT_EQ(st, 0) << out;
+  ASSERT_EQ(p->wait(120), 3) << p->output();
+  const std::string metrics = run_dir + "/metrics.jsonl";
+  EXPECT_EQ(step_losses(metrics).size(), static_cast<size_t>(kStepsPerEpoch)) << "the stop landed elsewhere\n"
+                                                                              << p->output();
+  EXPECT_EQ(count_epoch_lines(metrics, 1), 1) << read_text(metrics);
+  ASSERT_EQ(run(j, run_dir, {"--resume"}, 180), 0) << output_;
+  EXPECT_EQ(epoch_figures(metrics), epoch_figures(path("straight/metrics.jsonl"))) << read_text(metrics);
+  EXPECT_EQ(count_epoch_lines(metrics, 1), 1) << read_text(metrics);
+  EXPECT_EQ(result_accuracy(run_dir), result_accuracy(path("straight")));
+}
+
 // `lockstep launch ... 2>&1 | head -c 1`: the reader goes after one byte; the launcher's later
 // writes fail with EPIPE, and the job still runs to its end and writes result.json.
 TEST_F(EpochEndStop, ALaunchWritingIntoAClosedPipeFinishesTheJob) {
