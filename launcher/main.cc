@@ -4,6 +4,7 @@
 // it). Under mpirun every process is one data-parallel rank (batch_size is the global batch); only
 // rank 0 prints and writes metrics. The only place an Error becomes an exit code; on more than one
 // rank an error aborts every rank (Communicator::abort), so no peer hangs in its next collective.
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <chrono>
@@ -210,7 +211,19 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
   const std::unique_ptr<TraceRecorder> trace = make_trace_recorder(job, comm.rank(), job.run_dir());
   r->trainer->set_trace(trace.get());
   TrainCommandHooks hooks(*r, log.get(), step_lines);
-  train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
+  if (trace && lead) {
+    const uint64_t k = static_cast<uint64_t>(r->trainer->options().accumulate_steps);
+    const std::string w = trace_range_warning(trace->options().first_step, trace->options().last_step, 1,
+                                              static_cast<uint64_t>(r->sampler->num_steps()) / k *
+                                                  static_cast<uint64_t>(job.epochs()));
+    if (!w.empty()) std::fprintf(stderr, "lockstep: warning: %s\n", w.c_str());
+  }
+  try {
+    train_loop(*r->trainer, *r->sampler, r->train_set, hooks);
+  } catch (...) {
+    if (trace) trace->finish();  // a failed run's rank file shows where it was (merge: lockstep trace-merge)
+    throw;
+  }
   if (trace) {
     trace->finish();
     if (!trace->error().empty()) std::fprintf(stderr, "lockstep: warning: %s\n", trace->error().c_str());
@@ -237,6 +250,10 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every command: a write to a closed stdout or stderr (`lockstep launch ... | head -1`) is an
+  // ignored stdio error, never a SIGPIPE that kills a launcher or worker mid-job. The ignore is
+  // inherited across exec, so mpirun and the workers a launch starts keep it too.
+  std::signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<lockstep::Communicator> comm;
   // On several ranks one rank's error must end them all: the others would wait in their next
   // collective until the timeout.

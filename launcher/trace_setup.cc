@@ -50,4 +50,13 @@ std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, in
   return std::make_unique<TraceRecorder>(std::move(o));
 }
 
+std::string trace_range_warning(uint64_t first, uint64_t last, uint64_t from, uint64_t total) {
+  const std::string range = "trace range " + std::to_string(first) + ":" + std::to_string(last);
+  const std::string steps = from > total ? "steps: none (the job is already complete)"
+                                         : "steps " + std::to_string(from) + ".." + std::to_string(total);
+  if (last < from || first > total) return range + " lies outside this run's " + steps + "; no timeline will be written";
+  if (first < from || last > total) return range + " reaches past this run's " + steps + "; only those are traced";
+  return "";
+}
+
 }  // namespace lockstep

@@ -3,6 +3,7 @@
 // RUN_DIR/trace/rank-N.json (runtime/trace_recorder.h). launcher/trace_merge.h joins the files.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -21,5 +22,11 @@ std::string trace_dir(const std::string& run_dir);
 // This rank's recorder for a validated job, writing trace_dir(run_dir)/rank-<rank>.json; null when
 // job.trace is off.
 std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir);
+
+// "" when the trace range first..last lies inside the steps a run trains (from..total, 1-based
+// optimizer steps; from > total: none, the job is complete); else the warning to print at the
+// run's start: "trace range 100:120 lies outside this run's steps 1..16; no timeline will be
+// written", or, overlapping in part, "... reaches past ...; only those are traced".
+std::string trace_range_warning(uint64_t first, uint64_t last, uint64_t from, uint64_t total);
 
 }  // namespace lockstep

@@ -107,9 +107,20 @@ void TraceRecorder::begin_step(uint64_t step) {
 
 void TraceRecorder::finish() {
   active_.store(false, std::memory_order_relaxed);
+  std::lock_guard lk(file_mu_);
   if (!entered_ || written_) return;
   written_ = true;  // once, even if the write fails (error() says why)
   if (o_.path.empty()) return;
+  try {
+    write(o_.path);
+  } catch (const std::exception& e) {
+    error_ = e.what();
+  }
+}
+
+void TraceRecorder::snapshot() {
+  std::lock_guard lk(file_mu_);
+  if (!entered_ || written_ || o_.path.empty()) return;
   try {
     write(o_.path);
   } catch (const std::exception& e) {
@@ -183,18 +194,25 @@ void TraceRecorder::write(const std::string& path) const {
   std::error_code ec;
   if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
   LOCKSTEP_FAIL_IF(ec) << "trace: cannot create the directory " << p.parent_path().string() << ": " << ec.message();
+  // Two writers in one process are serialised by file_mu_; the pid keeps processes apart. Errors
+  // name the file the user asked for, not the temporary one.
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   const std::string text = to_json();
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    LOCKSTEP_FAIL_IF(!f) << "trace: cannot write " << tmp << ": " << std::strerror(errno);
+    LOCKSTEP_FAIL_IF(!f) << "trace: cannot write " << path << ": " << std::strerror(errno);
     f.write(text.data(), static_cast<std::streamsize>(text.size()));
     f.flush();
-    LOCKSTEP_FAIL_IF(!f) << "trace: writing " << tmp << " failed: " << std::strerror(errno);
+    if (!f) {
+      const int err = errno;
+      f.close();
+      fs::remove(tmp, ec);
+      LOCKSTEP_FAIL_IF(true) << "trace: writing " << path << " failed: " << std::strerror(err);
+    }
   }
   fs::rename(tmp, p, ec);
   if (ec) fs::remove(tmp);
-  LOCKSTEP_FAIL_IF(ec) << "trace: cannot rename " << tmp << " to " << path << ": " << ec.message();
+  LOCKSTEP_FAIL_IF(ec) << "trace: cannot write " << path << ": " << ec.message();
 }
 
 TraceTagScope::TraceTagScope(const TraceTag& tag) {

@@ -18,7 +18,10 @@
 // Lanes (the trace's tid): kTrain for the training thread, kComm for the communication thread
 // (comm/comm_thread.h, which records a collective issued under a TraceTagScope). Each lane has one
 // writer. The file is written by the training thread at the first step after the range, or by
-// finish() at the end of the job: both when no collective is in flight.
+// finish() at the end of the job (also a failed one). snapshot() writes what was recorded so far from
+// any thread, for a process that may be killed before it finishes (a worker told to stop while a
+// peer is dead): spans are published with release stores, so a file written while a lane is still
+// being appended to holds every span completed before it, and never a torn one.
 #pragma once
 
 #include <array>
@@ -79,10 +82,15 @@ class TraceRecorder {
   void begin_step(uint64_t step);
   // At the end of the job: writes the file if it was not written yet and the range was entered.
   void finish();
-  bool written() const { return written_; }
+  // Any thread: writes the file with the spans recorded so far (if the range was entered and the
+  // final file is not written yet), keeps recording; a later snapshot or finish() replaces it.
+  void snapshot();
+  bool written() const { return written_.load(); }
+  // Whether a step of the range has begun (any thread).
+  bool entered() const { return entered_.load(); }
   // Why writing the file failed ("" when it did not): begin_step and finish do not throw, so a
   // timeline that cannot be written never stops the training; the caller reports it.
-  const std::string& error() const { return error_; }
+  const std::string& error() const { return error_; }  // read it after finish(), on its thread
   size_t events(TraceLane lane) const;
   size_t dropped() const;
 
@@ -111,9 +119,10 @@ class TraceRecorder {
   std::chrono::steady_clock::time_point t0_;
   int64_t wall0_us_ = 0;
   std::atomic<bool> active_{false};
-  bool entered_ = false;
-  bool written_ = false;
-  std::string error_;
+  std::atomic<bool> entered_{false};
+  std::atomic<bool> written_{false};
+  std::mutex file_mu_;  // one writer of the file at a time (finish, snapshot)
+  std::string error_;   // under file_mu_
   std::array<Lane, kTraceLanes> lanes_;
   mutable std::mutex names_mu_;
   std::vector<std::string> names_;

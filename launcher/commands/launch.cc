@@ -33,6 +33,7 @@
 #include "launcher/trace_merge.h"
 #include "launcher/trace_setup.h"
 #include "launcher/launch/exit_status.h"
+#include "launcher/launch/trace_outcome.h"
 #include "launcher/launch/progress.h"
 #include "launcher/launch/run_dir.h"
 #include "launcher/launch/supervisor.h"
@@ -249,24 +250,24 @@ int launch_main(int argc, char** argv) {
   dir->commit();
   const std::string& run_dir = dir->path();
   // The timeline: whatever the ranks wrote, merged into RUN_DIR/trace.json when the launch ends,
-  // however it ends (a failed job's trace shows where it was).
+  // however it ends (a failed job's trace shows where it was; the ranks that wrote nothing, such as
+  // one killed, are named).
   struct MergeTraceAtExit {
     std::string run_dir;
+    int world = 0;  // the ranks of the last attempt
     ~MergeTraceAtExit() {
-      if (run_dir.empty() || !fs::is_directory(trace_dir(run_dir))) return;
+      if (run_dir.empty()) return;
       try {
-        const TraceMergeResult m = merge_trace(run_dir);
-        std::fprintf(stderr, "lockstep launch: timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)%s\n",
-                     m.ranks.size(), m.ranks.size() == 1 ? "" : "s", m.path.c_str(),
-                     m.dropped > 0 ? ("; " + std::to_string(m.dropped) + " spans dropped past trace.max_events").c_str() : "");
+        report_merged_trace(run_dir, world);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "lockstep launch: warning: timeline not merged: %s\n", e.what());
       }
     }
-  } merge_trace_at_exit{job.trace().last_step() > 0 ? run_dir : std::string()};
+  } merge_trace_at_exit{job.trace().last_step() > 0 ? run_dir : std::string(), a.ranks};
   if (job.trace().last_step() > 0) {  // a new timeline: no rank file of an earlier launch is merged into it
     std::error_code ec;
     fs::remove_all(trace_dir(run_dir), ec);
+    if (a.resume) keep_previous_trace(run_dir);
   }
   ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
   const Heartbeat hb = heartbeat_of(job);
@@ -346,6 +347,7 @@ int launch_main(int argc, char** argv) {
                  "checkpoint (--min-ranks %d)\n",
                  a.max_restarts, a.max_restarts == 1 ? "" : "s", world, next, next > 1 ? "s" : "", a.min_ranks);
     world = next;
+    merge_trace_at_exit.world = world;
     restarts = 0;
     server.new_attempt(/*resume=*/true, world);
   }

@@ -46,9 +46,14 @@ std::string hostname() {
 // thread: the process's signal handler only wakes it).
 class SignalWatch {
  public:
-  explicit SignalWatch(std::atomic<bool>& flag) : signals_(io_, SIGTERM, SIGINT, SIGUSR1) {
-    signals_.async_wait([&flag](const boost::system::error_code& ec, int) {
-      if (!ec) flag = true;
+  // On the signal the timeline so far is written too: a stop that cannot reach a step boundary (a
+  // peer is dead) ends in mpirun's SIGKILL, and a failed job's trace shows where it was.
+  SignalWatch(std::atomic<bool>& flag, std::shared_ptr<TraceHandle> trace)
+      : signals_(io_, SIGTERM, SIGINT, SIGUSR1) {
+    signals_.async_wait([&flag, trace](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      flag = true;
+      trace->snapshot();
     });
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -78,7 +83,8 @@ int worker_main(int argc, char** argv) {
   // If mpirun (or orted) is killed, this rank must not outlive it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::atomic<bool> terminate{false};
-  SignalWatch signals(terminate);
+  auto trace = std::make_shared<TraceHandle>();  // this rank's timeline, once run_worker has one
+  SignalWatch signals(terminate, trace);
 
   const LaunchInfo launch = detect_launch();
   check_mpi_can_start(launch);  // before registering: the coordinator must not wait for this rank
@@ -99,7 +105,8 @@ int worker_main(int argc, char** argv) {
   client.start_heartbeats(
       rank, reg.heartbeat_interval_s() > 0 ? reg.heartbeat_interval_s() : 0.5,
       reg.coordinator_timeout_s() > 0 ? reg.coordinator_timeout_s() : 10.0, [board] { return board->get(); },
-      [rank](const std::string& why) {
+      [rank, trace](const std::string& why) {
+        trace->snapshot();
         const std::string line = "lockstep worker: rank " + std::to_string(rank) + ": " + why + "; stopping\n";
         std::fwrite(line.data(), 1, line.size(), stderr);
         std::fflush(stderr);
@@ -117,7 +124,7 @@ int worker_main(int argc, char** argv) {
       << ", the environment says " << rank << " of " << world;
   try {
     return run_worker(WorkerSetup{.reg = reg, .comm = comm.get(), .client = &client, .terminate = &terminate,
-                                       .board = board});
+                                       .board = board, .trace = trace});
   } catch (const std::exception& e) {
     const std::string line = "lockstep worker: error on rank " + std::to_string(rank) + " of " +
                              std::to_string(world) + ": " + e.what() + "\n";

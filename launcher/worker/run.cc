@@ -1,7 +1,9 @@
 // The worker's step loop and its phases.
 #include "launcher/worker/run.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <thread>
@@ -19,6 +21,12 @@
 #include "runtime/check.h"
 
 namespace lockstep {
+
+void TraceHandle::snapshot() {
+  std::lock_guard lk(mu_);
+  if (rec_) rec_->snapshot();
+}
+
 namespace {
 
 using proto::PhaseKind;
@@ -28,7 +36,11 @@ using proto::PhaseKind;
 class Worker : public LoopHooks {
  public:
   explicit Worker(const WorkerSetup& w);
+  ~Worker() override {
+    if (w_.trace) w_.trace->set(nullptr);
+  }
   int run();
+  int train();  // run() but for the timeline on an error
 
   StepSums reduce(Trainer& trainer, const StepSums& mine) override;
   bool at_boundary(const TrainPosition& pos, const StepSums& step, bool epoch_end) override;
@@ -45,8 +57,15 @@ class Worker : public LoopHooks {
   void report(PhaseKind kind, uint64_t directive_id, bool finished = false);
   void publish(double step_time);
   void time_step();  // after each step: its wall time and exposed communication into times_
+  void warn_trace_range();  // rank 0: a --trace range this run never reaches is said at its start
   void finish_trace();  // this rank's timeline file, if tracing; a failure is a warning
   int stopped();  // after a STOP phase: the final figures to the coordinator, for the summary; kExitStopped
+  // Note [stop at an epoch end]: a stop (signal or STOP directive) agreed at an epoch's closing
+  // boundary is owed until the epoch's end phases have run; takes it out of b and remembers it.
+  void defer_stop(Boundary& b);
+  // The owed stop, after the epoch end: its checkpoint (unless the plan's was taken at this step)
+  // and STOP report. Returns false, stopping nothing, when the job has no epoch left: it finishes.
+  bool stop_after_epoch_end();
 
   const WorkerSetup& w_;
   const proto::JobSpec& job_;
@@ -69,23 +88,29 @@ class Worker : public LoopHooks {
   // communication waited for inside it (step agreement + the reducer's finalize wait).
   StepTimes times_;
   const double step_delay_s_;  // LOCKSTEP_TEST_STEP_DELAY's sleep for this rank
+  const uint64_t terminate_at_;  // LOCKSTEP_TEST_TERMINATE_AT's step (0: none)
   std::chrono::steady_clock::time_point prev_end_{};
   bool have_prev_ = false;
   double agree_s_ = 0, reducer_wait_s_ = 0;
   std::unique_ptr<TraceRecorder> trace_;  // null: no timeline (job.trace off)
   uint32_t trace_checkpoint_ = 0;
+  bool stop_owed_ = false;        // Note [stop at an epoch end]
+  bool stop_on_signal_ = false;   // the owed stop is a signal's (rank 0 says so in its stop line)
+  uint64_t stop_directive_ = 0;   // the owed STOP directive's id (0: a signal's)
+  uint64_t checkpoint_step_ = UINT64_MAX;  // the step of last_checkpoint_
 };
 
 Worker::Worker(const WorkerSetup& w)
     : w_(w), job_(w.reg.job()), comm_(*w.comm), lead_(w.comm->rank() == 0), run_dir_(w.reg.run_dir()),
       board_(*w.board), times_(heartbeat_of(w.reg.job()).straggler_window_steps),
-      step_delay_s_(test_step_delay_s(w.comm->rank())) {
+      step_delay_s_(test_step_delay_s(w.comm->rank())), terminate_at_(test_terminate_at_step()) {
   r_ = build_replica(job_, comm_);
   trainer_ = r_->trainer.get();
   accumulate_ = trainer_->options().accumulate_steps;
   trace_ = make_trace_recorder(job_, comm_.rank(), run_dir_);
   trainer_->set_trace(trace_.get());
   if (trace_) trace_checkpoint_ = trace_->intern("checkpoint");
+  if (trace_ && w.trace) w.trace->set(trace_.get());
   std::string from;
   if (w.reg.resume()) {
     if (auto p = restore_latest(comm_, *r_->built.model, *r_->opt, job_, run_dir_, &from, r_->sampler->num_steps()))
@@ -95,6 +120,7 @@ Worker::Worker(const WorkerSetup& w)
                    from.empty() ? "no valid checkpoint to resume from; starting afresh"
                                 : ("resuming from " + from + " (step " + std::to_string(pos_.step) + ")").c_str());
   }
+  if (trace_ && lead_) warn_trace_range();  // after the restore: a resume traces from its checkpoint's step
   if (lead_) {
     std::string path = job_.metrics_file().empty() ? "metrics.jsonl" : job_.metrics_file();
     if (path[0] != '/') path = run_dir_ + "/" + path;
@@ -144,7 +170,7 @@ Boundary Worker::my_boundary(double loss_sum, double count) {
   Boundary b;
   b.loss_sum = loss_sum;
   b.count = count;
-  b.terminate = w_.terminate && w_.terminate->load();
+  b.terminate = (w_.terminate && w_.terminate->load()) || (terminate_at_ > 0 && pos_.step == terminate_at_);
   if (!lead_) return b;
   const proto::HeartbeatReply hb = w_.client->last_heartbeat();
   for (const proto::Directive& d : hb.pending())
@@ -191,6 +217,7 @@ std::string Worker::checkpoint_phase(uint64_t directive_id, PhaseKind kind) {
   JobPosition at = pos_;
   if (at.epoch_step == 0) at.epoch_loss_sum = at.epoch_samples = 0;  // mid-epoch only: the epoch's loss so far
   last_checkpoint_ = save_checkpoint(comm_, *r_->built.model, *r_->opt, job_, run_dir_, at, trainer_->phase_id());
+  checkpoint_step_ = pos_.step;
   report(kind, directive_id);
   return last_checkpoint_;
 }
@@ -237,6 +264,14 @@ bool Worker::run_phases(const Boundary& b) {
   return false;
 }
 
+void Worker::warn_trace_range() {
+  const uint64_t per_epoch = static_cast<uint64_t>(r_->sampler->num_steps() / accumulate_);
+  const std::string w = trace_range_warning(trace_->options().first_step, trace_->options().last_step,
+                                            pos_.step + 1,  // a resume's first step: the one after its checkpoint
+                                            per_epoch * static_cast<uint64_t>(job_.epochs()));
+  if (!w.empty()) std::fprintf(stderr, "lockstep worker: warning: %s\n", w.c_str());
+}
+
 void Worker::finish_trace() {
   if (!trace_) return;
   trace_->finish();
@@ -250,6 +285,45 @@ int Worker::stopped() {
   } catch (const std::exception&) {  // the coordinator may already be gone; the checkpoint is written
   }
   return kExitStopped;  // "requeue me": the checkpoint continues the job
+}
+
+// Note [stop at an epoch end]: the closing boundary after an epoch's last step comes before the
+// epoch's end (its epoch line and the plan's EVAL/CHECKPOINT, LoopHooks::at_epoch_end). A stop
+// acted on there would checkpoint the next epoch's start, and the resume would never run the
+// finished epoch's end: its eval and epoch line were lost for good, and a job stopped at its last
+// step resumed to a "complete" result with no test figures. So a stop agreed at the closing
+// boundary, or at the epoch end's own agreement, runs after the epoch end: epoch line and eval
+// first, then the checkpoint and the stop. If no epoch is left the job simply finishes.
+void Worker::defer_stop(Boundary& b) {
+  if (b.terminate) {
+    stop_owed_ = stop_on_signal_ = true;
+    b.terminate = false;
+  }
+  auto it = std::find(b.phases.begin(), b.phases.end(), proto::STOP);
+  if (it != b.phases.end()) {
+    if (!stop_owed_) stop_directive_ = b.directive_id;  // rank 0's id; the directive is acted upon
+    stop_owed_ = true;
+    b.phases.erase(it, b.phases.end());  // nothing runs after a STOP
+  }
+}
+
+bool Worker::stop_after_epoch_end() {
+  stop_owed_ = false;
+  if (pos_.epoch >= job_.epochs()) {
+    if (lead_) std::fprintf(stderr, "lockstep worker: a stop came at the last step; the job is complete\n");
+    return false;  // run() reports the finished job, with the last epoch's figures
+  }
+  if (last_checkpoint_.empty() || checkpoint_step_ != pos_.step) {
+    checkpoint_phase(stop_directive_, proto::STOP);
+  } else {
+    trainer_->begin_phase(CommMode::kNone);
+    report(proto::STOP, stop_directive_);  // the plan's checkpoint of this step is the one to resume from
+  }
+  if (lead_ && stop_on_signal_)
+    std::fprintf(stderr, "lockstep worker: stopped on a signal at step %llu, after epoch %lld's end; checkpoint %s\n",
+                 static_cast<unsigned long long>(pos_.step), static_cast<long long>(pos_.epoch),
+                 last_checkpoint_.c_str());
+  return true;
 }
 
 StepSums Worker::reduce(Trainer& /*trainer*/, const StepSums& mine) {
@@ -270,6 +344,11 @@ bool Worker::at_boundary(const TrainPosition& pos, const StepSums& step, bool ep
                              trainer_->last_grad_norm()});
   }
   if (!agreed_.phases.empty()) have_prev_ = false;  // a phase (eval, checkpoint, pause) is no step time
+  if (epoch_end) {
+    defer_stop(agreed_);  // Note [stop at an epoch end]
+    if (agreed_.directive_id) done_directive_ = std::max(done_directive_, agreed_.directive_id);
+    return !agreed_.phases.empty() && run_phases(agreed_);  // no STOP left: never true
+  }
   return (!agreed_.phases.empty() || agreed_.terminate) && run_phases(agreed_);
 }
 
@@ -304,17 +383,29 @@ bool Worker::at_epoch_end(EpochMetrics& m) {
     for (int k : reply.phases()) plan.phases.push_back(static_cast<PhaseKind>(k));
   }
   plan.terminate = w_.terminate && w_.terminate->load();
-  const Boundary agreed = agree(comm_, plan);
+  Boundary agreed = agree(comm_, plan);
   evaluated_ = false;
-  const bool stop = run_phases(agreed);
+  defer_stop(agreed);  // Note [stop at an epoch end]: the plan's phases first
+  run_phases(agreed);
   m.test_loss = evaluated_ ? last_eval_.loss() : -1.0;
   m.test_accuracy = evaluated_ ? last_eval_.accuracy() : -1.0;
   if (evaluated_) m.test_classes = last_eval_.classes;
   if (log_) log_->write(m);
-  return stop;
+  return stop_owed_ && stop_after_epoch_end();
 }
 
 int Worker::run() {
+  try {
+    return train();
+  } catch (...) {
+    // A failed job's timeline shows where it was: this rank's file before the error ends the rank
+    // (Communicator::abort in the worker command, which takes the other ranks with it).
+    finish_trace();
+    throw;
+  }
+}
+
+int Worker::train() {
   if (train_loop(*trainer_, *r_->sampler, r_->train_set, *this, pos_).stopped) return stopped();
   trainer_->begin_phase(CommMode::kNone);
   finish_trace();  // before the final report: launch merges the files once the workers are gone

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "comm/communicator.h"
@@ -16,6 +17,25 @@
 
 namespace lockstep {
 
+class TraceRecorder;
+
+// This rank's timeline recorder while run_worker has one, for the threads that may see the process
+// end before the step loop does: the signal watcher (a stop while a peer is dead ends in mpirun's
+// SIGKILL) and the heartbeat thread's exit on a lost coordinator. snapshot() writes the rank file
+// with what was recorded so far (TraceRecorder::snapshot); nothing when no recorder is set.
+class TraceHandle {
+ public:
+  void set(TraceRecorder* r) {
+    std::lock_guard lk(mu_);
+    rec_ = r;
+  }
+  void snapshot();
+
+ private:
+  std::mutex mu_;
+  TraceRecorder* rec_ = nullptr;
+};
+
 struct WorkerSetup {
   proto::RegisterReply reg;        // the job, run_dir, resume flag, heartbeat settings
   Communicator* comm = nullptr;
@@ -24,6 +44,7 @@ struct WorkerSetup {
   // What this rank's heartbeats send (started at registration, before run_worker): the step loop
   // publishes here.
   std::shared_ptr<StepMetricsBoard> board;
+  std::shared_ptr<TraceHandle> trace;  // may be null; run_worker sets and clears its recorder here
 };
 
 // Returns kExitDone (0) when the job finished, kExitStopped (3) when it stopped at a checkpoint

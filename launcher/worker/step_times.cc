@@ -67,4 +67,14 @@ double test_step_delay_s(int rank) {
   return r == rank ? seconds : 0;
 }
 
+uint64_t test_terminate_at_step() {
+  const char* v = std::getenv("LOCKSTEP_TEST_TERMINATE_AT");
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long long step = std::strtoll(v, &end, 10);
+  LOCKSTEP_FAIL_IF(!end || *end != '\0' || step < 1)
+      << "LOCKSTEP_TEST_TERMINATE_AT=" << v << ": expected an optimizer step >= 1";
+  return static_cast<uint64_t>(step);
+}
+
 }  // namespace lockstep

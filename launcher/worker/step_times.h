@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <vector>
 
@@ -45,5 +46,10 @@ class StepTimes {
 // of its steps (0 for other ranks, or when unset), so a test can make one rank a straggler.
 // Throws Error naming the variable and its value when it is malformed.
 double test_step_delay_s(int rank);
+
+// The test hook LOCKSTEP_TEST_TERMINATE_AT="STEP": every rank acts at the boundary after optimizer
+// step STEP as if SIGTERM had come during it, so a test can stop a job at an exact step (an
+// epoch's last, say). 0 when unset; throws Error naming the variable and its value when malformed.
+uint64_t test_terminate_at_step();
 
 }  // namespace lockstep

@@ -129,4 +129,53 @@ TEST_F(Timeline, BadTraceValuesAreOneLineBeforeAnythingStarts) {
   }
 }
 
+// A rank killed inside the traced range: the surviving rank writes its file on the way out (its
+// error, or the stop mpirun sends it), and the launcher merges what exists and names the missing rank.
+TEST_F(Timeline, AFailedJobStillMergesTheSurvivorsAndNamesTheMissingRank) {
+  const std::string job = write_cnn_job(dir_, 128 * 200, 10);  // 200 steps per epoch: far from done
+  const std::string run_dir = path("run");
+  auto p = start(job, run_dir, {"--trace", "1:1000", "--max-restarts", "0"});
+  ASSERT_TRUE(wait_until([&] { return step_losses(run_dir + "/metrics.jsonl").size() >= 3; }, 120)) << p->output();
+  pid_t victim = 0;
+  for (pid_t pid : worker_pids(process_tree(p->pid())))
+    if (rank_of(pid) == 1) victim = pid;
+  ASSERT_GT(victim, 0) << p->output();
+  ::kill(victim, SIGKILL);
+  EXPECT_NE(p->wait(120), 0) << p->output();
+  const std::string out = p->output();
+  EXPECT_TRUE(fs::exists(run_dir + "/trace/rank-0.json")) << out;
+  EXPECT_FALSE(fs::exists(run_dir + "/trace/rank-1.json")) << out;
+  ASSERT_TRUE(fs::exists(run_dir + "/trace.json")) << out;
+  EXPECT_NE(out.find("timeline of 1 rank in "), std::string::npos) << out;
+  EXPECT_NE(out.find("rank 1 wrote no timeline"), std::string::npos) << out;
+  const auto errors = trace_format_errors(read_json(run_dir + "/trace.json"), 1);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " format errors, first: " << errors.front();
+}
+
+// A range the run never reaches is said at the start and at the end; a resume that traces again
+// keeps the earlier trace.json as trace.1.json.
+TEST_F(Timeline, ARangeOutsideTheRunIsSaidAndAResumeKeepsTheEarlierTimeline) {
+  const std::string job = write_cnn_job(dir_, 512, 10);  // 4 steps per epoch, 8 in all
+  ASSERT_EQ(run(job, path("far"), {"--trace", "100:120"}, 180), 0) << output_;
+  EXPECT_NE(output_.find("trace range 100:120 lies outside this run's steps 1..8; no timeline will be written"),
+            std::string::npos) << output_;
+  EXPECT_NE(output_.find("no timeline: no rank wrote"), std::string::npos) << output_;
+  EXPECT_FALSE(fs::exists(path("far/trace.json")));
+
+  const std::string run_dir = path("run");
+  ::setenv("LOCKSTEP_TEST_TERMINATE_AT", "5", 1);  // a stop after step 5, mid-epoch 2
+  const int st = run(job, run_dir, {"--trace", "2:3"}, 180);
+  ::unsetenv("LOCKSTEP_TEST_TERMINATE_AT");
+  ASSERT_EQ(st, 3) << output_;
+  ASSERT_TRUE(fs::exists(run_dir + "/trace.json")) << output_;
+  const std::string first = read_text(run_dir + "/trace.json");
+  ASSERT_EQ(run(job, run_dir, {"--resume", "--trace", "2:7"}, 180), 0) << output_;
+  EXPECT_NE(output_.find("trace range 2:7 reaches past this run's steps 6..8; only those are traced"),
+            std::string::npos) << output_;
+  EXPECT_NE(output_.find("timeline is now " + run_dir + "/trace.1.json"), std::string::npos) << output_;
+  EXPECT_EQ(read_text(run_dir + "/trace.1.json"), first);
+  EXPECT_TRUE(fs::exists(run_dir + "/trace.json")) << output_;
+}
+
 }  // namespace
+

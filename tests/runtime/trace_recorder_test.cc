@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -74,6 +75,37 @@ TEST_F(TraceRecorderTest, NothingWrittenWhenTheRangeWasNeverReached) {
   rec.begin_step(1);
   rec.finish();  // the job ended at step 1
   EXPECT_FALSE(fs::exists(path));
+}
+
+// snapshot() (a worker told to stop, which may be killed before it finishes) writes what was
+// recorded so far, from another thread while spans are still being recorded; finish() then writes
+// the whole range, and a snapshot after it changes nothing.
+TEST_F(TraceRecorderTest, SnapshotWritesTheSpansSoFarFromAnotherThread) {
+  const std::string path = (dir_ / "trace" / "rank-0.json").string();
+  TraceRecorder rec({.rank = 0, .first_step = 1, .last_step = 1000, .path = path});
+  rec.snapshot();  // the range not entered: nothing
+  EXPECT_FALSE(fs::exists(path));
+  const uint32_t step = rec.intern("step");
+  rec.begin_step(1);
+  for (int i = 0; i < 3; ++i) TraceSpan span(&rec, step, TraceCat::kStep);
+  std::thread([&] { rec.snapshot(); }).join();
+  ASSERT_TRUE(fs::exists(path));
+  EXPECT_EQ(spans_of(read_json(path)).size(), 3u);
+  std::atomic<bool> go{true};
+  std::thread snapper([&] {  // snapshots racing with recording: every file whole, never torn
+    while (go) rec.snapshot();
+  });
+  for (int i = 0; i < 2000; ++i) TraceSpan span(&rec, step, TraceCat::kStep);
+  go = false;
+  snapper.join();
+  const auto errors = trace_format_errors(read_json(path), 1);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
+  rec.finish();
+  EXPECT_EQ(spans_of(read_json(path)).size(), 2003u);
+  fs::remove(path);
+  rec.snapshot();  // after finish(): the final file stays as it was
+  EXPECT_FALSE(fs::exists(path));
+  EXPECT_EQ(rec.error(), "");
 }
 
 TEST_F(TraceRecorderTest, FinishWritesARangeCutShortByTheJobsEnd) {
