@@ -171,6 +171,7 @@ std::string TraceRecorder::to_json() const {
     }
   }
   out += "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"rank\":" + pid +
+         (o_.world_size > 0 ? ",\"world_size\":" + std::to_string(o_.world_size) : std::string()) +
          ",\"first_step\":" + std::to_string(o_.first_step) + ",\"last_step\":" + std::to_string(o_.last_step) +
          ",\"dropped_events\":" + std::to_string(dropped()) +
          ",\"clock\":\"CLOCK_REALTIME microseconds since the Unix epoch\"}}\n";
@@ -187,14 +188,18 @@ void TraceRecorder::write(const std::string& path) const {
   const std::string text = to_json();
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    LOCKSTEP_FAIL_IF(!f) << "trace: cannot write " << tmp << ": " << std::strerror(errno);
+    LOCKSTEP_FAIL_IF(!f) << "trace: cannot write " << path << ": " << std::strerror(errno);
     f.write(text.data(), static_cast<std::streamsize>(text.size()));
     f.flush();
-    LOCKSTEP_FAIL_IF(!f) << "trace: writing " << tmp << " failed: " << std::strerror(errno);
+    if (!f) fs::remove(tmp, ec);
+    LOCKSTEP_FAIL_IF(!f) << "trace: cannot write " << path << " (disk full?)";
   }
   fs::rename(tmp, p, ec);
-  if (ec) fs::remove(tmp);
-  LOCKSTEP_FAIL_IF(ec) << "trace: cannot rename " << tmp << " to " << path << ": " << ec.message();
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+  }
+  LOCKSTEP_FAIL_IF(ec) << "trace: cannot write " << path << ": " << ec.message();
 }
 
 TraceTagScope::TraceTagScope(const TraceTag& tag) {

@@ -269,6 +269,7 @@ int launch_main(int argc, char** argv) {
       if (run_dir.empty() || !fs::is_directory(trace_dir(run_dir))) return;
       try {
         const TraceMergeResult m = merge_trace(run_dir);
+        for (const std::string& w : merge_warnings(m)) std::fprintf(stderr, "lockstep launch: warning: %s\n", w.c_str());
         std::fprintf(stderr, "lockstep launch: timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)%s\n",
                      m.ranks.size(), m.ranks.size() == 1 ? "" : "s", m.path.c_str(),
                      m.dropped > 0 ? ("; " + std::to_string(m.dropped) + " spans dropped past trace.max_events").c_str() : "");
