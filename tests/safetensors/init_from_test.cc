@@ -350,5 +350,34 @@ TEST(ExportCommand, RefusesWhatIsNotACheckpointInOneLine) {
   EXPECT_NE(r.output.find(": the run directory holds no valid checkpoint"), std::string::npos) << r.output;
 }
 
+// An eval whose loss is NaN (here: init_from gives BatchNorm a negative running_var, which train
+// mode never reads, so training is finite and only eval turns NaN) stops the job with one line naming
+// the epoch, not a NaN in the metrics or, under launch, the coordinator's internal refusal.
+TEST(InitFromCommand, ANonFiniteEvalLossIsOneLineNamingTheEpoch) {
+  testing::ScratchDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data);
+  for (auto [split, n] : {std::pair{"train", 40u}, std::pair{"t10k", 101u}}) {
+    std::ofstream(data + "/" + split + "-images-idx3-ubyte", std::ios::binary) << testing::idx_bytes({n, 28, 28}, n * 784);
+    std::ofstream(data + "/" + split + "-labels-idx1-ubyte", std::ios::binary) << testing::idx_bytes({n}, n);
+  }
+  File f;
+  f.tensors = {f32("0.weight", {10, 784}, 0), f32("0.bias", {10}, 0), f32("1.weight", {10}, 1),
+               f32("1.bias", {10}, 0),        f32("1.running_mean", {10}, 0), f32("1.running_var", {10}, -100),
+               i64("1.num_batches_tracked", 0)};
+  for (int i : {0, 1, 2, 3, 4}) std::memset(f.tensors[i].bytes.data(), 0, f.tensors[i].bytes.size());
+  const std::string weights = dir.path() + "/w.safetensors", job = dir.path() + "/job.textproto";
+  safetensors::write_file(weights, f);
+  std::ofstream(job) << "name: \"nan\" data { dir: \"" << data << "\" } optimizer { lr: 1e-30 sgd {} }\n"
+                     << "epochs: 1 batch_size: 20 metrics_file: \"" << dir.path() << "/m.jsonl\"\n"
+                     << "model { input_shape: 784 layers { linear { in_features: 784 out_features: 10 } }\n"
+                     << "        layers { batch_norm1d { num_features: 10 } } init_from: \"" << weights << "\" }\n";
+  const auto r = testing::run_command("train " + job, 60);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("lockstep: error: eval at epoch 1: test loss is nan: the model diverged"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("failed at"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace lockstep
