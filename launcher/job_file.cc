@@ -22,6 +22,7 @@
 #include "layers/reference_models.h"
 #include "launcher/quoted.h"
 #include "runtime/check.h"
+#include "runtime/checkpoint/user_file.h"
 #include "runtime/precision.h"
 
 namespace lockstep {
@@ -529,10 +530,7 @@ proto::JobSpec parse_job(const std::string& path) {
   // An ifstream opens a directory and reads nothing: say what it is instead of "set model...".
   LOCKSTEP_FAIL_IF(std::filesystem::is_directory(path, ec)) << path << ": is a directory, not a job file";
   // /dev/zero or a FIFO would be read without end.
-  const auto status = std::filesystem::status(path, ec);
-  LOCKSTEP_FAIL_IF(!ec && status.type() != std::filesystem::file_type::regular &&
-                   status.type() != std::filesystem::file_type::not_found)
-      << path << ": is not a regular file";
+  checkpoint_io::check_input_file("", path);
   const auto size = std::filesystem::file_size(path, ec);
   LOCKSTEP_FAIL_IF(!ec && size > kMaxJobFileBytes)
       << path << ": is " << size << " bytes long; a job file is at most " << kMaxJobFileBytes << " bytes";

@@ -145,6 +145,7 @@ class TrainCommandHooks : public lockstep::LoopHooks {
   }
   bool at_epoch_end(lockstep::EpochMetrics& m) override {
     const lockstep::EvalResult e = r_.trainer->evaluate(r_.test_set);
+    lockstep::check_eval_finite(e, m.epoch);
     m.test_loss = e.loss();
     m.test_accuracy = e.accuracy();
     m.test_classes = e.classes;
@@ -170,6 +171,9 @@ class TrainCommandHooks : public lockstep::LoopHooks {
   const bool step_lines_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
+
+void report_trace_and_merge(const lockstep::TraceRecorder& trace, lockstep::Communicator& comm,
+                            const std::string& run_dir);
 
 int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicator& comm, bool step_lines) {
   using namespace lockstep;
@@ -208,7 +212,7 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
     std::fflush(stdout);
   }
   // The timeline: in the job's run_dir, else the current directory (where the metrics go).
-  const std::unique_ptr<TraceRecorder> trace = make_trace_recorder(job, comm.rank(), job.run_dir());
+  const std::unique_ptr<TraceRecorder> trace = make_trace_recorder(job, comm.rank(), job.run_dir(), comm.size());
   r->trainer->set_trace(trace.get());
   TrainCommandHooks hooks(*r, log.get(), step_lines);
   if (trace && lead) {
@@ -224,18 +228,37 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
     if (trace) trace->finish();  // a failed run's rank file shows where it was (merge: lockstep trace-merge)
     throw;
   }
-  if (trace) {
-    trace->finish();
-    if (!trace->error().empty()) std::fprintf(stderr, "lockstep: warning: %s\n", trace->error().c_str());
-  }
+  if (trace) trace->finish();
   if (lead) {  // the last epoch's eval beyond top-1
     std::fputs(lockstep::eval_summary(hooks.last_eval()).c_str(), stdout);
     std::fflush(stdout);
   }
   comm.barrier().wait();  // every rank's trace file is written
-  if (trace && lead) {
+  if (trace) report_trace_and_merge(*trace, comm, job.run_dir());
+  return 0;
+}
+
+// After every rank wrote its trace file: one warning when some could not (rank 0 names the first
+// error it saw, its own), else the merge by rank 0 of exactly this job's ranks.
+void report_trace_and_merge(const lockstep::TraceRecorder& trace, lockstep::Communicator& comm,
+                            const std::string& run_dir) {
+  using namespace lockstep;
+  const bool lead = comm.rank() == 0;
+  std::vector<float> failed{trace.error().empty() ? 0.f : 1.f};
+  comm.all_reduce(failed, ReduceOp::kSum).wait();
+  if (failed[0] > 0) {
+    if (lead)
+      std::fprintf(stderr, "lockstep: warning: no timeline: %d of %d rank%s could not write its trace file%s\n",
+                   static_cast<int>(failed[0]), comm.size(), comm.size() == 1 ? "" : "s",
+                   trace.error().empty() ? "" : (" (rank 0: " + trace.error() + ")").c_str());
+    else if (!trace.error().empty() && failed[0] == 1)  // only this rank failed: rank 0 cannot name the cause
+      std::fprintf(stderr, "lockstep: warning: rank %d: %s\n", comm.rank(), trace.error().c_str());
+    return;
+  }
+  if (lead) {
     try {
-      const TraceMergeResult m = merge_trace(job.run_dir());
+      const TraceMergeResult m = merge_trace(run_dir, comm.size());
+      for (const std::string& w : merge_warnings(m)) std::fprintf(stderr, "lockstep: warning: %s\n", w.c_str());
       std::printf("timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)\n", m.ranks.size(),
                   m.ranks.size() == 1 ? "" : "s", m.path.c_str());
       if (m.dropped > 0)
@@ -244,7 +267,6 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
       std::fprintf(stderr, "lockstep: warning: timeline not merged: %s\n", e.what());
     }
   }
-  return 0;
 }
 
 }  // namespace

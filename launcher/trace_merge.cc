@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,7 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "launcher/json_error.h"
 #include "launcher/trace_setup.h"
+#include "runtime/checkpoint/user_file.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -33,7 +37,24 @@ int rank_of_file(const std::string& name) {
 
 }  // namespace
 
-TraceMergeResult merge_trace_files(const std::string& trace_dir, const std::string& out_path) {
+std::string rank_list(const std::vector<int>& ranks) {
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size(); ++i) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
+std::vector<std::string> merge_warnings(const TraceMergeResult& m) {
+  std::vector<std::string> w;
+  if (!m.missing.empty())
+    w.push_back("the timeline lacks " + rank_list(m.missing) + " of the job's " + std::to_string(m.world_size) +
+                " (no trace/rank-N.json: the rank failed, or could not write it)");
+  if (!m.ignored.empty())
+    w.push_back("left out trace files of " + rank_list(m.ignored) + ": the job had " + std::to_string(m.world_size) +
+                " rank" + (m.world_size == 1 ? "" : "s") + " (files of an earlier, larger job)");
+  return w;
+}
+
+TraceMergeResult merge_trace_files(const std::string& trace_dir, const std::string& out_path, int world_size) {
   std::error_code ec;
   LOCKSTEP_FAIL_IF(!fs::is_directory(trace_dir, ec)) << trace_dir << ": no such directory (no rank wrote a trace: "
                                                         "was the job run with --trace or a trace { } field?)";
@@ -45,18 +66,39 @@ TraceMergeResult merge_trace_files(const std::string& trace_dir, const std::stri
 
   TraceMergeResult out;
   out.path = out_path;
-  nlohmann::json events = nlohmann::json::array();
+  std::map<int, nlohmann::json> docs;
+  int rank0_size = 0, max_size = 0;
   for (const auto& [rank, path] : files) {
+    checkpoint_io::check_input_file("", path.string());
     std::ifstream in(path, std::ios::binary);
-    LOCKSTEP_FAIL_IF(!in) << path.string() << ": cannot read";
+    LOCKSTEP_FAIL_IF(!in) << path.string() << ": cannot read it";
+    std::ostringstream text;
+    text << in.rdbuf();
+    LOCKSTEP_FAIL_IF(in.bad()) << path.string() << ": cannot read it";
     nlohmann::json doc;
     try {
-      doc = nlohmann::json::parse(in);
+      doc = nlohmann::json::parse(text.str());
     } catch (const nlohmann::json::exception& e) {
-      throw Error(path.string() + ": not JSON: " + e.what());
+      throw Error(path.string() + ": " + json_error_text(e, text.str()) + " (a rank's trace file; was it cut off?)");
     }
     LOCKSTEP_FAIL_IF(!doc.is_object() || !doc.contains("traceEvents") || !doc["traceEvents"].is_array())
         << path.string() << ": not a trace-event file (no \"traceEvents\" array)";
+    if (doc.contains("otherData") && doc["otherData"].is_object() && doc["otherData"].contains("world_size") &&
+        doc["otherData"]["world_size"].is_number_integer()) {
+      const int n = doc["otherData"]["world_size"].get<int>();
+      if (rank == 0) rank0_size = n;
+      max_size = std::max(max_size, n);
+    }
+    docs[rank] = std::move(doc);
+  }
+  out.world_size = world_size > 0 ? world_size : rank0_size > 0 ? rank0_size : max_size;
+  nlohmann::json events = nlohmann::json::array();
+  for (auto& [rank, doc] : docs) {
+    const fs::path& path = files[rank];
+    if (out.world_size > 0 && rank >= out.world_size) {
+      out.ignored.push_back(rank);
+      continue;
+    }
     for (auto& ev : doc["traceEvents"]) {
       LOCKSTEP_FAIL_IF(!ev.is_object() || !ev.contains("pid") || ev["pid"] != rank)
           << path.string() << ": an event of another process than rank " << rank << ": " << ev.dump().substr(0, 200);
@@ -69,6 +111,10 @@ TraceMergeResult merge_trace_files(const std::string& trace_dir, const std::stri
     }
     out.ranks.push_back(rank);
   }
+  for (int r = 0; r < out.world_size; ++r)
+    if (!docs.count(r)) out.missing.push_back(r);
+  LOCKSTEP_FAIL_IF(out.ranks.empty()) << trace_dir << ": no rank file of the job's " << out.world_size
+                                      << " ranks to merge (only " << rank_list(out.ignored) << ")";
   out.events = static_cast<int64_t>(events.size());
   nlohmann::json merged = {{"traceEvents", std::move(events)},
                            {"displayTimeUnit", "ms"},
@@ -76,22 +122,30 @@ TraceMergeResult merge_trace_files(const std::string& trace_dir, const std::stri
                             {{"ranks", out.ranks},
                              {"dropped_events", out.dropped},
                              {"clock", "CLOCK_REALTIME microseconds since the Unix epoch"}}}};
+  // trace.json is the run's own output; still never a device or a FIFO (Note [user-named outputs]).
+  const std::string kind = checkpoint_io::non_regular_kind(out_path);
+  LOCKSTEP_FAIL_IF(!kind.empty()) << out_path << ": is " << kind << "; cannot write the timeline there";
   const std::string tmp = out_path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    LOCKSTEP_FAIL_IF(!f) << out_path << ": cannot write " << tmp;
+    LOCKSTEP_FAIL_IF(!f) << out_path << ": cannot write it: " << std::strerror(errno);
     f << merged.dump() << "\n";
     f.flush();
-    LOCKSTEP_FAIL_IF(!f) << out_path << ": writing " << tmp << " failed";
+    if (!f) fs::remove(tmp, ec);
+    LOCKSTEP_FAIL_IF(!f) << out_path << ": cannot write it (disk full?)";
   }
   fs::rename(tmp, out_path, ec);
-  if (ec) fs::remove(tmp);
-  LOCKSTEP_FAIL_IF(ec) << out_path << ": cannot rename " << tmp << " into place: " << ec.message();
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+  }
+  LOCKSTEP_FAIL_IF(ec) << out_path << ": cannot write it: " << ec.message();
   return out;
 }
 
-TraceMergeResult merge_trace(const std::string& run_dir) {
-  return merge_trace_files(trace_dir(run_dir), (run_dir.empty() ? std::string(".") : run_dir) + "/trace.json");
+TraceMergeResult merge_trace(const std::string& run_dir, int world_size) {
+  return merge_trace_files(trace_dir(run_dir), (run_dir.empty() ? std::string(".") : run_dir) + "/trace.json",
+                           world_size);
 }
 
 }  // namespace lockstep

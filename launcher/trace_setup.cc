@@ -2,6 +2,8 @@
 #include "launcher/trace_setup.h"
 
 #include <cstdint>
+#include <filesystem>
+#include <system_error>
 
 #include "launcher/cli_number.h"
 #include "launcher/job_file.h"
@@ -38,7 +40,8 @@ void apply_trace_option(proto::JobSpec& job, const std::string& value) {
 
 std::string trace_dir(const std::string& run_dir) { return (run_dir.empty() ? std::string(".") : run_dir) + "/trace"; }
 
-std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir) {
+std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir,
+                                                   int world_size) {
   const proto::TraceSpec& t = job.trace();
   if (t.last_step() <= 0) return nullptr;
   TraceOptions o;
@@ -46,7 +49,10 @@ std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, in
   o.first_step = static_cast<uint64_t>(t.has_first_step() ? t.first_step() : 1);
   o.last_step = static_cast<uint64_t>(t.last_step());
   if (t.has_max_events()) o.max_events = static_cast<size_t>(t.max_events());
+  o.world_size = world_size;
   o.path = trace_dir(run_dir) + "/rank-" + std::to_string(rank) + ".json";
+  std::error_code ec;
+  std::filesystem::remove(o.path, ec);  // an earlier job's; a failure shows when the new file is written
   return std::make_unique<TraceRecorder>(std::move(o));
 }
 

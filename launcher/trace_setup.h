@@ -20,8 +20,11 @@ void apply_trace_option(proto::JobSpec& job, const std::string& value);
 std::string trace_dir(const std::string& run_dir);
 
 // This rank's recorder for a validated job, writing trace_dir(run_dir)/rank-<rank>.json; null when
-// job.trace is off.
-std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir);
+// job.trace is off. `world_size` (0: unknown) goes into the file, so a merge can name missing ranks.
+// A rank-<rank>.json left by an earlier job is removed here, before the job's first step: a rank
+// whose new file then cannot be written leaves none, never a stale one that a merge would join.
+std::unique_ptr<TraceRecorder> make_trace_recorder(const proto::JobSpec& job, int rank, const std::string& run_dir,
+                                                   int world_size = 0);
 
 // "" when the trace range first..last lies inside the steps a run trains (from..total, 1-based
 // optimizer steps; from > total: none, the job is complete); else the warning to print at the

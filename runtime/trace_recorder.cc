@@ -182,6 +182,7 @@ std::string TraceRecorder::to_json() const {
     }
   }
   out += "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"rank\":" + pid +
+         (o_.world_size > 0 ? ",\"world_size\":" + std::to_string(o_.world_size) : std::string()) +
          ",\"first_step\":" + std::to_string(o_.first_step) + ",\"last_step\":" + std::to_string(o_.last_step) +
          ",\"dropped_events\":" + std::to_string(dropped()) +
          ",\"clock\":\"CLOCK_REALTIME microseconds since the Unix epoch\"}}\n";
@@ -211,7 +212,10 @@ void TraceRecorder::write(const std::string& path) const {
     }
   }
   fs::rename(tmp, p, ec);
-  if (ec) fs::remove(tmp);
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+  }
   LOCKSTEP_FAIL_IF(ec) << "trace: cannot write " << path << ": " << ec.message();
 }
 

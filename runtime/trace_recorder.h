@@ -46,6 +46,7 @@ const char* trace_cat_name(TraceCat c);  // "step", "forward", "backward", "allr
 
 struct TraceOptions {
   int rank = 0;
+  int world_size = 0;  // ranks of the job, written as otherData.world_size; 0: unknown (not written)
   // Optimizer steps to record, 1-based and inclusive (step 1 is the job's first). Spans between
   // steps (eval, checkpoint) count with the step before them.
   uint64_t first_step = 1;

@@ -11,6 +11,7 @@
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/checkpoint_format.h"
+#include "runtime/checkpoint/user_file.h"
 #include "runtime/safetensors/state_dict_file.h"
 
 namespace lockstep {
@@ -23,11 +24,20 @@ constexpr const char* kUsage = "lockstep export RUN_DIR|CHECKPOINT_DIR --safeten
 std::pair<std::string, Checkpoint> checkpoint_at(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  LOCKSTEP_FAIL_IF(fs::is_regular_file(path, ec))
+      << path << ": is a file, not a run or checkpoint directory; usage: " << kUsage;
+  const std::string kind = checkpoint_io::non_regular_kind(path);
+  LOCKSTEP_FAIL_IF(!kind.empty() && kind != "a directory")
+      << path << ": is " << kind << ", not a run or checkpoint directory; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(!fs::is_directory(path, ec)) << path << ": no such directory; usage: " << kUsage;
   if (fs::exists(fs::path(path) / checkpoint_format::kManifestFile, ec)) return {path, read_checkpoint(path)};
-  LOCKSTEP_FAIL_IF(!fs::is_directory(fs::path(path) / "checkpoints", ec))
-      << path << ": neither a checkpoint (no " << checkpoint_format::kManifestFile
-      << ") nor a run directory (no checkpoints/)";
+  const fs::path ckpts = fs::path(path) / "checkpoints";
+  const bool run_dir = fs::is_directory(ckpts, ec) || fs::exists(fs::path(path) / "job.textproto", ec) ||
+                       fs::exists(fs::path(path) / "metrics.jsonl", ec) || fs::exists(fs::path(path) / ".lock", ec);
+  LOCKSTEP_FAIL_IF(!run_dir) << path << ": neither a checkpoint (no " << checkpoint_format::kManifestFile
+                             << ") nor a run directory (no checkpoints/)";
+  LOCKSTEP_FAIL_IF(!fs::is_directory(ckpts, ec) || fs::is_empty(ckpts, ec))
+      << "run directory " << path << " has no checkpoint yet";
   auto latest = latest_valid_checkpoint(path, [](const std::string& w) {
     std::fprintf(stderr, "lockstep export: %s\n", w.c_str());
   });
@@ -44,6 +54,7 @@ int run(int argc, char** argv) {
   if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(from.empty()) << "no run directory or checkpoint given; usage: " << kUsage;
   LOCKSTEP_FAIL_IF(out.empty()) << "no output given (--safetensors FILE); usage: " << kUsage;
+  checkpoint_io::check_output_file("--safetensors ", out);  // before any work: Note [user-named outputs]
   const auto [dir, ckpt] = checkpoint_at(from);
   if (!ckpt.rank_buffers.empty())
     std::fprintf(stderr,

@@ -17,6 +17,7 @@
 #include "launcher/report/html_report.h"
 #include "launcher/report/run_record.h"
 #include "runtime/check.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep::commands {
 namespace {
@@ -32,12 +33,14 @@ std::string utc_now() {
   return buf;
 }
 
-// Written to FILE.tmp-<pid>, then renamed: a reader never sees half a page.
+// Written to FILE.tmp-<pid>, then renamed: a reader never sees half a page. The target was checked
+// first (Note [user-named outputs]); errors name it, never the temporary file.
 void write_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    LOCKSTEP_FAIL_IF(!out) << "-o " << path << ": cannot write it: " << std::strerror(errno);
+    const int err = errno;
+    LOCKSTEP_FAIL_IF(!out) << "-o " << path << ": cannot write it: " << (err ? std::strerror(err) : "cannot create a file beside it");
     out << text;
     out.flush();
     if (!out) {
@@ -49,25 +52,10 @@ void write_file(const std::string& path, const std::string& text) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
-    fs::remove(tmp, ec);
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
     LOCKSTEP_FAIL_IF(true) << "-o " << path << ": cannot write it: " << ec.message();
   }
-}
-
-// The page never replaces what the run wrote: its metrics, job file, token, lock or checkpoints.
-void check_not_run_file(const std::string& out, const report::RunRecord& run) {
-  const auto canonical = [](const std::string& p) {
-    std::error_code ec;
-    const fs::path c = fs::weakly_canonical(p, ec);
-    return ec ? fs::absolute(p).lexically_normal() : c;
-  };
-  const fs::path o = canonical(out);
-  for (const std::string& own : {run.metrics_path, run.dir + "/job.textproto", run.dir + "/token",
-                                 run.dir + "/worker_secret", run.dir + "/.lock", run.dir + "/mpirun.log"})
-    LOCKSTEP_FAIL_IF(o == canonical(own))
-        << "-o " << out << ": is the run's own " << fs::path(own).filename().string() << "; give another file";
-  const std::string ckpts = canonical(run.dir + "/checkpoints").string() + "/";
-  LOCKSTEP_FAIL_IF(o.string().rfind(ckpts, 0) == 0) << "-o " << out << ": is inside the run's checkpoints; give another file";
 }
 
 int report_main(int argc, char** argv) {
@@ -81,7 +69,8 @@ int report_main(int argc, char** argv) {
     LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
     const report::RunRecord run = report::read_run(run_dir);
     if (out.empty()) out = run.dir + "/report.html";
-    check_not_run_file(out, run);
+    // The page never replaces what a run wrote, nor a device: report.html is the only own file it may replace.
+    checkpoint_io::check_output_file("-o ", out, "report.html", {run.metrics_path});
     write_file(out, report::render_report(run, utc_now()));
     std::fprintf(stderr, "lockstep report: %s\n", out.c_str());
     return kExitDone;

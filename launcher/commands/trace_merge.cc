@@ -23,6 +23,7 @@ int trace_merge_main(int argc, char** argv) {
   const TraceMergeResult m = merge_trace(run_dir);
   std::printf("timeline of %zu rank%s (%lld events) in %s\n", m.ranks.size(), m.ranks.size() == 1 ? "" : "s",
               static_cast<long long>(m.events), m.path.c_str());
+  for (const std::string& w : merge_warnings(m)) std::fprintf(stderr, "lockstep trace-merge: warning: %s\n", w.c_str());
   if (m.dropped > 0) std::printf("%lld spans were dropped past trace.max_events\n", static_cast<long long>(m.dropped));
   return 0;
 }

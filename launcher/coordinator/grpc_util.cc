@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "runtime/check.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep::grpc_util {
 
@@ -56,6 +57,7 @@ std::string status_text(const grpc::Status& s) {
 std::string read_file(const std::string& path, const std::string& what) {
   std::error_code ec;  // an ifstream opens a directory and reads it as empty
   LOCKSTEP_FAIL_IF(std::filesystem::is_directory(path, ec)) << what << " " << path << " is a directory";
+  checkpoint_io::check_input_file(what + " ", path);  // a FIFO would block the open
   std::ifstream in(path, std::ios::binary);
   LOCKSTEP_FAIL_IF(!in) << "cannot read " << what << " " << path;
   std::ostringstream s;

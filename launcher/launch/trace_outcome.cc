@@ -46,21 +46,11 @@ void report_merged_trace(const std::string& run_dir, int world) {
                  trace_dir(run_dir).c_str());
     return;
   }
-  const TraceMergeResult m = merge_trace(run_dir);
-  std::string missing;
-  int n_missing = 0;
-  for (int r = 0; r < world; ++r)
-    if (std::find(m.ranks.begin(), m.ranks.end(), r) == m.ranks.end()) {
-      missing += (missing.empty() ? "" : ", ") + std::to_string(r);
-      ++n_missing;
-    }
-  std::string tail;
-  if (m.dropped > 0) tail += "; " + std::to_string(m.dropped) + " spans dropped past trace.max_events";
-  if (n_missing > 0)
-    tail += std::string("; rank") + (n_missing > 1 ? "s " : " ") + missing + (n_missing > 1 ? " wrote" : " wrote") +
-            " no timeline (killed, or ended before the trace range)";
+  const TraceMergeResult m = merge_trace(run_dir, world);
+  for (const std::string& w : merge_warnings(m)) std::fprintf(stderr, "lockstep launch: warning: %s\n", w.c_str());
   std::fprintf(stderr, "lockstep launch: timeline of %zu rank%s in %s (open it in ui.perfetto.dev or chrome://tracing)%s\n",
-               m.ranks.size(), m.ranks.size() == 1 ? "" : "s", m.path.c_str(), tail.c_str());
+               m.ranks.size(), m.ranks.size() == 1 ? "" : "s", m.path.c_str(),
+               m.dropped > 0 ? ("; " + std::to_string(m.dropped) + " spans dropped past trace.max_events").c_str() : "");
 }
 
 }  // namespace lockstep

@@ -53,9 +53,20 @@ std::string status_line(const RunRecord& r) {
   const std::string progress =
       done > 0 ? "epoch " + std::to_string(done) + (of > 0 ? " of " + std::to_string(of) : "") + " done" : "no epoch done yet";
   if (r.running) return "Running (" + r.holder + "): " + progress + ".";
+  const bool can_resume = std::any_of(r.checkpoints.begin(), r.checkpoints.end(), [](const CheckpointInfo& c) { return c.valid; });
+  const std::string resume = can_resume ? " (lockstep launch --resume continues it from its newest checkpoint)"
+                                        : " (no valid checkpoint: a new launch starts it afresh)";
+  if (r.result) {  // how the launcher says it ended
+    const RunResult& x = *r.result;
+    const std::string status = "exit status " + std::to_string(x.exit_status);
+    if (x.complete) return "Finished: all " + std::to_string(x.epochs > 0 ? x.epochs : of) + " epochs done (" + status + ").";
+    if (!x.failure.empty()) return "Failed (" + status + "): " + x.failure + "; " + progress + resume + ".";
+    if (x.exit_status == 3) return "Stopped on request (" + status + "), " + progress + resume + ".";
+    return "Ended without finishing (" + status + "), " + progress + resume + ".";
+  }
   if (of > 0 && done >= of) return "Finished: all " + std::to_string(of) + " epochs done.";
-  if (!m) return "Not running; no metrics yet.";
-  return "Not running: stopped or interrupted, " + progress + " (lockstep launch --resume continues it).";
+  if (!m) return std::string("Not running; no metrics yet") + (can_resume ? "." : ", no checkpoint.");
+  return "Not running: stopped or interrupted, " + progress + resume + ".";
 }
 
 std::string world_size(const RunRecord& r) {

@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "launcher/json_error.h"
 #include "runtime/check.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep::report {
 namespace {
@@ -126,7 +128,9 @@ MetricsHistory parse_metrics(const std::string& text, const std::string& name) {
         why = "unknown kind \"" + kind + "\"";
       }
     } catch (const json::exception& e) {
-      why = e.what();
+      why = json_error_text(e, line);  // of this one line: "line 1, column 7: ..." -> "column 7: ..."
+      if (why.rfind("line 1, ", 0) == 0) why = why.substr(8);
+      else if (why.rfind("line 1: ", 0) == 0) why = why.substr(8);
     } catch (const std::exception& e) {
       why = e.what();
     }
@@ -150,6 +154,8 @@ MetricsHistory parse_metrics(const std::string& text, const std::string& name) {
 std::optional<MetricsHistory> read_metrics(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  if (const std::string kind = checkpoint_io::non_regular_kind(path); !kind.empty())
+    throw Error("metrics file " + path + ": is " + kind + ", not a regular file; not read");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("metrics file " + path + ": cannot open it: " + std::strerror(errno));
   std::ostringstream s;

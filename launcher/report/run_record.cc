@@ -10,11 +10,16 @@
 #include <fstream>
 #include <sstream>
 
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <nlohmann/json.hpp>
+
+#include "launcher/json_error.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/checkpoint_validate.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep::report {
 namespace {
@@ -25,6 +30,7 @@ constexpr const char* kJobFile = "job.textproto";
 constexpr size_t kMaxJobBytes = 1 << 20;  // a job file past this is shown cut, with a note
 
 bool read_text(const std::string& path, std::string* out) {
+  if (!checkpoint_io::non_regular_kind(path).empty()) return false;  // a FIFO would block the open
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   std::ostringstream s;
@@ -122,7 +128,8 @@ RunRecord read_run(const std::string& path) {
   if (has(kJobFile)) {
     std::string text;
     if (!read_text(r.dir + "/" + kJobFile, &text)) {
-      r.notes.push_back(std::string(kJobFile) + ": cannot be read");
+      const std::string kind = checkpoint_io::non_regular_kind(r.dir + "/" + kJobFile);
+      r.notes.push_back(std::string(kJobFile) + (kind.empty() ? ": cannot be read" : ": is " + kind + ", not a regular file; not read"));
     } else {
       if (text.size() > kMaxJobBytes) {
         r.notes.push_back(std::string(kJobFile) + ": " + std::to_string(text.size()) + " bytes; the first " +
@@ -130,7 +137,13 @@ RunRecord read_run(const std::string& path) {
         text.resize(kMaxJobBytes);
       }
       proto::JobSpec job;
-      if (google::protobuf::TextFormat::ParseFromString(text, &job)) r.job = job;
+      // Silent: protobuf would log "[libprotobuf ERROR ...]" to stderr; the note says it in one line.
+      struct Silent : google::protobuf::io::ErrorCollector {
+        void AddError(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+      } silent;
+      google::protobuf::TextFormat::Parser parser;
+      parser.RecordErrorsTo(&silent);
+      if (parser.ParseFromString(text, &job)) r.job = job;
       else r.notes.push_back(std::string(kJobFile) + ": does not parse as a job spec; shown as it is");
       r.job_text = text;
       r.job_source = std::string("RUN_DIR/") + kJobFile;
@@ -154,6 +167,33 @@ RunRecord read_run(const std::string& path) {
 
   r.job_name = r.job && !r.job->name().empty() ? r.job->name() : holder_job(r.holder);
   if (r.job_name.empty()) r.job_name = fs::path(r.dir).filename().string();
+
+  if (has("result.json")) {
+    std::string text;
+    const std::string kind = checkpoint_io::non_regular_kind(r.dir + "/result.json");
+    if (!kind.empty()) {
+      r.notes.push_back("result.json: is " + kind + ", not a regular file; not read");
+    } else if (!read_text(r.dir + "/result.json", &text)) {
+      r.notes.push_back("result.json: cannot be read");
+    } else {
+      try {
+        const nlohmann::json j = nlohmann::json::parse(text);
+        LOCKSTEP_FAIL_IF(!j.is_object()) << "not a JSON object";
+        RunResult res;
+        res.exit_status = j.value("exit_status", 0);
+        res.finished = j.value("finished", false);
+        res.complete = j.value("complete", false);
+        res.failure = j.value("failure", std::string());
+        res.epoch = j.value("epoch", int64_t{0});
+        res.epochs = j.value("epochs", int64_t{0});
+        r.result = res;
+      } catch (const nlohmann::json::exception& e) {
+        r.notes.push_back("result.json: " + json_error_text(e, text) + "; not used");
+      } catch (const std::exception& e) {
+        r.notes.push_back(std::string("result.json: ") + e.what() + "; not used");
+      }
+    }
+  }
 
   const std::string m = r.job && !r.job->metrics_file().empty() ? r.job->metrics_file() : "metrics.jsonl";
   r.metrics_path = m[0] == '/' ? m : r.dir + "/" + m;

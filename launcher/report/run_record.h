@@ -25,6 +25,16 @@ struct CheckpointInfo {
   int32_t world_size = 0;    // ranks that wrote it
 };
 
+// RUN_DIR/result.json (launcher/coordinator/run_files.h, proto JobResult): how the job ended.
+struct RunResult {
+  int exit_status = 0;   // the launcher's (0 done, 1 a rank failed, 3 stopped on request, 4 killed)
+  bool finished = false;
+  bool complete = false;  // every epoch trained
+  std::string failure;    // why it failed, naming the rank; "" when it did not
+  int64_t epoch = 0;      // of the newest phase report
+  int64_t epochs = 0;
+};
+
 struct RunRecord {
   std::string dir;             // absolute
   std::string job_name;        // the job's name, else the .lock holder's, else the directory's name
@@ -36,6 +46,7 @@ struct RunRecord {
   std::string metrics_path;
   std::optional<MetricsHistory> metrics;  // absent: no metrics file yet
   std::vector<CheckpointInfo> checkpoints;  // highest step first
+  std::optional<RunResult> result;          // absent: no result.json (running, or killed before writing it)
   std::vector<std::string> notes;           // what could not be read, one sentence each
 };
 

@@ -269,4 +269,12 @@ std::vector<EpochMetrics> Trainer::fit(DistributedSampler& train, const Dataset&
   return train_loop(*this, train, train_data, hooks).epochs;
 }
 
+void check_eval_finite(const EvalResult& e, int64_t epoch) {
+  const double loss = e.loss();
+  LOCKSTEP_FAIL_IF(!std::isfinite(loss))
+      << "eval at epoch " << epoch << ": test loss is " << (std::isnan(loss) ? "nan" : "inf")
+      << ": the model diverged (its outputs on the test set are not finite); lower the learning rate, "
+         "or resume from an earlier checkpoint";
+}
+
 }  // namespace lockstep

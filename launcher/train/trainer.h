@@ -56,6 +56,12 @@ struct EvalResult {
   double accuracy() const { return count ? static_cast<double>(correct) / count : 0.0; }
 };
 
+// Throws Error "eval at epoch N: test loss is nan: the model diverged ..." when an eval's loss is
+// NaN or Inf. Every rank holds the same all-reduced loss, so every rank stops with the same line;
+// no later phase (a checkpoint of the diverged weights, a NaN in the metrics or the coordinator's
+// status) runs. `epoch` is 1-based: the epoch just trained (or in progress).
+void check_eval_finite(const EvalResult& e, int64_t epoch);
+
 // What a step with a non-finite loss or gradient does (job field on_nonfinite).
 enum class NonFiniteAction {
   kStop,      // train_step throws NonFiniteStep

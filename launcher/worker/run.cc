@@ -107,7 +107,7 @@ Worker::Worker(const WorkerSetup& w)
   r_ = build_replica(job_, comm_);
   trainer_ = r_->trainer.get();
   accumulate_ = trainer_->options().accumulate_steps;
-  trace_ = make_trace_recorder(job_, comm_.rank(), run_dir_);
+  trace_ = make_trace_recorder(job_, comm_.rank(), run_dir_, comm_.size());
   trainer_->set_trace(trace_.get());
   if (trace_) trace_checkpoint_ = trace_->intern("checkpoint");
   if (trace_ && w.trace) w.trace->set(trace_.get());
@@ -206,7 +206,9 @@ void Worker::report(PhaseKind kind, uint64_t directive_id, bool finished) {
 }
 
 void Worker::eval_phase(uint64_t directive_id) {
-  last_eval_ = trainer_->evaluate(r_->test_set);  // starts its own (eval) phase
+  const EvalResult e = trainer_->evaluate(r_->test_set);  // starts its own (eval) phase
+  check_eval_finite(e, pos_.epoch_step > 0 ? pos_.epoch + 1 : pos_.epoch);
+  last_eval_ = e;
   evaluated_ = true;
   report(proto::EVAL, directive_id);
 }

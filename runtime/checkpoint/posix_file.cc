@@ -68,12 +68,14 @@ void sync_dir(const std::string& dir, const std::string& label) {
 
 std::optional<std::string> read_file(const std::string& dir, const std::string& name) {
   const std::string path = dir + "/" + name;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it. Reads of a
+  // regular file ignore the flag.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0 && errno == ENOENT) return std::nullopt;
   LOCKSTEP_FAIL_IF(fd.get() < 0) << "opening " << name << ": " << os_error(errno);
   struct stat st {};
   LOCKSTEP_FAIL_IF(::fstat(fd.get(), &st) != 0) << "stat " << name << ": " << os_error(errno);
-  LOCKSTEP_FAIL_IF(!S_ISREG(st.st_mode)) << name << " is not a regular file";
+  LOCKSTEP_FAIL_IF(!S_ISREG(st.st_mode)) << name << " is " << (S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket") << ", not a regular file";
   std::string bytes(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
   while (done < bytes.size()) {

@@ -17,7 +17,8 @@ void write_file_synced(const std::string& dir, const std::string& name, std::str
 // `label` names it in the error.
 void sync_dir(const std::string& dir, const std::string& label);
 
-// The whole file `dir`/`name`; std::nullopt when it does not exist.
+// The whole file `dir`/`name`; std::nullopt when it does not exist. Opened without blocking: a FIFO
+// (or any file that is not regular) is refused naming it, never waited on.
 std::optional<std::string> read_file(const std::string& dir, const std::string& name);
 
 // Removes a directory tree; errors are returned as text ("" when it is gone).

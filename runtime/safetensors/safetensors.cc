@@ -12,6 +12,7 @@
 
 #include "runtime/check.h"
 #include "runtime/checkpoint/posix_file.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep::safetensors {
 namespace {
@@ -212,6 +213,10 @@ void write_file(const std::string& path, const File& f) {
   if (dir.empty()) dir = ".";
   const std::string tmp = "." + p.filename().string() + ".tmp-" + std::to_string(::getpid());
   std::error_code ec;
+  // Errors name the target and its directory, never the temporary file (Note [user-named outputs]).
+  LOCKSTEP_FAIL_IF(!std::filesystem::is_directory(dir, ec)) << path << ": no such directory: " << dir;
+  const std::string kind = checkpoint_io::non_regular_kind(path);
+  LOCKSTEP_FAIL_IF(!kind.empty()) << path << ": is " << kind << "; give the name of a regular file to write";
   std::filesystem::remove(dir + "/" + tmp, ec);  // a crashed earlier try of this pid
   try {
     checkpoint_io::write_file_synced(dir, tmp, bytes);
@@ -222,7 +227,9 @@ void write_file(const std::string& path, const File& f) {
     throw Error(path + ": renaming into place: " + e.code().message());
   } catch (const Error& e) {
     std::filesystem::remove(dir + "/" + tmp, ec);
-    throw Error(path + ": " + e.what());
+    std::string why = e.what();  // "creating .x.tmp-123: Permission denied" -> "Permission denied"
+    if (const size_t at = why.find(tmp + ": "); at != std::string::npos) why = why.substr(at + tmp.size() + 2);
+    throw Error(path + ": cannot write it: " + why);
   }
 }
 

@@ -1,6 +1,7 @@
 // state_dict <-> safetensors under PyTorch's keys and dtypes (see state_dict_file.h).
 #include "runtime/safetensors/state_dict_file.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -91,6 +92,16 @@ void load_into(const File& f, const std::string& file, const std::vector<std::pa
     if (!live.count(key)) unexpected.push_back(e.name);
   }
   const std::string ddp_note = ddp ? " (after stripping DDP's \"module.\" prefix)" : "";
+  // Some keys, not all, carry DDP's prefix: the prefix is why keys do not match, so say so first.
+  size_t prefixed = 0;
+  for (const Entry& e : f.tensors) prefixed += e.name.rfind(kDdpPrefix, 0) == 0;
+  LOCKSTEP_FAIL_IF(!ddp && prefixed > 0 && (!missing.empty() || !unexpected.empty()))
+      << file << ": " << prefixed << " of " << f.tensors.size() << " keys carry DDP's \"module.\" prefix (e.g. "
+      << json_quoted(std::find_if(f.tensors.begin(), f.tensors.end(), [](const Entry& e) {
+           return e.name.rfind(kDdpPrefix, 0) == 0;
+         })->name)
+      << "), the others do not; the prefix is stripped only when every key carries it: save "
+         "model.module.state_dict(), or strip it with torch's consume_prefix_in_state_dict_if_present";
   if (!missing.empty()) {
     const auto& m = missing.front();
     LOCKSTEP_FAIL_IF(true) << file << ": missing key " << json_quoted(m) << " (shape " << shape_text(live[m]->shape())
@@ -142,6 +153,12 @@ void load_into(const File& f, const std::string& file, const std::vector<std::pa
                                        << ", expected F32 (save float32 tensors: .float())";
     std::vector<float> values(static_cast<size_t>(shape_numel(e.shape)));
     std::memcpy(values.data(), e.bytes.data(), e.bytes.size());
+    // A NaN or Inf weight would only show as a non-finite loss at step 1, naming no file.
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    LOCKSTEP_FAIL_IF(bad != values.end())
+        << file << ": key " << json_quoted(e.name) << ": value " << *bad << " at flat index " << (bad - values.begin())
+        << " is not finite (" << std::count_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); })
+        << " of " << values.size() << " values are NaN or Inf); the weights cannot be trained from";
     from.push_back({name, Tensor::from(e.shape, values)});
   }
   copy_tensors(from, state, file);

@@ -37,10 +37,12 @@ struct LoadOptions {
 // checking keys and shapes one by one: every problem is one line naming `file` and
 //   the missing key ("missing key \"fc.bias\" (shape [10])", and how many more are missing),
 //   the unexpected key, or the key whose shape differs ("shape [10, 64] in the file, [10, 128] in
-//   the model"), or a dtype other than F32 (I64 for num_batches_tracked).
+//   the model"), or a dtype other than F32 (I64 for num_batches_tracked), or a NaN or Inf value
+//   (the key and the first bad flat index).
 // Keys that all carry DDP's "module." prefix (a state_dict of a DistributedDataParallel model) are
 // recognised: the prefix is stripped, as torch.nn.modules.utils.consume_prefix_in_state_dict_if_present
-// does, and note() says so. Nothing is copied unless every check passes.
+// does, and note() says so; when only some keys carry it and keys do not match, the error names the
+// prefix (how many keys carry it, and one of them). Nothing is copied unless every check passes.
 void load_into(const File& f, const std::string& file, const std::vector<std::pair<std::string, Tensor*>>& state,
                const LoadOptions& options, const std::function<void(const std::string&)>& note);
 

@@ -224,7 +224,7 @@ TEST_F(BadInput, CoordinatorAddressPortIsChecked) {
 }
 
 TEST_F(BadInput, AJobFileIsARegularFileOfBoundedSize) {
-  expect_one_line_error(run_command("train /dev/zero", 20), "/dev/zero: is not a regular file");
+  expect_one_line_error(run_command("train /dev/zero", 20), "/dev/zero: is a character device, not a regular file");
   const std::string big = write("big.textproto", std::string((16u << 20) + 1, ' '));
   expect_one_line_error(run_command("train " + big, 20), "a job file is at most 16777216 bytes");
 }

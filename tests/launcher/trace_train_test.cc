@@ -94,11 +94,70 @@ TEST_F(TraceTrain, MergeNamesAFileThatIsNotATrace) {
     lockstep::merge_trace((dir_ / "run").string());
     FAIL() << "a truncated rank file was merged";
   } catch (const lockstep::Error& e) {
-    EXPECT_NE(std::string(e.what()).find((trace / "rank-1.json").string() + ": not JSON"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()),
+              (trace / "rank-1.json").string() + ": line 1: the JSON ends early (cut off?) (a rank's trace file; was it cut off?)");
+  }
+  std::ofstream(trace / "rank-1.json") << "{\"traceEvents\": []\n,,}";
+  try {
+    lockstep::merge_trace((dir_ / "run").string());
+    FAIL() << "a broken rank file was merged";
+  } catch (const lockstep::Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("json.exception"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank-1.json: line 2, column 2: not valid JSON"), std::string::npos) << e.what();
   }
   std::ofstream(trace / "rank-1.json") << "{\"traceEvents\": [{\"ph\":\"X\",\"pid\":0,\"tid\":1}]}";
   EXPECT_THROW(lockstep::merge_trace((dir_ / "run").string()), lockstep::Error) << "rank 1's file with rank 0's events";
   EXPECT_THROW(lockstep::merge_trace((dir_ / "nothing").string()), lockstep::Error);
+}
+
+// A 2-rank traced run left trace/rank-0.json and rank-1.json; a 1-rank `train --trace` in the same
+// run directory must show its own timeline, not rank 1 of the old one.
+TEST_F(TraceTrain, AStaleRankFileOfALargerJobIsNotMerged) {
+  const fs::path trace = dir_ / "run" / "trace";
+  for (int rank : {0, 1}) {
+    lockstep::TraceRecorder old({.rank = rank, .world_size = 2, .first_step = 1, .last_step = 9,
+                                 .path = (trace / ("rank-" + std::to_string(rank) + ".json")).string()});
+    old.begin_step(9);  // a step the new job does not trace
+    old.finish();
+  }
+  const auto r = run_command(args("2"), 120);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("timeline of 1 rank in"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("2 ranks"), std::string::npos) << r.output;
+  check(1, {1, 2}, 1);
+}
+
+TEST_F(TraceTrain, MergeNamesTheMissingRanks) {
+  const fs::path trace = dir_ / "run" / "trace";
+  lockstep::TraceRecorder rec({.rank = 1, .world_size = 3, .first_step = 1, .last_step = 1,
+                               .path = (trace / "rank-1.json").string()});
+  rec.begin_step(1);
+  rec.finish();
+  const lockstep::TraceMergeResult m = lockstep::merge_trace((dir_ / "run").string());
+  EXPECT_EQ(m.world_size, 3);
+  EXPECT_EQ(m.missing, (std::vector<int>{0, 2}));
+  const auto w = lockstep::merge_warnings(m);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("the timeline lacks ranks 0, 2 of the job's 3", 0), 0u) << w[0];
+  // The command prints it.
+  const auto r = run_command("trace-merge " + (dir_ / "run").string(), 60);
+  if (r.output.find("unknown command") == std::string::npos) {
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("warning: the timeline lacks ranks 0, 2 of the job's 3"), std::string::npos) << r.output;
+  }
+}
+
+TEST_F(TraceTrain, AnUnwritableRunDirectorySaysSoOnce) {
+  const auto r = run_command("train " + source_path("launcher/jobs/fmnist-cnn-ddp.textproto") + " --epochs 1 --data " +
+                                 (dir_ / "data").string() + " --metrics " + (dir_ / "m.jsonl").string() +
+                                 " --set run_dir=/proc/nonexist --trace 3",
+                             120);
+  EXPECT_EQ(r.status, 0) << r.output;  // the training itself is done
+  EXPECT_EQ(r.output.find("was the job run with --trace"), std::string::npos) << r.output;
+  const size_t at = r.output.find("no timeline: 1 of 1 rank could not write its trace file (rank 0: trace: ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("trace", r.output.find('\n', at)), std::string::npos) << "said once: " << r.output;
+  EXPECT_EQ(r.output.find(".tmp-"), std::string::npos) << r.output;
 }
 
 }  // namespace

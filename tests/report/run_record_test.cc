@@ -3,6 +3,8 @@
 // job from job.textproto escaped in the page, and where step lines sit on the epoch axis.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -118,6 +120,64 @@ TEST_F(RunRecordTest, TheJobFileIsShownEscaped) {
   EXPECT_NE(page.find("Not running: stopped or interrupted, epoch 1 of 3 done"), std::string::npos);
   EXPECT_NE(page.find("id=\"final-test-accuracy\">50.00%"), std::string::npos);
   EXPECT_NE(page.find("id=\"final-top-5\">75.00%"), std::string::npos);
+}
+
+TEST_F(RunRecordTest, AFailedRunStatesItsFailureAndExitStatusFromResultJson) {
+  write("job.textproto", "name: \"f\"\nepochs: 3\n");
+  write("metrics.jsonl",
+        "{\"kind\":\"epoch\",\"epoch\":1,\"train_loss\":2.0,\"test_loss\":1.5,\"test_accuracy\":0.5,"
+        "\"train_samples_per_sec\":5.0,\"lr\":0.1}\n");
+  write("result.json", "{\"job\":\"f\",\"exit_status\":1,\"finished\":false,\"complete\":false,"
+                       "\"failure\":\"rank 1 was killed by signal 9 (SIGKILL)\",\"epochs\":3,\"epoch\":1}\n");
+  const RunRecord r = read_run(dir_);
+  ASSERT_TRUE(r.result.has_value());
+  const std::string page = render_report(r, "now");
+  EXPECT_NE(page.find("Failed (exit status 1): rank 1 was killed by signal 9 (SIGKILL); epoch 1 of 3 done (no valid "
+                      "checkpoint: a new launch starts it afresh)."),
+            std::string::npos)
+      << page.substr(0, 3000);
+  EXPECT_EQ(page.find("Not running: stopped or interrupted"), std::string::npos);
+  EXPECT_EQ(page.find("--resume continues"), std::string::npos) << "no checkpoint to resume from";
+
+  write("result.json", "{\"exit_status\":3,\"finished\":true,\"complete\":false,\"failure\":\"\",\"epochs\":3}");
+  EXPECT_NE(render_report(read_run(dir_), "now").find("Stopped on request (exit status 3), epoch 1 of 3 done"),
+            std::string::npos);
+  write("result.json", "{\"exit_status\":1,\n");  // cut off: a note in our words, the status from the rest
+  const RunRecord cut = read_run(dir_);
+  EXPECT_FALSE(cut.result.has_value());
+  ASSERT_FALSE(cut.notes.empty());
+  EXPECT_EQ(cut.notes.back(), "result.json: line 2: the JSON ends early (cut off?); not used");
+}
+
+TEST_F(RunRecordTest, ARunWithoutResultOrCheckpointDoesNotPromiseAResume) {
+  write("job.textproto", "epochs: 3\n");
+  write("metrics.jsonl",
+        "{\"kind\":\"epoch\",\"epoch\":1,\"train_loss\":2.0,\"test_loss\":1.5,\"test_accuracy\":0.5,"
+        "\"train_samples_per_sec\":5.0,\"lr\":0.1}\n");
+  const std::string page = render_report(read_run(dir_), "now");
+  EXPECT_NE(page.find("Not running: stopped or interrupted, epoch 1 of 3 done (no valid checkpoint"), std::string::npos);
+}
+
+TEST_F(RunRecordTest, FilesThatAreNotRegularAreNotesNotAHang) {
+  write("job.textproto", "epochs: 3\n");
+  ASSERT_EQ(::mkfifo((dir_ + "/metrics.jsonl").c_str(), 0600), 0);  // reading it would wait for a writer
+  ASSERT_EQ(::mkfifo((dir_ + "/result.json").c_str(), 0600), 0);
+  const RunRecord r = read_run(dir_);
+  EXPECT_FALSE(r.metrics.has_value());
+  const auto has = [&](const std::string& s) {
+    return std::any_of(r.notes.begin(), r.notes.end(), [&](const std::string& n) { return n.find(s) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("metrics.jsonl: is a FIFO, not a regular file; not read"));
+  EXPECT_TRUE(has("result.json: is a FIFO, not a regular file; not read"));
+}
+
+TEST_F(RunRecordTest, ABadMetricsLineIsNamedInOurWords) {
+  write("metrics.jsonl", "{\"kind\":\"epoch\",\n{\"kind\":\"step\"}\n");
+  const RunRecord r = read_run(dir_);
+  ASSERT_TRUE(r.metrics.has_value());
+  ASSERT_FALSE(r.metrics->notes.empty());
+  for (const std::string& n : r.metrics->notes) EXPECT_EQ(n.find("json.exception"), std::string::npos) << n;
+  EXPECT_EQ(r.metrics->notes.front(), "metrics.jsonl: line 1 left out: the JSON ends early (cut off?)");
 }
 
 TEST(WorldSize, AnElasticRunNamesEachStretchOfEpochsWithItsRanks) {

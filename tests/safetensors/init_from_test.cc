@@ -10,6 +10,8 @@
 #include <fstream>
 #include <regex>
 
+#include <sys/stat.h>
+
 #include "launcher/init_weights.h"
 #include "launcher/job_builder.h"
 #include "launcher/resume_check.h"
@@ -187,9 +189,44 @@ TEST(InitFromBadInput, DdpPrefixOnSomeKeysIsNamed) {
   File f = torch_state();
   f.tensors[0].name = "module.0.weight";
   Loaded r = load(f);
-  expect_one_line(r.error, {"missing key \"0.weight\"", "unexpected: \"module.0.weight\""});
+  // The prefix is the cause, so it is named first (the trial's partmod.safetensors: every other key).
+  expect_one_line(r.error, {"1 of 7 keys carry DDP's \"module.\" prefix (e.g. \"module.0.weight\")",
+                            "the others do not", "consume_prefix_in_state_dict_if_present"});
+  expect_untouched(*r.model);
   f.tensors.push_back(f32("0.weight", {3, 4}, 10));
-  expect_one_line(load(f).error, {"unexpected key \"module.0.weight\"", "DDP's \"module.\" prefix"});
+  expect_one_line(load(f).error, {"1 of 8 keys carry DDP's \"module.\" prefix"});
+  File half = torch_state();  // every other key, as the trial's partmod.safetensors
+  for (size_t i = 1; i < half.tensors.size(); i += 2) half.tensors[i].name = "module." + half.tensors[i].name;
+  expect_one_line(load(half).error, {"3 of 7 keys carry DDP's \"module.\" prefix (e.g. \"module.0.bias\")",
+                                     "the others do not"});
+}
+
+TEST(InitFromBadInput, NonFiniteValuesAreRefusedNamingKeyAndIndex) {
+  for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    File f = torch_state();
+    reinterpret_cast<float*>(f.tensors[0].bytes.data())[5] = bad;  // 0.weight (3, 4)
+    reinterpret_cast<float*>(f.tensors[0].bytes.data())[7] = bad;
+    Loaded r = load(f);
+    expect_one_line(r.error, {"key \"0.weight\": value ", " at flat index 5 is not finite (2 of 12 values"});
+    expect_untouched(*r.model);
+  }
+  File f = torch_state();
+  reinterpret_cast<float*>(f.tensors[5].bytes.data())[0] = std::nanf("");  // a buffer too: 1.running_var
+  expect_one_line(load(f).error, {"key \"1.running_var\"", "flat index 0 is not finite"});
+}
+
+TEST(InitFromBadInput, AFifoIsRefusedNotWaitedOn) {
+  testing::ScratchDir dir;
+  const std::string fifo = dir.path() + "/w.safetensors";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const proto::JobSpec job = job_with(fifo);
+  auto model = build_model(job).model;
+  try {  // blocked in open() before the fix: the suite's timeout shows a regression
+    load_init_from(job, *model, nullptr);
+    FAIL() << "a FIFO was loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "model.init_from: " + fifo + ": w.safetensors is a FIFO, not a regular file");
+  }
 }
 
 TEST(InitFromBadInput, MissingNumBatchesTrackedIsAnError) {
@@ -306,7 +343,40 @@ TEST(ExportCommand, RefusesWhatIsNotACheckpointInOneLine) {
   std::filesystem::create_directories(dir.path() + "/checkpoints");
   r = testing::run_command("export " + dir.path() + " --safetensors " + dir.path() + "/m.safetensors", 60);
   EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(r.output, "lockstep: error: run directory " + dir.path() + " has no checkpoint yet\n");
+  std::filesystem::create_directories(dir.path() + "/checkpoints/ckpt-000000001");
+  r = testing::run_command("export " + dir.path() + " --safetensors " + dir.path() + "/m.safetensors", 60);
+  EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find(": the run directory holds no valid checkpoint"), std::string::npos) << r.output;
+}
+
+// An eval whose loss is NaN (here: init_from gives BatchNorm a negative running_var, which train
+// mode never reads, so training is finite and only eval turns NaN) stops the job with one line naming
+// the epoch, not a NaN in the metrics or, under launch, the coordinator's internal refusal.
+TEST(InitFromCommand, ANonFiniteEvalLossIsOneLineNamingTheEpoch) {
+  testing::ScratchDir dir;
+  const std::string data = dir.path() + "/data";
+  std::filesystem::create_directories(data);
+  for (auto [split, n] : {std::pair{"train", 40u}, std::pair{"t10k", 101u}}) {
+    std::ofstream(data + "/" + split + "-images-idx3-ubyte", std::ios::binary) << testing::idx_bytes({n, 28, 28}, n * 784);
+    std::ofstream(data + "/" + split + "-labels-idx1-ubyte", std::ios::binary) << testing::idx_bytes({n}, n);
+  }
+  File f;
+  f.tensors = {f32("0.weight", {10, 784}, 0), f32("0.bias", {10}, 0), f32("1.weight", {10}, 1),
+               f32("1.bias", {10}, 0),        f32("1.running_mean", {10}, 0), f32("1.running_var", {10}, -100),
+               i64("1.num_batches_tracked", 0)};
+  for (int i : {0, 1, 2, 3, 4}) std::memset(f.tensors[i].bytes.data(), 0, f.tensors[i].bytes.size());
+  const std::string weights = dir.path() + "/w.safetensors", job = dir.path() + "/job.textproto";
+  safetensors::write_file(weights, f);
+  std::ofstream(job) << "name: \"nan\" data { dir: \"" << data << "\" } optimizer { lr: 1e-30 sgd {} }\n"
+                     << "epochs: 1 batch_size: 20 metrics_file: \"" << dir.path() << "/m.jsonl\"\n"
+                     << "model { input_shape: 784 layers { linear { in_features: 784 out_features: 10 } }\n"
+                     << "        layers { batch_norm1d { num_features: 10 } } init_from: \"" << weights << "\" }\n";
+  const auto r = testing::run_command("train " + job, 60);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("lockstep: error: eval at epoch 1: test loss is nan: the model diverged"), std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("failed at"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "launcher/train/eval_metrics.h"
+#include "launcher/train/trainer.h"
 #include "runtime/check.h"
 #include "tests/golden_io.h"
 
@@ -17,6 +18,22 @@ namespace {
 
 using testing::at;
 using testing::load_golden;
+
+TEST(EvalMetrics, ANonFiniteLossIsOneLineNamingTheEpoch) {
+  EvalResult e;
+  e.count = 4;
+  e.loss_sum = 2;
+  check_eval_finite(e, 3);
+  e.loss_sum = std::numeric_limits<double>::quiet_NaN();
+  try {
+    check_eval_finite(e, 3);
+    FAIL() << "a NaN eval loss passed";
+  } catch (const Error& x) {
+    EXPECT_EQ(std::string(x.what()).rfind("eval at epoch 3: test loss is nan: the model diverged", 0), 0u) << x.what();
+  }
+  e.loss_sum = std::numeric_limits<double>::infinity();
+  EXPECT_THROW(check_eval_finite(e, 1), Error);
+}
 
 TEST(EvalMetrics, MatchesTorchTopkAndBincount) {
   const auto g = load_golden("eval_metrics_golden.safetensors");
