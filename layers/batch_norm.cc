@@ -155,7 +155,17 @@ Shape BatchNorm::output_shape(const Shape& in) const {
   return in;
 }
 
+Tensor BatchNorm::forward_relu(const Tensor& x) {
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{relu_next_};
+  relu_next_ = true;
+  return forward(x);
+}
+
 Tensor BatchNorm::forward_impl(const Tensor& x) {
+  const bool relu = std::exchange(relu_next_, false);
   const int64_t c = o_.num_features;
   output_shape(x.shape());
   const auto [n, s] = ncs_view(x, c);
@@ -196,18 +206,74 @@ Tensor BatchNorm::forward_impl(const Tensor& x) {
   const float* sc = scale.data();
   const float* sh = shift.data();
   const float* xp = x.data();
-  channel_map(y.data(), n, c, s, [xp, sc, sh](int64_t i, int64_t ch) { return xp[i] * sc[ch] + sh[ch]; });
+  // y = x * scale + shift as one fused multiply-add, written out so that backward's recomputation of
+  // a fused ReLU's mask rounds exactly as this did (the compiler may contract a * b + c or not).
+  if (relu)
+    channel_map(y.data(), n, c, s, [xp, sc, sh](int64_t i, int64_t ch) {
+      const float v = std::fma(xp[i], sc[ch], sh[ch]);
+      return v < 0.f ? 0.f : v;  // torch.relu's clamp_min: NaN stays NaN
+    });
+  else
+    channel_map(y.data(), n, c, s, [xp, sc, sh](int64_t i, int64_t ch) { return std::fma(xp[i], sc[ch], sh[ch]); });
   if (save) {
     x_ = x;
     mean_.resize(c);
     for (int64_t ch = 0; ch < c; ++ch) mean_[ch] = static_cast<float>(mean[ch]);
     invstd_ = std::move(invstd);
     used_batch_stats_ = use_batch;
+    fused_relu_ = relu;
+    if (relu) {
+      scale_ = std::move(scale);
+      shift_ = std::move(shift);
+    } else {
+      scale_.clear();
+      shift_.clear();
+    }
   } else {
     x_ = Tensor();
   }
   return y;
 }
+
+namespace {
+
+// BatchNorm's backward over x viewed as (N, C, S), with dy(i, ch) the incoming gradient (plain, or
+// masked by a fused ReLU): the per-channel sums sum(dy) and sum(dy * xhat), the parameter
+// gradients, and dx when it is wanted. `reduce` merges the sums across ranks (SyncBatchNorm).
+template <typename DY, typename Reduce>
+void bn_backward(int64_t n, int64_t c, int64_t s, DY dy, const float* x, const float* mp, const float* is,
+                 Parameter* weight, Parameter* bias, bool batch_stats, float* dx, Reduce reduce) {
+  std::vector<double> sum_dy, sum_dy_xhat;
+  channel_sums2(
+      n, c, s, sum_dy, sum_dy_xhat, [dy](int64_t i, int64_t ch) { return dy(i, ch); },
+      [dy, x, mp, is](int64_t i, int64_t ch) { return dy(i, ch) * ((x[i] - mp[ch]) * is[ch]); });
+  if (weight) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      weight->grad[ch] += static_cast<float>(sum_dy_xhat[ch]);
+      bias->grad[ch] += static_cast<float>(sum_dy[ch]);
+    }
+  }
+  if (!dx) return;
+  int64_t count = n * s;
+  if (batch_stats) reduce(sum_dy, sum_dy_xhat, count);
+  std::vector<float> k(c), mdy(c), mdyx(c);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    k[ch] = (weight ? weight->value[ch] : 1.f) * is[ch];
+    mdy[ch] = batch_stats ? static_cast<float>(sum_dy[ch] / count) : 0.f;
+    mdyx[ch] = batch_stats ? static_cast<float>(sum_dy_xhat[ch] / count) : 0.f;
+  }
+  const float *kp = k.data(), *a = mdy.data(), *b = mdyx.data();
+  if (batch_stats) {
+    channel_map(dx, n, c, s, [=](int64_t i, int64_t ch) {
+      return kp[ch] * (dy(i, ch) - a[ch] - (x[i] - mp[ch]) * is[ch] * b[ch]);
+    });
+  } else {  // running statistics are constants: dx = dy * w * invstd, x not involved (an inf x
+            // must not turn the gradient into inf * 0 = NaN)
+    channel_map(dx, n, c, s, [=](int64_t i, int64_t ch) { return kp[ch] * dy(i, ch); });
+  }
+}
+
+}  // namespace
 
 Tensor BatchNorm::backward(const Tensor& dy_in) {
   require_saved(x_.defined());
@@ -215,37 +281,22 @@ Tensor BatchNorm::backward(const Tensor& dy_in) {
   const auto [n, s] = ncs_view(x_, c);
   LOCKSTEP_CHECK(dy_in.numel() == x_.numel()) << describe() << ": grad size";
   const Tensor dy = dy_in.to_format(x_.memory_format());  // y had x's format
-  std::vector<double> sum_dy, sum_dy_xhat;
-  const float *d = dy.data(), *x = x_.data(), *mp = mean_.data(), *is = invstd_.data();
-  channel_sums2(
-      n, c, s, sum_dy, sum_dy_xhat, [d](int64_t i, int64_t) { return d[i]; },
-      [d, x, mp, is](int64_t i, int64_t ch) { return d[i] * ((x[i] - mp[ch]) * is[ch]); });
-  if (weight_) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      weight_->grad[ch] += static_cast<float>(sum_dy_xhat[ch]);
-      bias_->grad[ch] += static_cast<float>(sum_dy[ch]);
-    }
-  }
   Tensor dx;
-  if (needs_input_grad()) {
-    dx = Tensor::empty(x_.shape(), x_.memory_format());
-    int64_t count = n * s;
-    if (used_batch_stats_) reduce_backward_sums(sum_dy, sum_dy_xhat, count);
-    std::vector<float> k(c), mdy(c), mdyx(c);
-    for (int64_t ch = 0; ch < c; ++ch) {
-      k[ch] = (weight_ ? weight_->value[ch] : 1.f) * invstd_[ch];
-      mdy[ch] = used_batch_stats_ ? static_cast<float>(sum_dy[ch] / count) : 0.f;
-      mdyx[ch] = used_batch_stats_ ? static_cast<float>(sum_dy_xhat[ch] / count) : 0.f;
-    }
-    const float *kp = k.data(), *a = mdy.data(), *b = mdyx.data();
-    if (used_batch_stats_) {
-      channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) {
-        return kp[ch] * (d[i] - a[ch] - (x[i] - mp[ch]) * is[ch] * b[ch]);
-      });
-    } else {  // running statistics are constants: dx = dy * w * invstd, x not involved (an inf x
-              // must not turn the gradient into inf * 0 = NaN)
-      channel_map(dx.data(), n, c, s, [=](int64_t i, int64_t ch) { return kp[ch] * d[i]; });
-    }
+  if (needs_input_grad()) dx = Tensor::empty(x_.shape(), x_.memory_format());
+  const float *g = dy.data(), *x = x_.data(), *mp = mean_.data(), *is = invstd_.data();
+  auto reduce = [this](std::vector<double>& s1, std::vector<double>& s2, int64_t& count) {
+    reduce_backward_sums(s1, s2, count);
+  };
+  float* dxp = dx.defined() ? dx.data() : nullptr;
+  if (fused_relu_) {
+    // The fused ReLU's backward, inline: dy passes where y = relu(x * scale + shift) is > 0 or NaN
+    // (relu's threshold_backward), with y recomputed exactly as forward wrote it.
+    const float *sc = scale_.data(), *sh = shift_.data();
+    auto masked = [=](int64_t i, int64_t ch) { return std::fma(x[i], sc[ch], sh[ch]) <= 0.f ? 0.f : g[i]; };
+    bn_backward(n, c, s, masked, x, mp, is, weight_, bias_, used_batch_stats_, dxp, reduce);
+  } else {
+    auto plain = [g](int64_t i, int64_t) { return g[i]; };
+    bn_backward(n, c, s, plain, x, mp, is, weight_, bias_, used_batch_stats_, dxp, reduce);
   }
   x_ = Tensor();
   return dx;

@@ -35,6 +35,13 @@ class BatchNorm : public Layer {
   BatchNorm(int spatial_dims, BatchNormOptions o);
   Tensor forward_impl(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;  // dy in either format
+  // relu(forward(x)) as one layer call (one autograd node): the ReLU is applied as y is written, and
+  // backward masks dy where y <= 0 by recomputing y from x, so against relu(bn(x)) it spares a pass
+  // over memory each way and the ReLU's saved output; values and gradients are bit-identical to it
+  // (torch.relu: NaN stays NaN and passes its gradient). What oneDNN's fuse_norm_relu flag does,
+  // kept on lockstep's kernels so SyncBatchNorm's merged statistics stay as they are. Same shapes,
+  // modes and errors as forward.
+  Tensor forward_relu(const Tensor& x);
   bool accepts_channels_last() const override { return true; }
   std::string describe() const override;
   // Checks the shape only: whether a batch has more than one value per channel is a property of
@@ -57,8 +64,8 @@ class BatchNorm : public Layer {
   void reduce_backward_sums(std::vector<double>& sum_dy, std::vector<double>& sum_dy_xhat, int64_t& count);
 
  protected:
-  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(mean_, std::vector<float>()), std::exchange(invstd_, std::vector<float>()), std::exchange(used_batch_stats_, bool()), std::exchange(synced_, bool()), std::exchange(global_count_, int64_t())); }
-  void restore_saved(std::any s) override { std::tie(x_, mean_, invstd_, used_batch_stats_, synced_, global_count_) = std::any_cast<std::tuple<Tensor, std::vector<float>, std::vector<float>, bool, bool, int64_t>>(std::move(s)); }
+  std::any take_saved() override { return std::make_tuple(std::exchange(x_, Tensor()), std::exchange(mean_, std::vector<float>()), std::exchange(invstd_, std::vector<float>()), std::exchange(used_batch_stats_, bool()), std::exchange(synced_, bool()), std::exchange(global_count_, int64_t()), std::exchange(fused_relu_, bool()), std::exchange(scale_, std::vector<float>()), std::exchange(shift_, std::vector<float>())); }
+  void restore_saved(std::any s) override { std::tie(x_, mean_, invstd_, used_batch_stats_, synced_, global_count_, fused_relu_, scale_, shift_) = std::any_cast<std::tuple<Tensor, std::vector<float>, std::vector<float>, bool, bool, int64_t, bool, std::vector<float>, std::vector<float>>>(std::move(s)); }
 
  private:
   void local_batch_stats(const float* x, int64_t n, int64_t s, int64_t& count, std::vector<double>& mean,
@@ -79,6 +86,11 @@ class BatchNorm : public Layer {
   Tensor x_;
   std::vector<float> mean_, invstd_;
   bool used_batch_stats_ = false;
+  // The call in flight is forward_relu's (read by forward_impl); the saved call was, and the
+  // per-channel y = x * scale + shift it wrote (backward recomputes y <= 0 from them).
+  bool relu_next_ = false;
+  bool fused_relu_ = false;
+  std::vector<float> scale_, shift_;
   Communicator* sync_ = nullptr;
   // Set by the last forward under sync: whether its statistics were merged across ranks, and the
   // global count they cover (backward divides by it).

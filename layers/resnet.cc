@@ -33,10 +33,12 @@ BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride)
   }
 }
 
+// relu(bn1(conv1(x))) and relu(y + shortcut) run fused (BatchNorm::forward_relu, add_relu), with
+// the values and gradients of the unfused forward.
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = relu(bn1_(conv1_(x)));
+  Tensor y = bn1_.forward_relu(conv1_(x));
   y = bn2_(conv2_(y));
-  return relu(y + (downsample_ ? (*downsample_)(x) : x));
+  return add_relu(y, downsample_ ? (*downsample_)(x) : x);
 }
 
 std::string BasicBlock::describe() const {
@@ -71,7 +73,7 @@ ResNet::ResNet(ResNetOptions o)
 }
 
 Tensor ResNet::forward(const Tensor& x) {
-  Tensor y = relu(bn1_(conv1_(x)));
+  Tensor y = bn1_.forward_relu(conv1_(x));
   for (Sequential* stage : stages_) y = (*stage)(y);
   y = flatten((*avgpool_)(y));
   return (*fc_)(dropout_ ? (*dropout_)(y) : y);

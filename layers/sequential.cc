@@ -3,6 +3,8 @@
 
 #include <sstream>
 
+#include "layers/batch_norm.h"
+#include "layers/relu.h"
 #include "runtime/check.h"
 
 namespace lockstep {
@@ -32,6 +34,14 @@ Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
   for (size_t i = 0; i < layers_.size(); ++i) {
     try {
+      // BatchNorm followed by ReLU runs as one fused call (BatchNorm::forward_relu: the same values
+      // and gradients); the ReLU, which holds no state, is skipped.
+      if (auto* bn = dynamic_cast<BatchNorm*>(layers_[i]);
+          bn && i + 1 < layers_.size() && dynamic_cast<ReLU*>(layers_[i + 1])) {
+        h = bn->forward_relu(h);
+        ++i;
+        continue;
+      }
       h = layers_[i]->forward(h);
     } catch (const Error& e) {
       throw Error("layer " + std::to_string(i) + ": " + e.what());

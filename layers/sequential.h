@@ -1,6 +1,7 @@
 // Sequential: a stack of modules named "0", "1", ... (torch.nn.Sequential's state_dict names).
 // forward runs them in order (autograd records each); an error inside one is re-thrown naming its
-// index.
+// index. A BatchNorm directly followed by a ReLU runs as one fused call (BatchNorm::forward_relu,
+// bit-identical to the two), so the timeline shows one span for both, under the BatchNorm's name.
 #pragma once
 
 #include <memory>

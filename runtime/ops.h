@@ -92,6 +92,13 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = fa
 // ---- Activations, elementwise, any shape; NaN in, NaN out ----
 // torch.relu: max(x, 0), NaN stays NaN; backward passes dy where y > 0 or y is NaN.
 Tensor relu(const Tensor& x);
+// relu(a + b) in one pass over memory, with one output buffer and one saved tensor (the output):
+// what torch.fx's fuser makes of a residual add followed by relu (torch._VF._add_relu). Values and
+// gradients are bit-identical to relu(add(a, b)): the sum is rounded to float first, and backward
+// passes dy to both inputs where the output is > 0 or NaN. a and b of one shape and one memory
+// format take the fused path (the output keeps the format); others fall back to relu(add(a, b)),
+// broadcasting included. Throws as add does.
+Tensor add_relu(const Tensor& a, const Tensor& b);
 // torch.nn.functional.leaky_relu: x > 0 ? x : negative_slope * x; backward slope likewise.
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
 // torch.nn.functional.gelu: approximate "none" is x * Phi(x) with the exact (erf) normal CDF;

@@ -58,6 +58,36 @@ Tensor relu(const Tensor& x) {
       [](float g, float, float y) { return y <= 0.f ? 0.f : g; });
 }
 
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  ops_detail::check_input("add_relu", a);
+  ops_detail::check_input("add_relu", b);
+  if (a.shape() != b.shape() || a.memory_format() != b.memory_format()) return relu(add(a, b));
+  Tensor y = Tensor::empty(a.shape(), a.memory_format());
+  const float* ap = a.data();
+  const float* bp = b.data();
+  float* yp = y.data();
+  const int64_t n = y.numel();
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = ap[i] + bp[i];
+    yp[i] = v < 0.f ? 0.f : v;  // relu's clamp_min: NaN stays NaN
+  }
+  if (!should_record({&a, &b})) return y;
+  const bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  Tensor ky = y.detach();
+  return record("add_relu", y, {a, b}, [ky, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
+    // g comes in y's format; one masked gradient serves both inputs (add's backward is the identity).
+    Tensor dx = Tensor::empty(ky.shape(), g.memory_format());
+    const float* gp = g.data();
+    const float* ys = ky.data();
+    float* d = dx.data();
+    const int64_t n = dx.numel();
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] = ys[i] <= 0.f ? 0.f : gp[i];
+    return {need_a ? dx : Tensor(), need_b ? dx : Tensor()};
+  });
+}
+
 Tensor leaky_relu(const Tensor& x, float negative_slope) {
   return unary(
       "leaky_relu", x, true, false, [negative_slope](float v) { return v > 0.f ? v : v * negative_slope; },
