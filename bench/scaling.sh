@@ -10,6 +10,10 @@
 # (comm_hook BF16_COMPRESS_HOOK, PyTorch DDP's bf16_compress_hook), against the same 1-rank rate.
 # Each lockstep 2-rank line also says where a step went: wall ms per step, the training thread's
 # CPU ms and the other threads' (the communication thread's, taken from the same core).
+# The "2 solo at once" row is the machine's own ceiling: the same 1-rank benchmark in two independent
+# processes started together, no communication at all; its efficiency is their summed rate over
+# twice the lone process's. Where two cores slow each other (shared memory bandwidth, or host
+# hyperthreads behind the vCPUs), 2-rank scaling cannot exceed it, whatever the communication.
 # Issue 9 asks for a 2-rank efficiency of at least 0.90 on fmnist-resnet20; the last line says.
 # usage: bench/scaling.sh [STEPS=40] [REPEATS=3] [STEPS_RESNET=8]   (after building: cmake --build build)
 set -euo pipefail
@@ -41,8 +45,20 @@ for model in fmnist-cnn fmnist-mlp fmnist-resnet20; do
   l1=$(timeout 600 "$bench" "$model" "$steps" 128 "$repeats")
   l2=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats")
   l2h=$("${mpirun_2[@]}" "$bench" "$model" "$steps" 128 "$repeats" 25 "" bf16_compress)
+  solo_a=$(mktemp)
+  solo_b=$(mktemp)
+  timeout 600 "$bench" "$model" "$steps" 128 "$repeats" >"$solo_a" &
+  timeout 600 "$bench" "$model" "$steps" 128 "$repeats" >"$solo_b"
+  wait
+  s2=$(awk -v a="$(field train_samples_per_sec <"$solo_a")" -v b="$(field train_samples_per_sec <"$solo_b")" \
+    'BEGIN { printf "%.1f", a + b }')
+  rm -f "$solo_a" "$solo_b"
   t1=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 1 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
   t2=$(timeout 600 "$python" bench/torch_ddp_peer.py "$model" 2 "$(port)" "$steps" 128 "$repeats" 2>/dev/null)
+  r1=$(echo "$l1" | field train_samples_per_sec)
+  printf "%-16s %-17s %10.0f %10.0f %10s  %s\n" "$model" "2 solo at once" "$r1" "$s2" \
+    "$(awk -v a="$r1" -v b="$s2" 'BEGIN { printf "%.2f", b / (2 * a) }')" \
+    "(the machine's ceiling: two independent 1-rank processes, summed; no communication)"
   for impl in lockstep lockstep-bf16 pytorch-ddp-gloo; do
     case $impl in
       lockstep) a=$l1; b=$l2 ;;
