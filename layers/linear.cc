@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "layers/init.h"
+#include "runtime/autograd.h"
 #include "runtime/check.h"
 #include "runtime/gemm.h"
 #include "runtime/grad_mode.h"
@@ -75,22 +76,27 @@ Tensor Linear::backward(const Tensor& dy) {
   require_saved(x_.defined() || saved_mm_);
   const int n = static_cast<int>(saved_mm_ ? xb_.rows : x_.dim(0));
   LOCKSTEP_CHECK(dy.numel() == n * out_) << describe() << ": grad " << shape_str(dy.shape());
+  // Parameter gradients first, each declared final as soon as it is (grad_final: the reducer may
+  // start all-reducing it while the rest runs), then dx. The order changes no value.
+  if (bias_) {  // db (out) += sum over rows of dy, in fp32 in both precisions
+    float* db = bias_->grad.data();
+    for (int i = 0; i < n; ++i)
+      for (int64_t j = 0; j < out_; ++j) db[j] += dy[i * out_ + j];
+    grad_final(*bias_);
+  }
   Tensor dx;
   if (needs_input_grad()) dx = Tensor::empty({n, in_});
   if (saved_mm_) {  // bf16: dW += bf16(dy)^T bf16(x), dx = bf16(dy) bf16(W), both in f32
     saved_mm_->backward(xb_, dy.data(), weight_->value.data(), dx.defined() ? dx.data() : nullptr,
                         weight_->grad.data());
+    grad_final(*weight_);
   } else {
     // dW (out, in) += dy^T (out, N) x (N, in)
     gemm(true, false, out_, in_, n, 1.f, dy.data(), out_, x_.data(), in_, 1.f, weight_->grad.data(), in_);
+    grad_final(*weight_);
     // dx (N, in) = dy (N, out) W (out, in)
     if (dx.defined())
       gemm(false, false, n, in_, out_, 1.f, dy.data(), out_, weight_->value.data(), in_, 0.f, dx.data(), in_);
-  }
-  if (bias_) {  // db (out) += sum over rows of dy, in fp32 in both precisions
-    float* db = bias_->grad.data();
-    for (int i = 0; i < n; ++i)
-      for (int64_t j = 0; j < out_; ++j) db[j] += dy[i * out_ + j];
   }
   x_ = Tensor();
   xb_ = Bf16Matrix{};

@@ -1,7 +1,9 @@
 // The autograd engine: graph discovery, dependency counts, and the reverse walk.
 #include "runtime/autograd.h"
 
+#include <algorithm>
 #include <queue>
+#include <utility>
 #include <unordered_map>
 
 #include "runtime/check.h"
@@ -11,6 +13,20 @@ namespace lockstep {
 namespace {
 
 thread_local uint64_t t_next_sequence = 0;
+
+// The backward running on this thread, for grad_final: its per-parameter use counts, the node being
+// applied, and the parameters that node already declared final.
+struct BackwardContext {
+  std::unordered_map<Parameter*, int>* uses = nullptr;
+  const Node* node = nullptr;
+  std::vector<Parameter*> final_early;
+};
+thread_local BackwardContext* t_backward = nullptr;
+
+// This node's accumulation into p is done: one use fewer; the hook fires at the last.
+void release_use(std::unordered_map<Parameter*, int>& uses, Parameter* p) {
+  if (--uses[p] == 0 && p->on_grad_ready) p->on_grad_ready(*p);
+}
 
 // A parameter's leaf: adds the incoming gradient into .grad (PyTorch's AccumulateGrad).
 class AccumulateGrad final : public Node {
@@ -143,6 +159,12 @@ void backward(const Tensor& root, const Tensor& grad) {
   }
 
   NoGradGuard no_grad;
+  BackwardContext ctx{.uses = &uses};
+  struct Scope {
+    BackwardContext* prev;
+    explicit Scope(BackwardContext* c) : prev(std::exchange(t_backward, c)) {}
+    ~Scope() { t_backward = prev; }
+  } scope(&ctx);
   auto later_first = [](Node* a, Node* b) { return a->sequence() < b->sequence(); };
   std::priority_queue<Node*, std::vector<Node*>, decltype(later_first)> ready(later_first);
   std::unordered_map<Node*, Tensor> grads;
@@ -155,12 +177,17 @@ void backward(const Tensor& root, const Tensor& grad) {
     if (auto it = grads.find(n); it != grads.end()) {  // no gradient reached it: nothing to apply
       Tensor g = in_format(it->second, n->output_format(), n->output_shape());
       grads.erase(it);
+      ctx.node = n;
+      ctx.final_early.clear();
       out = n->apply(g);
+      ctx.node = nullptr;
       LOCKSTEP_CHECK(out.size() == n->next().size() || out.empty())
           << n->name() << " returned " << out.size() << " gradients for " << n->next().size() << " inputs";
     }
     for (Parameter* p : n->accumulates())
-      if (--uses[p] == 0 && p->on_grad_ready) p->on_grad_ready(*p);
+      if (std::find(ctx.final_early.begin(), ctx.final_early.end(), p) == ctx.final_early.end())
+        release_use(uses, p);
+    ctx.final_early.clear();
     for (size_t i = 0; i < n->next().size(); ++i) {
       Node* e = n->next()[i].get();
       if (!e) continue;
@@ -171,6 +198,16 @@ void backward(const Tensor& root, const Tensor& grad) {
       if (--deps[e] == 0) ready.push(e);
     }
   }
+}
+
+void grad_final(Parameter& p) {
+  BackwardContext* ctx = t_backward;
+  if (!ctx || !ctx->node) return;
+  const std::vector<Parameter*> own = ctx->node->accumulates();
+  if (std::find(own.begin(), own.end(), &p) == own.end()) return;
+  if (std::find(ctx->final_early.begin(), ctx->final_early.end(), &p) != ctx->final_early.end()) return;
+  ctx->final_early.push_back(&p);
+  release_use(*ctx->uses, &p);
 }
 
 void Tensor::backward() const { lockstep::backward(*this, Tensor()); }

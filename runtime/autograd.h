@@ -82,4 +82,14 @@ Tensor record(const char* name, Tensor out, std::initializer_list<Tensor> inputs
 // root does not require grad, when grad does not fit, or when a node's saved state is gone.
 void backward(const Tensor& root, const Tensor& grad = Tensor());
 
+// Called from inside a node's apply() (a fused layer's backward) as soon as that node's
+// contribution to p's gradient is complete, before the node's remaining work: when the node is p's
+// last use in the running backward, p's on_grad_ready hook fires now instead of after apply
+// returns, so the reducer can start all-reducing p's bucket while the node still computes (a
+// Linear's bias before its weight, a first layer's weight before nothing else is left). Gradients
+// and the order of hooks among parameters are unchanged, so every rank still fires them at the
+// same point (Note [backward order]). A no-op outside a backward, for a parameter the running node
+// does not accumulate into, and when called twice.
+void grad_final(Parameter& p);
+
 }  // namespace lockstep
