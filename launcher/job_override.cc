@@ -150,6 +150,10 @@ void apply_one(proto::JobSpec& job, const std::string& arg) {
           b = e + 1;
         }
         text = f->name() + ": [" + items + "]";
+      } else if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
+        // Written as the job file would hold it ("/data/x"): a text-format string literal, its
+        // quotes not part of the value (escapes as in the file).
+        text = f->name() + ": " + v;
       } else {
         text = f->name() + ": \"" + google::protobuf::CEscape(value) + "\"";
       }

@@ -75,6 +75,9 @@ TEST(JobOverride, SetsWhatTheEditedJobFileWouldHold) {
   expect_set({"distributed.sync_batchnorm=true"}, edited("sync_batchnorm: false", "sync_batchnorm: true"));
   expect_set({"distributed.dropout_keying=PER_SAMPLE"}, edited("PER_RANK", "PER_SAMPLE"));
   expect_set({"data.dir=/other dir/with \"quotes\""}, edited("dir: \"/data\"", "dir: \"/other dir/with \\\"quotes\\\"\""));
+  // Quoted as in the job file: the quotes delimit, they are not part of the value.
+  expect_set({"data.dir=\"/quoted/dir\""}, edited("dir: \"/data\"", "dir: \"/quoted/dir\""));
+  expect_set({"data.dir=\"a \\\"b\\\"\""}, edited("dir: \"/data\"", "dir: \"a \\\"b\\\"\""));
   expect_set({"model.layers[1].dropout.p=0.5"}, edited("p: 0.1", "p: 0.5"));
   expect_set({"model.layers[1]=dropout { p: 0.25 }"}, edited("dropout { p: 0.1 }", "dropout { p: 0.25 }"));
   // A message replaced whole: the oneof moves from sgd to adamw.
