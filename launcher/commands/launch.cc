@@ -267,7 +267,9 @@ int launch_main(int argc, char** argv) {
   if (job.trace().last_step() > 0) {  // a new timeline: no rank file of an earlier launch is merged into it
     std::error_code ec;
     fs::remove_all(trace_dir(run_dir), ec);
-    if (a.resume) keep_previous_trace(run_dir);
+    // A resume's, or a fresh launch's in a directory an earlier traced launch left its timeline
+    // in, is kept as trace.N.json; --overwrite removed it.
+    if (!a.overwrite) keep_previous_trace(run_dir);
   }
   ::setenv("LOCKSTEP_WORKER_SECRET", worker_secret.c_str(), 1);
   const Heartbeat hb = heartbeat_of(job);

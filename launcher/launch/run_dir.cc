@@ -141,11 +141,15 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
     if (o.overwrite) {
       fs::remove_all(path_ + "/checkpoints", ec);
       if (!ec) fs::remove(metrics, ec);
-      for (const char* output : {"trace", "trace.json", "result.json", "report.html"})  // the old run's outputs
+      for (const char* output : {"trace", "trace.json", "result.json", "report.html", "mpirun.log"})  // the old run's outputs
         if (!ec) fs::remove_all(path_ + "/" + output, ec);
-      if (!ec)  // and its TensorBoard events files
-        for (const auto& f : fs::directory_iterator(path_, ec))
-          if (!ec && f.path().filename().string().starts_with("events.out.tfevents.")) fs::remove(f.path(), ec);
+      if (!ec)  // and its TensorBoard events files and earlier timelines (trace.N.json)
+        for (const auto& f : fs::directory_iterator(path_, ec)) {
+          const std::string n = f.path().filename().string();
+          const bool kept_trace = n.starts_with("trace.") && n.ends_with(".json") && n.size() > 11 &&
+                                  n.find_first_not_of("0123456789", 6) == n.size() - 5;
+          if (!ec && (n.starts_with("events.out.tfevents.") || kept_trace)) fs::remove(f.path(), ec);
+        }
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
     }
     if (o.resume && !ckpts.empty()) {

@@ -35,6 +35,14 @@ fs::path canonical_of(const std::string& p) {
   return ec ? fs::absolute(p).lexically_normal() : c;
 }
 
+// trace.N.json: an earlier attempt's timeline, kept by a resumed or repeated traced launch.
+bool is_kept_trace(const std::string& name) {
+  if (!name.starts_with("trace.") || !name.ends_with(".json") || name.size() <= 11) return false;
+  for (size_t i = 6; i + 5 < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
+}
+
 bool is_run_dir(const fs::path& d) {
   std::error_code ec;
   for (const char* f : {".lock", "job.textproto", "token", "coordinator.json", "result.json"})
@@ -80,7 +88,8 @@ void check_output_file(const std::string& label, const std::string& path, const 
           LOCKSTEP_FAIL_IF(first == d) << label << path << ": is inside the run directory's " << d << "/ ("
                                        << dir.string() << "); give a file outside it";
       } else if (first != allowed_own) {
-        bool own = first.rfind("events.out.tfevents.", 0) == 0;
+        bool own = first.rfind("events.out.tfevents.", 0) == 0 || is_kept_trace(first) ||
+                   (first.size() > 6 && first.ends_with(".jsonl") && fs::exists(target, ec));
         for (const char* f : kOwnFiles) own = own || first == f;
         LOCKSTEP_FAIL_IF(own) << label << path << ": is the run's own " << first << " (run directory "
                               << dir.string() << "); give another file";

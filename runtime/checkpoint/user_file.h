@@ -8,7 +8,8 @@
 // /dev/null), a FIFO, or one of a run directory's own files (its metrics, job file, result, trace,
 // a checkpoint's model.pb). So an output is checked first, by canonical path: an existing target
 // must be a regular file, its directory must exist, and it must not be a file a run directory (or a
-// checkpoint) holds for itself.
+// checkpoint) holds for itself: its named files, events files, an earlier timeline (trace.N.json),
+// and any existing *.jsonl (a metrics file, whatever name its job gave it).
 #pragma once
 
 #include <string>

@@ -41,12 +41,16 @@ TEST_F(RunDirOwnership, AFinishedRunIsRefusedWithoutResumeAndOverwriteStartsOver
   const auto losses = step_losses(path("run/metrics.jsonl"));
   // The old run's outputs, as a timeline and a report of it would have left them.
   fs::create_directories(path("run/trace"));
-  for (const char* old_output : {"trace/rank-7.json", "trace.json", "report.html", "events.out.tfevents.1.old.1.0"})
+  for (const char* old_output : {"trace/rank-7.json", "trace.json", "trace.1.json", "report.html", "mpirun.log",
+                                 "events.out.tfevents.1.old.1.0"})
     std::ofstream(path(std::string("run/") + old_output)) << "old run";
+  std::ofstream(path("run/notes.txt")) << "the user's own";
   ASSERT_EQ(run(job, path("run"), {"--overwrite"}), 0) << output_;
   EXPECT_EQ(step_losses(path("run/metrics.jsonl")), losses) << "the same job started over must train the same";
-  for (const char* old_output : {"trace", "trace.json", "report.html", "events.out.tfevents.1.old.1.0"})
+  for (const char* old_output : {"trace", "trace.json", "trace.1.json", "report.html", "events.out.tfevents.1.old.1.0"})
     EXPECT_FALSE(fs::exists(path(std::string("run/") + old_output))) << "--overwrite left the old run's " << old_output;
+  EXPECT_NE(read_text(path("run/mpirun.log")), "old run") << "--overwrite left the old run's mpirun.log";
+  EXPECT_EQ(read_text(path("run/notes.txt")), "the user's own") << "--overwrite removed a file that is not the run's";
   EXPECT_TRUE(fs::exists(path("run/result.json"))) << "the new run's result";
 }
 

@@ -43,6 +43,7 @@ void make_run_dir(const std::string& d) {
   fs::create_directories(d + "/trace");
   for (const char* f : {"metrics.jsonl", "job.textproto", "token", "worker_secret", ".lock", "result.json",
                         "coordinator.json", "trace.json", "mpirun.log", "events.out.tfevents.1.host",
+                        "trace.1.json", "fmnist-cnn-ddp.metrics.jsonl",
                         "trace/rank-0.json", "checkpoints/ckpt-000000004/MANIFEST",
                         "checkpoints/ckpt-000000004/model.pb"})
     std::ofstream(d + "/" + f) << "the run's own " << f;
@@ -53,7 +54,8 @@ TEST(UserOutputFile, NeverARunDirectorysOwnFile) {
   const std::string run = dir.path() + "/runs/a";
   make_run_dir(run);
   for (const char* f : {"metrics.jsonl", "job.textproto", "token", "worker_secret", ".lock", "result.json",
-                        "coordinator.json", "trace.json", "mpirun.log", "events.out.tfevents.1.host", "report.html"}) {
+                        "coordinator.json", "trace.json", "mpirun.log", "events.out.tfevents.1.host", "report.html",
+                        "trace.1.json", "fmnist-cnn-ddp.metrics.jsonl"}) {
     const std::string m = output_refusal(run + "/" + f);
     EXPECT_EQ(m.rfind("--out " + run + "/" + f + ": is the run's own " + f, 0), 0u) << m;
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
@@ -72,6 +74,8 @@ TEST(UserOutputFile, NeverARunDirectorysOwnFile) {
   EXPECT_NE(output_refusal(dir.path() + "/ckpt/model.pb").find("is inside the checkpoint"), std::string::npos);
   // Beside the run's files, a new name is fine.
   EXPECT_EQ(output_refusal(run + "/model.safetensors"), "");
+  EXPECT_EQ(output_refusal(run + "/trace.1a.json"), "") << "not an earlier timeline's name";
+  EXPECT_EQ(output_refusal(run + "/new.jsonl"), "") << "no metrics file there yet";
   EXPECT_EQ(output_refusal(dir.path() + "/model.safetensors"), "");
 }
 
