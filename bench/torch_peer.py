@@ -7,7 +7,7 @@ PRECISION bf16 runs forward and loss (train and eval) under torch.autocast("cpu"
 dtype=torch.bfloat16), PyTorch's own mixed precision. MEMORY_FORMAT channels_last converts the model
 and each 4-D input batch with memory_format=torch.channels_last, as PyTorch's performance guide
 recommends for convolutional networks on CPU.
-usage: torch_peer.py MODEL [STEPS=40] [REPEATS=3] [DATA_DIR] [PRECISION=fp32|bf16]
+usage: torch_peer.py MODEL [STEPS=40] [REPEATS=3] [DATA_DIR] [PRECISION=fp32|bf16] [MEMORY_FORMAT=contiguous|channels_last]
                      [MEMORY_FORMAT=contiguous|channels_last]"""
 import contextlib
 import gzip

@@ -315,7 +315,15 @@ int launch_main(int argc, char** argv) {
     if (st.finished() && (r.exit_code == kExitDone || r.exit_code == kExitStopped) && !r.killed) {
       std::fputs(summary_table(metrics, st).c_str(), stdout);
       const bool complete = st.history_size() > 0 && st.history(st.history_size() - 1).finished();
-      if (complete) return end_job(kExitDone);
+      if (complete) {
+        // A directive queued after the job's last step boundary had no boundary left to run at.
+        for (const proto::Directive& d : st.pending())
+          std::fprintf(stderr,
+                       "lockstep launch: directive %llu (%s) was not run: it came after the job's last step "
+                       "boundary, and the job completed\n",
+                       static_cast<unsigned long long>(d.id()), proto::PhaseKind_Name(d.kind()).c_str());
+        return end_job(kExitDone);
+      }
       std::fprintf(stderr, "lockstep launch: stopped on request; continue with --resume (checkpoint %s)\n",
                    st.last_checkpoint().c_str());
       return end_job(kExitStopped);
