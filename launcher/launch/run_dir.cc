@@ -19,6 +19,7 @@
 #include "launcher/quoted.h"
 #include "runtime/check.h"
 #include "runtime/checkpoint/checkpoint.h"
+#include "runtime/checkpoint/user_file.h"
 
 namespace lockstep {
 namespace {
@@ -146,9 +147,7 @@ RunDirectory::RunDirectory(const std::string& path, const std::string& job_name,
       if (!ec)  // and its TensorBoard events files and earlier timelines (trace.N.json)
         for (const auto& f : fs::directory_iterator(path_, ec)) {
           const std::string n = f.path().filename().string();
-          const bool kept_trace = n.starts_with("trace.") && n.ends_with(".json") && n.size() > 11 &&
-                                  n.find_first_not_of("0123456789", 6) == n.size() - 5;
-          if (!ec && (n.starts_with("events.out.tfevents.") || kept_trace)) fs::remove(f.path(), ec);
+          if (!ec && (n.starts_with("events.out.tfevents.") || checkpoint_io::is_kept_trace(n))) fs::remove(f.path(), ec);
         }
       if (ec) throw Error("run directory " + path_ + ": --overwrite: cannot remove the old run: " + ec.message());
     }

@@ -35,14 +35,6 @@ fs::path canonical_of(const std::string& p) {
   return ec ? fs::absolute(p).lexically_normal() : c;
 }
 
-// trace.N.json: an earlier attempt's timeline, kept by a resumed or repeated traced launch.
-bool is_kept_trace(const std::string& name) {
-  if (!name.starts_with("trace.") || !name.ends_with(".json") || name.size() <= 11) return false;
-  for (size_t i = 6; i + 5 < name.size(); ++i)
-    if (name[i] < '0' || name[i] > '9') return false;
-  return true;
-}
-
 bool is_run_dir(const fs::path& d) {
   std::error_code ec;
   for (const char* f : {".lock", "job.textproto", "token", "coordinator.json", "result.json"})
@@ -51,6 +43,13 @@ bool is_run_dir(const fs::path& d) {
 }
 
 }  // namespace
+
+bool is_kept_trace(const std::string& name) {
+  if (!name.starts_with("trace.") || !name.ends_with(".json") || name.size() <= 11) return false;
+  for (size_t i = 6; i + 5 < name.size(); ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  return true;
+}
 
 std::string non_regular_kind(const std::string& path) {
   struct stat st {};

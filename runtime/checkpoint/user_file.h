@@ -17,6 +17,10 @@
 
 namespace lockstep::checkpoint_io {
 
+// Whether a file name is trace.N.json (N digits): an earlier attempt's timeline, which a resumed or
+// repeated traced launch keeps in its run directory.
+bool is_kept_trace(const std::string& name);
+
 // "" when `path` does not exist or is a regular file (after links); else what it is: "a directory",
 // "a FIFO", "a character device", "a block device", "a socket".
 std::string non_regular_kind(const std::string& path);
