@@ -1,11 +1,12 @@
-// What several test suites share: running a shell command line with its output captured, and
-// writing synthetic IDX files (small data sets for whole-process tests).
+// What several test suites share: running a shell command line with its output captured, writing
+// synthetic IDX files (small data sets for whole-process tests), and seeded normal tensors.
 #pragma once
 
 #include <sys/wait.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,16 @@
 #include "runtime/parameter.h"
 
 namespace lockstep::testing {
+
+// A contiguous tensor of `shape` filled with offset + scale * N(0, 1) draws of mt19937(seed), in
+// storage order: the same values for the same arguments on every run.
+inline Tensor randn(Shape shape, uint32_t seed, float scale = 1.f, float offset = 0.f) {
+  Tensor t = Tensor::empty(std::move(shape));
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> dist(0.f, 1.f);
+  for (float& v : t.span()) v = offset + scale * dist(gen);
+  return t;
+}
 
 struct CommandResult {
   int status = -1;     // exit status; 124 when a `timeout` ended it, -1 when killed by a signal

@@ -16,6 +16,7 @@
 #include "runtime/grad_mode.h"
 #include "runtime/parameter.h"
 #include "runtime/precision.h"
+#include "tests/test_util.h"
 
 namespace lockstep {
 namespace {
@@ -25,13 +26,7 @@ namespace {
   if (const std::string why = precision_unsupported(Precision::kBF16); !why.empty()) \
   GTEST_SKIP() << why
 
-Tensor randn(Shape shape, uint32_t seed, float scale = 1.f, float offset = 0.f) {
-  Tensor t = Tensor::empty(shape);
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.f, 1.f);
-  for (int64_t i = 0; i < t.numel(); ++i) t[i] = offset + scale * d(gen);
-  return t;
-}
+using testing::randn;
 
 Tensor abs_of(const Tensor& t) {
   Tensor a = Tensor::empty(t.shape());

@@ -33,13 +33,7 @@ namespace {
 constexpr auto kNCHW = MemoryFormat::kContiguous;
 constexpr auto kNHWC = MemoryFormat::kChannelsLast;
 
-Tensor randn(Shape shape, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist;
-  Tensor t = Tensor::empty(std::move(shape));
-  for (float& v : t.span()) v = dist(gen);
-  return t;
-}
+using testing::randn;
 
 // a and b hold the same logical values (whatever their formats): exactly when rtol is 0, else each
 // within rtol of b's largest magnitude (float reassociation of a sum errs relative to the terms,

@@ -22,13 +22,7 @@
 namespace lockstep {
 namespace {
 
-Tensor randn(Shape shape, uint32_t seed, float scale = 1.f, float offset = 0.f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist;
-  Tensor t = Tensor::empty(std::move(shape));
-  for (float& v : t.span()) v = offset + scale * dist(gen);
-  return t;
-}
+using testing::randn;
 
 // Same bits (so NaN equals NaN) at every logical position, whatever the formats.
 void expect_bitwise(const Tensor& a_any, const Tensor& b_any, const std::string& what) {

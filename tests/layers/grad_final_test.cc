@@ -17,13 +17,7 @@
 namespace lockstep {
 namespace {
 
-Tensor randn(Shape shape, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist;
-  Tensor t = Tensor::empty(std::move(shape));
-  for (float& v : t.span()) v = dist(gen);
-  return t;
-}
+using testing::randn;
 
 double abs_sum(const Tensor& t) {
   double s = 0;
