@@ -13,7 +13,9 @@
 // of the process (the communication thread: fingerprint checks and MPI's copies and sums), which
 // on a machine with one core per rank is taken from the training thread's core.
 // usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR]
-//                  [COMM_HOOK=allreduce|bf16_compress]
+//                  [COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0.5]
+// CHUNK_MB: the most one all-reduce moves (ReducerOptions::chunk_bytes, Note [chunks] in
+// comm/reducer.h); as large as BUCKET_MB, each bucket goes out whole, as PyTorch DDP sends it.
 // One rank (no mpirun): the single-process Trainer, no communicator at all.
 #include <algorithm>
 #include <sys/resource.h>
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
   const double bucket_mb = argc > 5 ? std::atof(argv[5]) : 25.0;
   const std::string dir = argc > 6 && *argv[6] ? argv[6] : "/usr/share/datasets/fashion-mnist";  // "": default
   const std::string hook = argc > 7 ? argv[7] : "allreduce";
+  const double chunk_mb = argc > 8 ? std::atof(argv[8]) : 0.5;
   try {
     set_kernel_threads(1);
     std::unique_ptr<Communicator> comm;
@@ -78,6 +81,12 @@ int main(int argc, char** argv) {
     CrossEntropyLoss loss;
     DistributedOptions d{.comm = world > 1 ? comm.get() : nullptr};
     d.reducer.bucket_bytes = static_cast<int64_t>(bucket_mb * (1 << 20));
+    d.reducer.chunk_bytes = static_cast<int64_t>(chunk_mb * (1 << 20));
+    if (d.reducer.bucket_bytes <= 0 || d.reducer.chunk_bytes <= 0) {
+      std::fprintf(stderr, "ddp_bench: BUCKET_MB and CHUNK_MB must be positive, got %s and %g\n",
+                   argc > 5 ? argv[5] : "25", chunk_mb);
+      return 2;
+    }
     if (hook != "allreduce" && hook != "bf16_compress") {
       std::fprintf(stderr, "ddp_bench: COMM_HOOK must be allreduce or bf16_compress, got %s\n", hook.c_str());
       return 2;
@@ -135,7 +144,7 @@ int main(int argc, char** argv) {
     }
     std::sort(rates.begin(), rates.end());
     double bare = 0, wait = 0, serial_wait = 0;
-    size_t buckets = 0;
+    size_t buckets = 0, chunks = 0;
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
@@ -143,6 +152,7 @@ int main(int argc, char** argv) {
     if (trainer.reducer()) {
       bare = trainer.reducer()->time_bare_allreduce(10);
       buckets = trainer.reducer()->num_buckets();
+      chunks = trainer.reducer()->num_chunks();
       wait = median(overlap_waits);
       serial_wait = median(serial_waits);
     }
@@ -150,11 +160,11 @@ int main(int argc, char** argv) {
     const double hidden = bare > 0 ? std::clamp(gain / bare, 0.0, 1.0) : 0.0;
     if (rank == 0) {
       std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"ranks\":%d,\"per_rank_batch\":%lld,"
-                  "\"train_samples_per_sec\":%.1f,\"buckets\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
+                  "\"train_samples_per_sec\":%.1f,\"buckets\":%zu,\"chunks\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
                   "\"serial_wait_ms_per_step\":%.3f,\"bare_allreduce_ms_per_step\":%.3f,\"overlap_gain_ms_per_step\":%.3f,"
                   "\"hidden_share\":%.3f,\"comm_hook\":\"%s\",\"step_ms\":%.3f,\"train_thread_cpu_ms_per_step\":%.3f,"
                   "\"other_threads_cpu_ms_per_step\":%.3f}\n",
-                  name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], buckets,
+                  name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], buckets, chunks,
                   wait * 1e3, serial_wait * 1e3, bare * 1e3, gain * 1e3, hidden, hook.c_str(), median(step_ms),
                   median(main_cpu_ms), median(other_cpu_ms));
     }

@@ -15,13 +15,16 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, ReducerOptions o)
     : comm_(comm), o_(o), params_(std::move(params)) {
-  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0)
-      << "reducer: bucket sizes must be positive, got " << o_.bucket_bytes << " and " << o_.first_bucket_bytes;
+  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0 || o_.chunk_bytes <= 0)
+      << "reducer: bucket and chunk sizes must be positive, got " << o_.bucket_bytes << ", "
+      << o_.first_bucket_bytes << " and " << o_.chunk_bytes;
   for (const auto& [name, p] : params_)
     LOCKSTEP_CHECK(p && p->value.defined()) << "reducer: parameter " << name << " is undefined";
   // Note [bucket order]: reverse registration order, greedy packing up to bucket_bytes.
   param_bucket_.resize(params_.size());
+  param_slot_.resize(params_.size());
   ready_.assign(params_.size(), 0);
+  credited_.assign(params_.size(), 0);
   const auto floats = [](int64_t bytes) { return static_cast<size_t>(bytes / static_cast<int64_t>(sizeof(float))); };
   const size_t cap = floats(o_.bucket_bytes), first_cap = floats(std::min(o_.first_bucket_bytes, o_.bucket_bytes));
   size_t fill = 0;
@@ -32,15 +35,31 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
       buckets_.emplace_back();
       fill = 0;
     }
+    param_slot_[i] = buckets_.back().slots.size();
     buckets_.back().slots.push_back({p, fill, i});
     fill += n;
     param_bucket_[i] = buckets_.size() - 1;
   }
-  for (Bucket& b : buckets_) {
-    int64_t total = 0;
-    for (const Slot& s : b.slots) total += s.param->value.numel();
-    b.buffer = Tensor::zeros({total});
-    if (o_.comm_hook == CommHook::kBf16Compress) b.wire.resize(static_cast<size_t>(total));
+  // Note [chunks]: k equal chunks of at most chunk_bytes, each a multiple of 16 floats (64 bytes)
+  // but the last.
+  constexpr size_t kAlignFloats = 16;
+  const size_t chunk_cap = std::max(kAlignFloats, floats(o_.chunk_bytes) / kAlignFloats * kAlignFloats);
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bk = buckets_[b];
+    size_t total = 0;
+    for (const Slot& s : bk.slots) total += static_cast<size_t>(s.param->value.numel());
+    bk.buffer = Tensor::zeros({static_cast<int64_t>(total)});
+    if (o_.comm_hook == CommHook::kBf16Compress) bk.wire.resize(total);
+    first_chunk_.push_back(chunks_.size());
+    const size_t k = std::max<size_t>(1, (total + chunk_cap - 1) / chunk_cap);
+    const size_t size = ((total + k - 1) / k + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
+    for (size_t begin = 0, c = 0; begin < total || c == 0; begin += size, ++c)
+      chunks_.push_back({.bucket = b, .index = c, .begin = begin, .end = std::min(total, begin + size)});
+    for (const Slot& s : bk.slots) {
+      const size_t end = s.offset + static_cast<size_t>(s.param->value.numel());
+      for (size_t c = first_chunk_[b]; c < chunks_.size(); ++c)
+        if (end > chunks_[c].begin && end <= chunks_[c].end) ++chunks_[c].params;
+    }
   }
   bind_gradients();
   reset_pending();
@@ -48,47 +67,75 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
 }
 
 void Reducer::attach_hooks() {
-  for (size_t i = 0; i < params_.size(); ++i)
-    params_[i].second->on_grad_ready = [this, i](Parameter&) { param_ready(i); };
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Parameter* p = params_[i].second;
+    p->on_grad_ready = [this, i](Parameter&) { param_ready(i); };
+    // Rows are worth reporting only for a parameter that some chunk boundary cuts (Note [chunks]).
+    const Bucket& bk = buckets_[param_bucket_[i]];
+    const Slot& s = bk.slots[param_slot_[i]];
+    const size_t end = s.offset + static_cast<size_t>(p->value.numel());
+    bool cut = false;
+    for (size_t c = first_chunk_[param_bucket_[i]]; c < chunks_.size() && chunks_[c].bucket == param_bucket_[i]; ++c)
+      cut = cut || (chunks_[c].end > s.offset && chunks_[c].end < end);
+    if (cut && p->value.ndim() >= 1)
+      p->on_grad_rows_ready = [this, i](Parameter&, int64_t rows) { param_rows_ready(i, rows); };
+    else
+      p->on_grad_rows_ready = nullptr;
+  }
 }
 
 Reducer::~Reducer() {
-  for (auto& [name, p] : params_) p->on_grad_ready = nullptr;
+  for (auto& [name, p] : params_) {
+    p->on_grad_ready = nullptr;
+    p->on_grad_rows_ready = nullptr;
+  }
 }
 
 void Reducer::bind_gradients() {
   for (Bucket& b : buckets_)
     for (const Slot& s : b.slots) s.param->grad = Tensor();  // force the copy-in below
-  for (Bucket& b : buckets_) bind(b);
+  for (Bucket& b : buckets_)
+    for (const Slot& s : b.slots) bind_slot(b, s);
 }
 
-void Reducer::bind(Bucket& b) {
-  for (const Slot& s : b.slots) {
-    float* home = b.buffer.data() + s.offset;
-    Tensor& g = s.param->grad;
-    if (g.defined() && g.data() == home) continue;
-    const auto t0 = Clock::now();
-    const auto n = static_cast<size_t>(s.param->value.numel());
-    if (g.defined()) {
-      LOCKSTEP_CHECK(g.numel() == s.param->value.numel())
-          << "reducer: parameter " << params_[s.index].first << " has a gradient of " << g.numel() << " elements for "
-          << s.param->value.numel() << " values";
-      std::memcpy(home, g.data(), n * sizeof(float));
-    } else {
-      std::memset(home, 0, n * sizeof(float));
-    }
-    g = Tensor::view(b.buffer, static_cast<int64_t>(s.offset), s.param->value.shape());
-    stats_.pack_seconds += since(t0);
+void Reducer::bind_slot(Bucket& b, const Slot& s) {
+  float* home = b.buffer.data() + s.offset;
+  Tensor& g = s.param->grad;
+  if (g.defined() && g.data() == home) return;
+  const auto t0 = Clock::now();
+  const auto n = static_cast<size_t>(s.param->value.numel());
+  if (g.defined()) {
+    LOCKSTEP_CHECK(g.numel() == s.param->value.numel())
+        << "reducer: parameter " << params_[s.index].first << " has a gradient of " << g.numel() << " elements for "
+        << s.param->value.numel() << " values";
+    std::memcpy(home, g.data(), n * sizeof(float));
+  } else {
+    std::memset(home, 0, n * sizeof(float));
   }
+  g = Tensor::view(b.buffer, static_cast<int64_t>(s.offset), s.param->value.shape());
+  stats_.pack_seconds += since(t0);
 }
 
 void Reducer::reset_pending() {
-  for (Bucket& b : buckets_) {
-    b.pending = b.slots.size();
-    b.ready = false;
-  }
+  for (Chunk& c : chunks_) c.pending = c.end - c.begin;
   next_launch_ = 0;
   std::fill(ready_.begin(), ready_.end(), 0);
+  std::fill(credited_.begin(), credited_.end(), 0);
+}
+
+void Reducer::credit(size_t index, size_t end) {
+  const size_t begin = credited_[index];
+  if (end <= begin) return;
+  credited_[index] = end;
+  const size_t b = param_bucket_[index];
+  const size_t offset = buckets_[b].slots[param_slot_[index]].offset;
+  const size_t lo = offset + begin, hi = offset + end;  // within the bucket's buffer
+  for (size_t c = first_chunk_[b]; c < chunks_.size() && chunks_[c].bucket == b; ++c) {
+    Chunk& ch = chunks_[c];
+    const size_t a = std::max(lo, ch.begin), z = std::min(hi, ch.end);
+    if (a < z) ch.pending -= z - a;
+  }
+  if (o_.overlap) launch_ready_in_order();
 }
 
 void Reducer::param_ready(size_t index) {
@@ -97,11 +144,20 @@ void Reducer::param_ready(size_t index) {
   if (ready_[index]) return;  // a hook may fire again in a second backward before finalize
   ready_[index] = 1;
   Bucket& bk = buckets_[param_bucket_[index]];
-  if (--bk.pending == 0) {
-    bind(bk);
-    bk.ready = true;
-    if (o_.overlap) launch_ready_in_order();
-  }
+  bind_slot(bk, bk.slots[param_slot_[index]]);
+  credit(index, static_cast<size_t>(params_[index].second->value.numel()));
+}
+
+void Reducer::param_rows_ready(size_t index, int64_t rows) {
+  if (!sync_) return;
+  LOCKSTEP_CHECK(index < params_.size()) << "reducer: parameter " << index << " of " << params_.size();
+  if (ready_[index] || rows <= 0) return;
+  Bucket& bk = buckets_[param_bucket_[index]];
+  const Slot& s = bk.slots[param_slot_[index]];
+  const Tensor& v = s.param->value;
+  if (!s.param->grad.defined() || s.param->grad.data() != bk.buffer.data() + s.offset || v.ndim() < 1) return;
+  const int64_t row = v.numel() / std::max<int64_t>(1, v.dim(0));
+  credit(index, static_cast<size_t>(std::min(rows, v.dim(0)) * row));
 }
 
 void Reducer::set_trace(TraceRecorder* rec) {
@@ -110,43 +166,51 @@ void Reducer::set_trace(TraceRecorder* rec) {
   if (!rec) return;
   for (size_t b = 0; b < buckets_.size(); ++b) trace_names_.push_back(rec->intern("allreduce bucket " + std::to_string(b)));
   trace_bucket_ = rec->intern("bucket");
+  trace_chunk_ = rec->intern("chunk");
   trace_bytes_ = rec->intern("bytes");
   trace_params_ = rec->intern("params");
 }
 
 void Reducer::launch_ready_in_order() {
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
-    const size_t index = next_launch_++;
-    Bucket& bk = buckets_[index];
-    const int64_t bytes = bk.buffer.numel() * static_cast<int64_t>(bk.wire.empty() ? sizeof(float) : sizeof(BFloat16));
+  while (next_launch_ < chunks_.size() && chunks_[next_launch_].pending == 0) {
+    Chunk& c = chunks_[next_launch_++];
+    const int64_t bytes = static_cast<int64_t>(c.end - c.begin) *
+                          static_cast<int64_t>(buckets_[c.bucket].wire.empty() ? sizeof(float) : sizeof(BFloat16));
     if (trace_) {
       TraceTagScope tag({.rec = trace_,
-                         .name = trace_names_[index],
+                         .name = trace_names_[c.bucket],
                          .cat = TraceCat::kAllReduce,
-                         .args = {{{trace_bucket_, static_cast<int64_t>(index)},
+                         .args = {{{trace_bucket_, static_cast<int64_t>(c.bucket)},
+                                   {trace_chunk_, static_cast<int64_t>(c.index)},
                                    {trace_bytes_, bytes},
-                                   {trace_params_, static_cast<int64_t>(bk.slots.size())}}},
-                         .nargs = 3});
-      bk.work = start_allreduce(bk);
+                                   {trace_params_, c.params}}},
+                         .nargs = 4});
+      c.work = start_allreduce(c);
     } else {
-      bk.work = start_allreduce(bk);
+      c.work = start_allreduce(c);
     }
     ++stats_.allreduces;
     stats_.bytes += bytes;
   }
 }
 
-Work Reducer::start_allreduce(Bucket& b) {
+Work Reducer::start_allreduce(Chunk& c) {
+  Bucket& b = buckets_[c.bucket];
+  const std::span<float> grads = b.buffer.span().subspan(c.begin, c.end - c.begin);
   if (o_.comm_hook == CommHook::kAllReduce)
-    return comm_.all_reduce(b.buffer.span(), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage);
+    return comm_.all_reduce(grads, o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage);
   // bf16: always a sum; an average is taken when widening (one rounding fewer than in bf16).
-  compress_bf16(b.buffer.span(), b.wire);
-  return comm_.all_reduce_bf16(b.wire, ReduceOp::kSum);
+  const std::span<BFloat16> wire = std::span<BFloat16>(b.wire).subspan(c.begin, c.end - c.begin);
+  compress_bf16(grads, wire);
+  return comm_.all_reduce_bf16(wire, ReduceOp::kSum);
 }
 
-void Reducer::finish_allreduce(Bucket& b) {
+void Reducer::finish_allreduce(Chunk& c) {
   if (o_.comm_hook != CommHook::kBf16Compress) return;
-  decompress_bf16(b.wire, b.buffer.span(), o_.predivided ? 1.f : 1.f / static_cast<float>(comm_.size()));
+  Bucket& b = buckets_[c.bucket];
+  decompress_bf16(std::span<BFloat16>(b.wire).subspan(c.begin, c.end - c.begin),
+                  b.buffer.span().subspan(c.begin, c.end - c.begin),
+                  o_.predivided ? 1.f : 1.f / static_cast<float>(comm_.size()));
 }
 
 void Reducer::finalize() {
@@ -155,7 +219,7 @@ void Reducer::finalize() {
   for (size_t i = 0; i < params_.size() && unused.empty(); ++i)
     if (!ready_[i]) unused = params_[i].first;
   if (!unused.empty() && !o_.find_unused_parameters) {
-    for (Bucket& bk : buckets_) bk.work.wait();  // what was launched completes on every rank
+    for (Chunk& c : chunks_) c.work.wait();  // what was launched completes on every rank
     reset_pending();
     LOCKSTEP_FAIL_IF(true) << "parameter " << unused
                            << " received no gradient in this step: it took no part in computing the loss. "
@@ -163,19 +227,20 @@ void Reducer::finalize() {
                               "ReducerOptions::find_unused_parameters) to allow that, as torch DDP's "
                               "find_unused_parameters; its gradient is then all-reduced as it stands";
   }
-  // Buckets holding unused parameters, or all of them without overlap, go now.
-  for (size_t b = 0; b < buckets_.size(); ++b) {
-    Bucket& bk = buckets_[b];
-    if (bk.ready || b < next_launch_) continue;
-    bind(bk);
-    bk.ready = true;
+  // Unused parameters' gradients, as they stand, and without overlap every chunk, go now.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (ready_[i]) continue;
+    ready_[i] = 1;
+    Bucket& bk = buckets_[param_bucket_[i]];
+    bind_slot(bk, bk.slots[param_slot_[i]]);
+    credit(i, static_cast<size_t>(params_[i].second->value.numel()));
   }
   launch_ready_in_order();
-  for (Bucket& bk : buckets_) {
+  for (Chunk& c : chunks_) {
     const auto t0 = Clock::now();
-    bk.work.wait();
+    c.work.wait();
     stats_.finalize_wait_seconds += since(t0);
-    finish_allreduce(bk);
+    finish_allreduce(c);
   }
   ++stats_.syncs;
   reset_pending();
@@ -195,25 +260,26 @@ double Reducer::time_bare_allreduce(int reps) {
   std::vector<double> times;
   std::vector<std::vector<float>> scratch;
   std::vector<std::vector<BFloat16>> wire;
-  for (const Bucket& b : buckets_) {
-    scratch.emplace_back(b.buffer.span().begin(), b.buffer.span().end());
-    wire.emplace_back(b.wire.size());
+  for (const Chunk& c : chunks_) {
+    const std::span<const float> g = buckets_[c.bucket].buffer.span().subspan(c.begin, c.end - c.begin);
+    scratch.emplace_back(g.begin(), g.end());
+    wire.emplace_back(buckets_[c.bucket].wire.empty() ? 0 : g.size());
   }
   comm_.barrier().wait();
   for (int r = 0; r < reps; ++r) {
     const auto t0 = Clock::now();
     std::vector<Work> works;
-    for (size_t b = 0; b < scratch.size(); ++b) {
+    for (size_t c = 0; c < scratch.size(); ++c) {
       if (o_.comm_hook == CommHook::kBf16Compress) {  // with both conversions, as a step pays them
-        compress_bf16(scratch[b], wire[b]);
-        works.push_back(comm_.all_reduce_bf16(wire[b], ReduceOp::kSum));
+        compress_bf16(scratch[c], wire[c]);
+        works.push_back(comm_.all_reduce_bf16(wire[c], ReduceOp::kSum));
       } else {
-        works.push_back(comm_.all_reduce(std::span<float>(scratch[b]), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage));
+        works.push_back(comm_.all_reduce(std::span<float>(scratch[c]), o_.predivided ? ReduceOp::kSum : ReduceOp::kAverage));
       }
     }
-    for (size_t b = 0; b < works.size(); ++b) {
-      works[b].wait();
-      if (o_.comm_hook == CommHook::kBf16Compress) decompress_bf16(wire[b], scratch[b]);
+    for (size_t c = 0; c < works.size(); ++c) {
+      works[c].wait();
+      if (o_.comm_hook == CommHook::kBf16Compress) decompress_bf16(wire[c], scratch[c]);
     }
     times.push_back(since(t0));
   }

@@ -6,7 +6,7 @@
 // every bucket. Gradients are views of the bucket buffers (PyTorch's gradient_as_bucket_view):
 // the constructor re-points every parameter's grad into its bucket, so the all-reduce averages
 // them in place, with no copy in or out. A grad replaced behind the reducer's back is copied in
-// and re-pointed when its bucket is launched.
+// and re-pointed when it is final (or at finalize).
 //
 // A parameter whose hook did not fire by finalize() took no part in the loss: by default an error
 // naming it; with find_unused_parameters (torch DDP's option of that name) its gradient, as it
@@ -20,6 +20,18 @@
 // The layout is a pure function of the parameter shapes and bucket_bytes, hence identical on
 // every rank, and buckets are launched strictly in index order (a bucket that is ready early waits
 // for its predecessors), so every rank issues the same all-reduces in the same order.
+//
+// Note [chunks]: a bucket larger than chunk_bytes is all-reduced as several all-reduces over equal
+// consecutive chunks of its buffer (at most chunk_bytes each, 64-byte aligned), and a chunk starts
+// as soon as every gradient element in it is final. Elements become final with their parameter's
+// on_grad_ready hook, or earlier, a block of rows at a time, through on_grad_rows_ready
+// (grad_rows_final, runtime/autograd.h): a layer that computes a large weight gradient in blocks
+// of rows (Linear) lets its first rows' all-reduce overlap the computing of the rest. That is what
+// hides most of a first layer's weight gradient, which backward produces last, with nothing left
+// to overlap. The chunks, like the buckets, are a pure function of the shapes and options, and
+// they launch strictly in order (bucket by bucket, chunk by chunk), so every rank issues the same
+// all-reduces in the same order. Each chunk is summed elementwise exactly as its bucket would be:
+// chunking changes no value.
 #pragma once
 
 #include <chrono>
@@ -47,6 +59,9 @@ enum class CommHook { kAllReduce, kBf16Compress };
 struct ReducerOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
   int64_t first_bucket_bytes = int64_t{1} << 20;  // PyTorch's 1 MiB first bucket; capped by bucket_bytes
+  // Note [chunks]: the most one all-reduce moves (of fp32 gradients); a larger bucket goes out in
+  // equal chunks, each as soon as it is final. At least 64 bytes.
+  int64_t chunk_bytes = int64_t{512} << 10;
   // The caller scaled its loss gradient by 1 / comm.size(), so every gradient arrives divided by
   // the world size and a sum over ranks is the average: buckets are all-reduced with kSum, saving a
   // pass over every bucket after its all-reduce (Horovod's gradient predivide). Linear in the loss
@@ -64,7 +79,7 @@ using NamedParameter = std::pair<std::string, Parameter*>;
 // Accumulated over finalize() calls until reset_stats().
 struct ReducerStats {
   int64_t syncs = 0;                // finalize() calls that reduced (not under no_sync)
-  int64_t allreduces = 0;           // bucket all-reduces issued
+  int64_t allreduces = 0;           // chunk all-reduces issued (Note [chunks])
   int64_t bytes = 0;                // bytes all-reduced (2 per gradient with kBf16Compress)
   double finalize_wait_seconds = 0; // blocked in finalize waiting for buckets: exposed communication
   double pack_seconds = 0;          // copying grads that were not bucket views into buckets
@@ -80,9 +95,13 @@ class Reducer {
   Reducer(const Reducer&) = delete;
   Reducer& operator=(const Reducer&) = delete;
 
-  // Parameter `index`'s gradient is final for this backward (its hook): buckets whose last gradient
-  // this was are packed and launched (in bucket order). A no-op under no_sync.
+  // Parameter `index`'s gradient is final for this backward (its hook): chunks whose last gradient
+  // element this was are launched (in order). A no-op under no_sync.
   void param_ready(size_t index);
+  // The first `rows` rows (along dim 0) of parameter `index`'s gradient are final (its rows hook):
+  // chunks now wholly final are launched (in order). Only while its gradient is its bucket view;
+  // rows reported before, and rows past the end, are ignored. A no-op under no_sync.
+  void param_rows_ready(size_t index, int64_t rows);
   // Launches any bucket not started yet (in order) and waits for all of them: the parameters'
   // gradients are then the averages. Throws Error naming the first parameter that got no gradient
   // in this backward, unless find_unused_parameters (after waiting for what was launched, so every
@@ -111,22 +130,25 @@ class Reducer {
   // Re-points every parameter's grad into this reducer's buckets, keeping its values (another
   // reducer over the same parameters may have taken them over).
   void bind_gradients();
-  // Makes the parameters' on_grad_ready hooks call this reducer (the constructor does; another
-  // reducer over the same parameters takes them over when constructed).
+  // Makes the parameters' on_grad_ready (and, where a chunk boundary cuts one, on_grad_rows_ready)
+  // hooks call this reducer (the constructor does; another reducer over the same parameters takes
+  // them over when constructed).
   void attach_hooks();
 
   // Bucket b's parameters, as indices into the registration order of `params`.
   std::vector<std::vector<size_t>> bucket_layout() const;
   size_t num_buckets() const { return buckets_.size(); }
+  // All-reduces per synchronised step: the chunks of every bucket (Note [chunks]).
+  size_t num_chunks() const { return chunks_.size(); }
   const ReducerStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
-  // Records each bucket's all-reduce on rec's comm lane, named "allreduce bucket B", with args
-  // bucket, bytes (as sent: 2 per gradient with kBf16Compress) and params (gradients in it).
-  // Null: off.
+  // Records each chunk's all-reduce on rec's comm lane, named "allreduce bucket B", with args
+  // bucket, chunk (its index within the bucket), bytes (as sent: 2 per gradient with
+  // kBf16Compress) and params (the parameters whose gradient ends in this chunk). Null: off.
   void set_trace(TraceRecorder* rec);
 
-  // Collective (every rank must call it): seconds for all-reducing every bucket back to back with
+  // Collective (every rank must call it): seconds for all-reducing every chunk back to back with
   // nothing else running, the median of `reps` rounds. 1 - finalize wait / this = the share of
   // communication hidden behind backward. Gradients are left untouched.
   double time_bare_allreduce(int reps = 5);
@@ -141,28 +163,38 @@ class Reducer {
     std::vector<Slot> slots;
     Tensor buffer;  // the gradients of its slots, as views
     std::vector<BFloat16> wire;  // kBf16Compress: the buffer as all-reduced; empty otherwise
-    size_t pending = 0;  // gradients not final yet in this backward
-    bool ready = false;  // packed, waiting for its turn to launch
+  };
+  // Note [chunks]: floats [begin, end) of a bucket's buffer, all-reduced by one collective.
+  struct Chunk {
+    size_t bucket, index;  // index: within its bucket
+    size_t begin, end;
+    int64_t params = 0;  // parameters whose gradient ends in it (for the timeline)
+    size_t pending = 0;  // elements not final yet in this backward
     Work work;
   };
+  void credit(size_t index, size_t end);  // params_[index]'s elements up to `end` are final
   void launch_ready_in_order();
-  void bind(Bucket& b);  // slots whose grad is not their view: copy in and re-point
+  void bind_slot(Bucket& b, const Slot& s);  // a grad that is not its view: copy in and re-point
   void reset_pending();
-  Work start_allreduce(Bucket& b);  // per comm_hook; finish_allreduce after its Work completes
-  void finish_allreduce(Bucket& b);
+  Work start_allreduce(Chunk& c);  // per comm_hook; finish_allreduce after its Work completes
+  void finish_allreduce(Chunk& c);
 
   Communicator& comm_;
   ReducerOptions o_;
   std::vector<NamedParameter> params_;
   std::vector<Bucket> buckets_;
+  std::vector<Chunk> chunks_;         // in launch order: bucket by bucket
   std::vector<size_t> param_bucket_;  // params_[i]'s bucket
+  std::vector<size_t> param_slot_;    // params_[i]'s slot within it
+  std::vector<size_t> first_chunk_;   // per bucket: its first chunk in chunks_
   std::vector<char> ready_;           // params_[i]'s hook fired in this backward
-  size_t next_launch_ = 0;
+  std::vector<size_t> credited_;      // params_[i]'s elements [0, credited_) counted final
+  size_t next_launch_ = 0;            // in chunks_
   bool sync_ = true;
   ReducerStats stats_;
   TraceRecorder* trace_ = nullptr;
   std::vector<uint32_t> trace_names_;  // per bucket
-  uint32_t trace_bucket_ = 0, trace_bytes_ = 0, trace_params_ = 0;  // arg keys
+  uint32_t trace_bucket_ = 0, trace_chunk_ = 0, trace_bytes_ = 0, trace_params_ = 0;  // arg keys
 };
 
 }  // namespace lockstep

@@ -437,6 +437,7 @@ void check_distributed(const Checker& c, const proto::DistributedSpec& d) {
                                         " (known: ALLREDUCE_HOOK, BF16_COMPRESS_HOOK)");
   // At least about 1 KiB: a smaller size rounds to an empty bucket.
   if (d.has_bucket_mb()) c.in_range("distributed.bucket_mb", d.bucket_mb(), kMinBucketMb, kMaxBucketMb);
+  if (d.has_chunk_mb()) c.in_range("distributed.chunk_mb", d.chunk_mb(), kMinBucketMb, kMaxBucketMb);
   if (d.has_collective_timeout_s())
     c.in_range("distributed.collective_timeout_s", d.collective_timeout_s(), kMinSeconds, kMaxSeconds);
 }

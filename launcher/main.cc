@@ -199,9 +199,11 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
       std::printf("accumulate_steps %lld: effective global batch %lld, %lld optimizer steps per epoch\n",
                   static_cast<long long>(k), static_cast<long long>(k * job.batch_size()),
                   static_cast<long long>(r->sampler->num_steps() / k));
-    std::printf("sync_batchnorm %s, dropout %s, gradient buckets %zu of <= %.1f MiB, eval buffers %s\n",
+    std::printf("sync_batchnorm %s, dropout %s, gradient buckets %zu of <= %.1f MiB (%zu all-reduces of <= %.2f MiB), "
+                "eval buffers %s\n",
                 dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank",
                 r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
+                r->trainer->reducer()->num_chunks(), static_cast<double>(r->dopt.reducer.chunk_bytes) / (1 << 20),
                 r->dopt.eval_buffers == BufferSync::kAverage ? "averaged" : "from rank 0");
     std::printf("precision %s, memory format %s, comm hook %s\n",
                 proto::JobSpec::Precision_Name(job.precision()).c_str(),

@@ -46,6 +46,7 @@ std::unique_ptr<Replica> build_replica(const proto::JobSpec& job, Communicator& 
   if (dist.comm_hook() == proto::DistributedSpec::BF16_COMPRESS_HOOK)
     r->dopt.reducer.comm_hook = CommHook::kBf16Compress;
   if (dist.has_bucket_mb()) r->dopt.reducer.bucket_bytes = static_cast<int64_t>(dist.bucket_mb() * (1 << 20));
+  if (dist.has_chunk_mb()) r->dopt.reducer.chunk_bytes = static_cast<int64_t>(dist.chunk_mb() * (1 << 20));
   r->trainer = std::make_unique<Trainer>(
       model, *r->opt, r->loss, r->schedule.get(),
       TrainerOptions{.epochs = job.epochs(),

@@ -48,6 +48,14 @@ std::shared_ptr<DnnlLinear> Linear::bf16_for(int64_t n) {
   return mms_.back().mm;
 }
 
+// About 256 KiB of dW per block (a multiple of 16 rows): large enough that each block's GEMM still
+// runs at full speed, small enough that a 1.6 MB weight gradient goes out in about six pieces.
+int64_t Linear::weight_row_block() const {
+  constexpr int64_t kBlockFloats = int64_t{1} << 16;
+  const int64_t rows = (kBlockFloats / in_ + 15) / 16 * 16;
+  return std::max<int64_t>(16, rows);
+}
+
 Tensor Linear::forward_impl(const Tensor& x) {
   output_shape(x.shape());
   const int n = static_cast<int>(x.dim(0));
@@ -91,8 +99,15 @@ Tensor Linear::backward(const Tensor& dy) {
                         weight_->grad.data());
     grad_final(*weight_);
   } else {
-    // dW (out, in) += dy^T (out, N) x (N, in)
-    gemm(true, false, out_, in_, n, 1.f, dy.data(), out_, x_.data(), in_, 1.f, weight_->grad.data(), in_);
+    // dW (out, in) += dy^T (out, N) x (N, in): in blocks of rows when the reducer listens for them,
+    // each reported final as it is done, so its all-reduce overlaps the next block.
+    const int64_t block = grad_rows_wanted(*weight_) ? weight_row_block() : out_;
+    for (int64_t r0 = 0; r0 < out_; r0 += block) {
+      const int64_t rows = std::min(block, out_ - r0);
+      gemm(true, false, static_cast<int>(rows), in_, n, 1.f, dy.data() + r0, out_, x_.data(), in_, 1.f,
+           weight_->grad.data() + r0 * in_, in_);
+      if (r0 + rows < out_) grad_rows_final(*weight_, r0 + rows);
+    }
     grad_final(*weight_);
     // dx (N, in) = dy (N, out) W (out, in)
     if (dx.defined())

@@ -43,6 +43,7 @@ class Linear : public Layer {
   // The bf16 matmuls for (N, in_, out_), built on first use for a few batch sizes at most; a null
   // one marks a shape oneDNN refused (fp32 GEMM instead).
   std::shared_ptr<DnnlLinear> bf16_for(int64_t n);
+  int64_t weight_row_block() const;  // rows of dW per block when its rows are reported
 
   Tensor x_;           // fp32 forward: saved input, (N, in)
   Bf16Matrix xb_;      // bf16 forward: saved input in bf16, (N, in)

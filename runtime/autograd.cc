@@ -210,6 +210,17 @@ void grad_final(Parameter& p) {
   release_use(*ctx->uses, &p);
 }
 
+void grad_rows_final(Parameter& p, int64_t rows) {
+  BackwardContext* ctx = t_backward;
+  if (!p.on_grad_rows_ready || !ctx || !ctx->node) return;
+  const std::vector<Parameter*> own = ctx->node->accumulates();
+  if (std::find(own.begin(), own.end(), &p) == own.end()) return;
+  if (std::find(ctx->final_early.begin(), ctx->final_early.end(), &p) != ctx->final_early.end()) return;
+  const auto it = ctx->uses->find(&p);
+  if (it == ctx->uses->end() || it->second != 1) return;  // another node still adds to p's gradient
+  p.on_grad_rows_ready(p, rows);
+}
+
 void Tensor::backward() const { lockstep::backward(*this, Tensor()); }
 void Tensor::backward(const Tensor& grad) const { lockstep::backward(*this, grad); }
 

@@ -92,4 +92,14 @@ void backward(const Tensor& root, const Tensor& grad = Tensor());
 // does not accumulate into, and when called twice.
 void grad_final(Parameter& p);
 
+// Called from inside a node's apply() that computes p's gradient in blocks of rows (along dim 0,
+// in increasing order): rows [0, rows) of p.grad are final. When the node is p's last use in the
+// running backward and p has an on_grad_rows_ready hook, the hook is called with `rows`; otherwise
+// (other uses still to accumulate, outside a backward, p already final) a no-op. on_grad_ready
+// still fires once the whole gradient is final. Whether anybody listens: grad_rows_wanted(p).
+void grad_rows_final(Parameter& p, int64_t rows);
+// Whether p has an on_grad_rows_ready hook, i.e. whether computing its gradient in blocks of rows
+// pays (a layer computes it in one piece otherwise).
+inline bool grad_rows_wanted(const Parameter& p) { return static_cast<bool>(p.on_grad_rows_ready); }
+
 }  // namespace lockstep

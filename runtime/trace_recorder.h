@@ -59,6 +59,7 @@ struct TraceArg {  // no initialisers: a TraceSpan of a null recorder writes not
   uint32_t key;  // an interned name
   int64_t value;
 };
+inline constexpr size_t kTraceMaxArgs = 4;  // per span; more are dropped
 
 class TraceRecorder {
  public:
@@ -108,7 +109,7 @@ class TraceRecorder {
     uint32_t name = 0;
     TraceCat cat = TraceCat::kStep;
     uint8_t nargs = 0;
-    std::array<TraceArg, 3> args{};
+    std::array<TraceArg, kTraceMaxArgs> args{};
   };
   struct Lane {
     std::unique_ptr<Event[]> events;
@@ -151,7 +152,7 @@ class TraceSpan {
   uint32_t name_;
   TraceCat cat_;
   int64_t t0_ = 0;
-  std::array<TraceArg, 3> args_;
+  std::array<TraceArg, kTraceMaxArgs> args_;
   size_t nargs_ = 0;
 };
 
@@ -165,7 +166,7 @@ struct TraceTag {
   TraceRecorder* rec = nullptr;
   uint32_t name = 0;
   TraceCat cat = TraceCat::kAllReduce;
-  std::array<TraceArg, 3> args{};
+  std::array<TraceArg, kTraceMaxArgs> args{};
   uint8_t nargs = 0;
 };
 

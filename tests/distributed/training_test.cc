@@ -25,7 +25,9 @@
 //
 // Reducer: the bucket layout is identical on every rank and is reverse registration order;
 // averaged gradients equal the formula mean_r(grad_r); under no_sync only the last micro-batch
-// issues collectives (counted), and it averages the accumulated sum.
+// issues collectives (counted), and it averages the accumulated sum. Chunks (Note [chunks]): a
+// bucket over chunk_bytes goes out in ceil(size / chunk) all-reduces (counted) with the same
+// averages, and rows reported final launch their chunks before the parameter's hook fires.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -310,6 +312,63 @@ TEST(Reducer, Bf16CompressHookAveragesWithinRounding) {
     }
   }
   EXPECT_EQ(reducer.stats().bytes, elements * 2) << "bf16 on the wire";
+}
+
+TEST(Reducer, ABucketOverChunkBytesGoesOutInChunksWithTheSameAverages) {
+  Communicator& comm = test_comm();
+  const int n = comm.size();
+  GradFixture f({{300, 7}, {}, {5000}, {12, 1}, {2000, 3}});  // 7,323 floats: one 64 KiB bucket
+  constexpr int64_t kChunkBytes = 4 << 10;
+  Reducer reducer(comm, f.named, ReducerOptions{.bucket_bytes = 64 << 10, .chunk_bytes = kChunkBytes});
+  ASSERT_EQ(reducer.num_buckets(), 1u);
+  const size_t floats = 7323, per_chunk = kChunkBytes / sizeof(float);
+  EXPECT_EQ(reducer.num_chunks(), (floats + per_chunk - 1) / per_chunk);
+  f.add_grads(comm.rank());
+  comm.set_phase(1, CommMode::kTrain);
+  const uint64_t before = comm.collectives_issued();
+  f.backward(reducer);
+  reducer.finalize();
+  EXPECT_EQ(comm.collectives_issued() - before, reducer.num_chunks()) << "one all-reduce per chunk";
+  EXPECT_EQ(reducer.stats().allreduces, static_cast<int64_t>(reducer.num_chunks()));
+  EXPECT_EQ(reducer.stats().bytes, static_cast<int64_t>(floats * sizeof(float)));
+  for (size_t p = 0; p < f.params.size(); ++p)
+    for (int64_t j = 0; j < f.params[p]->grad.numel(); ++j)
+      ASSERT_NEAR(f.params[p]->grad[j], float(n + 1) / 2 + float(j) / 1000.f, 1e-5)
+          << "parameter " << p << " element " << j;
+}
+
+TEST(Reducer, RowsReportedFinalLaunchTheirChunksEarly) {
+  Communicator& comm = test_comm();
+  const int n = comm.size();
+  GradFixture f(std::vector<std::vector<int64_t>>{{4096}});  // 16 KiB in four 4 KiB chunks of 1,024 rows
+  Reducer reducer(comm, f.named, ReducerOptions{.chunk_bytes = 4 << 10});
+  ASSERT_EQ(reducer.num_chunks(), 4u);
+  Parameter& p = *f.params[0];
+  ASSERT_TRUE(p.on_grad_rows_ready) << "chunk boundaries cut the parameter: its rows are wanted";
+  comm.set_phase(1, CommMode::kTrain);
+  f.add_grads(comm.rank());
+  const uint64_t before = comm.collectives_issued();
+  {
+    auto guard = reducer.no_sync();
+    p.on_grad_rows_ready(p, 4000);
+    EXPECT_EQ(comm.collectives_issued(), before) << "no_sync: rows stay local";
+  }
+  p.on_grad_rows_ready(p, 1000);
+  EXPECT_EQ(comm.collectives_issued() - before, 0u) << "no chunk is whole yet";
+  p.on_grad_rows_ready(p, 2100);
+  EXPECT_EQ(comm.collectives_issued() - before, 2u) << "rows [0, 2048) complete chunks 0 and 1";
+  p.on_grad_rows_ready(p, 1500);
+  EXPECT_EQ(comm.collectives_issued() - before, 2u) << "an earlier report adds nothing";
+  p.on_grad_ready(p);
+  EXPECT_EQ(comm.collectives_issued() - before, 4u) << "the rest goes with the parameter's hook";
+  reducer.finalize();
+  for (int64_t j = 0; j < p.grad.numel(); ++j)
+    ASSERT_NEAR(p.grad[j], float(n + 1) / 2 + float(j) / 1000.f, 1e-5) << "element " << j;
+  // A parameter no chunk boundary cuts gets no rows hook: computing it in blocks would not pay.
+  GradFixture small({{100}, {50}});
+  Reducer whole(comm, small.named, ReducerOptions{.chunk_bytes = 4 << 10});
+  EXPECT_EQ(whole.num_chunks(), 1u);
+  for (auto& q : small.params) EXPECT_FALSE(q->on_grad_rows_ready);
 }
 
 TEST(Reducer, FindUnusedParametersStillAveragesThem) {

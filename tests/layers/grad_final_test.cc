@@ -2,8 +2,13 @@
 // before it computes its weight gradient, so the bias's on_grad_ready fires first, while the weight
 // gradient is still untouched; a parameter with another use later in the backward fires once, after
 // that use; gradients equal those of a backward without hooks.
+// Row blocks (grad_rows_final): with an on_grad_rows_ready hook a Linear computes its weight
+// gradient in blocks of rows and reports each, in increasing order; every reported row is final
+// (it equals the finished gradient), the gradient equals the one computed in one GEMM, and nothing
+// is reported for a parameter with a later use.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -84,6 +89,72 @@ TEST(GradFinal, AParameterWithALaterUseFiresOnceAfterIt) {
   // dW = dy^T x + 2: the leaf's share is in it.
   const Result without = run(false, false);
   for (int64_t i = 0; i < plain.dw.numel(); ++i) EXPECT_FLOAT_EQ(plain.dw[i], without.dw[i] + 2.f) << i;
+}
+
+// Linear(in -> out) on x (16, in); loss = sum(y * c) with fixed c, so every row of dW differs; with
+// `rows_hook`, each report's rows [0, rows) of dW are copied when it fires.
+struct RowsResult {
+  std::vector<int64_t> reported;
+  std::vector<Tensor> at_report;  // dW's first `reported[k]` rows when report k fired
+  int weight_hooks = 0;
+  Tensor dw, db, dx;
+};
+
+RowsResult run_rows(int64_t in, int64_t out, bool rows_hook, bool weight_used_again) {
+  Linear lin(in, out);
+  init_parameters(lin, 5);
+  Parameter* w = lin.named_parameters()[0].second;
+  Parameter* b = lin.named_parameters()[1].second;
+  RowsResult r;
+  w->on_grad_ready = [&](Parameter&) { ++r.weight_hooks; };
+  if (rows_hook)
+    w->on_grad_rows_ready = [&](Parameter& p, int64_t rows) {
+      r.reported.push_back(rows);
+      r.at_report.push_back(Tensor::view(p.grad, 0, {rows, in}).clone());
+    };
+  testing::GradInput x(randn({16, in}, 2));
+  Tensor loss = sum(mul(lin.forward(x.value()), randn({16, out}, 3)));
+  if (weight_used_again) loss = add(loss, sum(mul(w->value, 2.f)));
+  loss.backward();
+  r.dw = w->grad.clone();
+  r.db = b->grad.clone();
+  r.dx = x.grad().clone();
+  return r;
+}
+
+TEST(GradRowsFinal, LinearReportsFinalRowBlocksInOrder) {
+  constexpr int64_t kIn = 784, kOut = 512;  // fmnist-mlp's first layer
+  const RowsResult plain = run_rows(kIn, kOut, false, false), rows = run_rows(kIn, kOut, true, false);
+  ASSERT_GE(rows.reported.size(), 2u) << "a 1.6 MB weight gradient comes in several blocks";
+  for (size_t k = 0; k < rows.reported.size(); ++k) {
+    EXPECT_GT(rows.reported[k], k ? rows.reported[k - 1] : 0) << "report " << k;
+    EXPECT_LT(rows.reported[k], kOut) << "the last block is the whole gradient: on_grad_ready says it";
+    expect_equal(rows.at_report[k], Tensor::view(rows.dw, 0, {rows.reported[k], kIn}).clone(), "rows when reported");
+  }
+  EXPECT_EQ(rows.weight_hooks, 1);
+  for (int64_t i = 0; i < plain.dw.numel(); ++i)  // blocks of rows: the same sums over the batch
+    ASSERT_NEAR(rows.dw[i], plain.dw[i], 1e-6 * (1 + std::fabs(plain.dw[i]))) << "dW at " << i;
+  expect_equal(rows.db, plain.db, "db");
+  expect_equal(rows.dx, plain.dx, "dx");
+}
+
+TEST(GradRowsFinal, NothingIsReportedForAParameterWithALaterUse) {
+  const RowsResult r = run_rows(784, 512, true, true);
+  EXPECT_TRUE(r.reported.empty()) << "rows are not final while another use still adds to them";
+  EXPECT_EQ(r.weight_hooks, 1);
+  const RowsResult plain = run_rows(784, 512, false, true);
+  for (int64_t i = 0; i < plain.dw.numel(); ++i)
+    ASSERT_NEAR(r.dw[i], plain.dw[i], 1e-6 * (1 + std::fabs(plain.dw[i]))) << "dW at " << i;
+}
+
+TEST(GradRowsFinal, OutsideABackwardIsANoOp) {
+  Parameter p;
+  p.value = Tensor::zeros({4, 2});
+  p.grad = Tensor::zeros({4, 2});
+  int fired = 0;
+  p.on_grad_rows_ready = [&](Parameter&, int64_t) { ++fired; };
+  grad_rows_final(p, 2);
+  EXPECT_EQ(fired, 0);
 }
 
 TEST(GradFinal, OutsideABackwardIsANoOp) {
