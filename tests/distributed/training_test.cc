@@ -285,12 +285,14 @@ TEST(Reducer, AParameterWithoutGradientIsAnErrorNamingIt) {
 // roundings of partial sums of magnitude <= sum_r |bf16(g_r)| at 2^-8 each, so
 //   |grad - sum_r bf16(g_r)| <= (n - 1) * 2^-8 * sum_r |bf16(g_r)|,
 // and on one rank the gradient is exactly bf16(g_0). Half the bytes of the fp32 all-reduce.
-TEST(Reducer, Bf16CompressHookAveragesWithinRounding) {
+void bf16_compress_case(int64_t chunk_bytes) {
   Communicator& comm = test_comm();
   const int n = comm.size();
   GradFixture f({{300, 7}, {}, {5000}, {12, 1}, {2000, 3}});
   Reducer reducer(comm, f.named,
-                  ReducerOptions{.bucket_bytes = 8 << 10, .predivided = true, .comm_hook = CommHook::kBf16Compress});
+                  ReducerOptions{.bucket_bytes = 8 << 10, .chunk_bytes = chunk_bytes, .predivided = true,
+                                 .comm_hook = CommHook::kBf16Compress});
+  if (chunk_bytes < (8 << 10)) EXPECT_GT(reducer.num_chunks(), reducer.num_buckets());
   auto g = [n](int r, int64_t j) { return (float(r + 1) + float(j) / 1000.f) / float(n); };  // rank r's, pre-divided
   for (auto& p : f.params)
     for (int64_t j = 0; j < p->grad.numel(); ++j) p->grad[j] = g(comm.rank(), j);
@@ -312,6 +314,14 @@ TEST(Reducer, Bf16CompressHookAveragesWithinRounding) {
     }
   }
   EXPECT_EQ(reducer.stats().bytes, elements * 2) << "bf16 on the wire";
+}
+
+// Whole buckets, and buckets in 4 KiB chunks (each chunk compressed and widened on its own).
+TEST(Reducer, Bf16CompressHookAveragesWithinRounding) {
+  for (const int64_t chunk : {int64_t{512} << 10, int64_t{4} << 10}) {
+    SCOPED_TRACE("chunk_bytes " + std::to_string(chunk));
+    bf16_compress_case(chunk);
+  }
 }
 
 TEST(Reducer, ABucketOverChunkBytesGoesOutInChunksWithTheSameAverages) {
