@@ -10,6 +10,10 @@
 # usage: bench/control_plane.sh [SECONDS=10] [INTERVAL_S=0.5] [RANKS="64 256 1024 2048 4096"] [RANKS_PER_NODE=1]
 # (after building the lockstep and coordinator_load targets in build/)
 set -euo pipefail
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+  sed -n '2,/^# usage/p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 interval=${2:-0.5}
