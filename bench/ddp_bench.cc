@@ -38,6 +38,7 @@
 #include "runtime/data/distributed_sampler.h"
 #include "runtime/gemm.h"
 #include "runtime/optim/sgd.h"
+#include "launcher/cli_number.h"
 #include "launcher/train/trainer.h"
 
 using namespace lockstep;
@@ -56,14 +57,31 @@ double process_cpu_seconds() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string name = argc > 1 ? argv[1] : "fmnist-cnn";
-  const int64_t steps = argc > 2 ? std::atoll(argv[2]) : 40;
-  const int64_t per_rank = argc > 3 ? std::atoll(argv[3]) : 128;
-  const int repeats = argc > 4 ? std::atoi(argv[4]) : 3;
-  const double bucket_mb = argc > 5 ? std::atof(argv[5]) : 25.0;
+  const char* usage =
+      "usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR] "
+      "[COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0.5]\n";
+  if (argc < 2 || argc > 9 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    const bool help = argc >= 2 && argc <= 9;
+    std::fputs(usage, help ? stdout : stderr);
+    return help ? 0 : 2;
+  }
+  const std::string name = argv[1];
+  int64_t steps = 40, per_rank = 128;
+  int repeats = 3;
+  double bucket_mb = 25.0, chunk_mb = 0.5;
+  constexpr double kMinMb = 0.001, kMaxMb = 65536;  // the job file's range of distributed.bucket_mb, chunk_mb
+  try {
+    if (argc > 2) steps = cli::whole_number("STEPS", argv[2], 1, 1000000);
+    if (argc > 3) per_rank = cli::whole_number("PER_RANK_BATCH", argv[3], 1, 1000000);
+    if (argc > 4) repeats = static_cast<int>(cli::whole_number("REPEATS", argv[4], 1, 1000));
+    if (argc > 5) bucket_mb = cli::real_number("BUCKET_MB", argv[5], kMinMb, kMaxMb);
+    if (argc > 8) chunk_mb = cli::real_number("CHUNK_MB", argv[8], kMinMb, kMaxMb);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddp_bench: %s\n%s", e.what(), usage);
+    return 2;
+  }
   const std::string dir = argc > 6 && *argv[6] ? argv[6] : "/usr/share/datasets/fashion-mnist";  // "": default
   const std::string hook = argc > 7 ? argv[7] : "allreduce";
-  const double chunk_mb = argc > 8 ? std::atof(argv[8]) : 0.5;
   try {
     set_kernel_threads(1);
     std::unique_ptr<Communicator> comm;
@@ -82,11 +100,6 @@ int main(int argc, char** argv) {
     DistributedOptions d{.comm = world > 1 ? comm.get() : nullptr};
     d.reducer.bucket_bytes = static_cast<int64_t>(bucket_mb * (1 << 20));
     d.reducer.chunk_bytes = static_cast<int64_t>(chunk_mb * (1 << 20));
-    if (d.reducer.bucket_bytes <= 0 || d.reducer.chunk_bytes <= 0) {
-      std::fprintf(stderr, "ddp_bench: BUCKET_MB and CHUNK_MB must be positive, got %s and %g\n",
-                   argc > 5 ? argv[5] : "25", chunk_mb);
-      return 2;
-    }
     if (hook != "allreduce" && hook != "bf16_compress") {
       std::fprintf(stderr, "ddp_bench: COMM_HOOK must be allreduce or bf16_compress, got %s\n", hook.c_str());
       return 2;
@@ -160,11 +173,11 @@ int main(int argc, char** argv) {
     const double hidden = bare > 0 ? std::clamp(gain / bare, 0.0, 1.0) : 0.0;
     if (rank == 0) {
       std::printf("{\"impl\":\"lockstep\",\"model\":\"%s\",\"ranks\":%d,\"per_rank_batch\":%lld,"
-                  "\"train_samples_per_sec\":%.1f,\"buckets\":%zu,\"chunks\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
+                  "\"train_samples_per_sec\":%.1f,\"bucket_mb\":%g,\"chunk_mb\":%g,\"buckets\":%zu,\"chunks\":%zu,\"exposed_wait_ms_per_step\":%.3f,"
                   "\"serial_wait_ms_per_step\":%.3f,\"bare_allreduce_ms_per_step\":%.3f,\"overlap_gain_ms_per_step\":%.3f,"
                   "\"hidden_share\":%.3f,\"comm_hook\":\"%s\",\"step_ms\":%.3f,\"train_thread_cpu_ms_per_step\":%.3f,"
                   "\"other_threads_cpu_ms_per_step\":%.3f}\n",
-                  name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], buckets, chunks,
+                  name.c_str(), world, static_cast<long long>(per_rank), rates[rates.size() / 2], bucket_mb, chunk_mb, buckets, chunks,
                   wait * 1e3, serial_wait * 1e3, bare * 1e3, gain * 1e3, hidden, hook.c_str(), median(step_ms),
                   median(main_cpu_ms), median(other_cpu_ms));
     }

@@ -30,8 +30,10 @@
 // hides most of a first layer's weight gradient, which backward produces last, with nothing left
 // to overlap. The chunks, like the buckets, are a pure function of the shapes and options, and
 // they launch strictly in order (bucket by bucket, chunk by chunk), so every rank issues the same
-// all-reduces in the same order. Each chunk is summed elementwise exactly as its bucket would be:
-// chunking changes no value.
+// all-reduces in the same order. On 2 ranks an element's sum is the same whatever the chunks (a + b
+// = b + a); on more, the order in which MPI adds an element's terms follows the algorithm it picks
+// for the message's size and the element's place in the message, so chunk_bytes, like bucket_bytes
+// (or PyTorch DDP's bucket_cap_mb), may change the last bits of an average.
 #pragma once
 
 #include <chrono>

@@ -199,11 +199,18 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
       std::printf("accumulate_steps %lld: effective global batch %lld, %lld optimizer steps per epoch\n",
                   static_cast<long long>(k), static_cast<long long>(k * job.batch_size()),
                   static_cast<long long>(r->sampler->num_steps() / k));
-    std::printf("sync_batchnorm %s, dropout %s, gradient buckets %zu of <= %.1f MiB (%zu all-reduces of <= %.2f MiB), "
-                "eval buffers %s\n",
-                dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank",
-                r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
-                r->trainer->reducer()->num_chunks(), static_cast<double>(r->dopt.reducer.chunk_bytes) / (1 << 20),
+    // Chunks as they travel: half the bytes under the bf16 hook.
+    const double chunk_kib = static_cast<double>(r->dopt.reducer.chunk_bytes) / 1024 /
+                             (r->dopt.reducer.comm_hook == CommHook::kBf16Compress ? 2 : 1);
+    char gradients[160];
+    if (comm.size() > 1)
+      std::snprintf(gradients, sizeof gradients, "gradient buckets %zu of <= %.1f MiB in %zu all-reduces of <= %.1f KiB",
+                    r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
+                    r->trainer->reducer()->num_chunks(), chunk_kib);
+    else
+      std::snprintf(gradients, sizeof gradients, "no gradient all-reduce (one rank)");
+    std::printf("sync_batchnorm %s, dropout %s, %s, eval buffers %s\n",
+                dist.sync_batchnorm() ? "on" : "off", r->dopt.per_sample_dropout ? "per-sample" : "per-rank", gradients,
                 r->dopt.eval_buffers == BufferSync::kAverage ? "averaged" : "from rank 0");
     std::printf("precision %s, memory format %s, comm hook %s\n",
                 proto::JobSpec::Precision_Name(job.precision()).c_str(),

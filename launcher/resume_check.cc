@@ -96,7 +96,6 @@ proto::JobSpec trajectory_spec(const proto::JobSpec& job) {
   j.clear_tensorboard();  // an output beside the metrics file
   j.clear_trace();  // what the timeline records, not what training does
   j.mutable_data()->clear_prefetch_batches();  // where batches are gathered changes none of them
-  j.mutable_distributed()->clear_chunk_mb();  // how buckets are cut into all-reduces changes no sum
   // A resume takes its weights from the checkpoint, never from init_from (proto/job.proto).
   j.mutable_model()->clear_init_from();
   j.mutable_model()->clear_init_from_fill_num_batches_tracked();

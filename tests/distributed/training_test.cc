@@ -292,7 +292,9 @@ void bf16_compress_case(int64_t chunk_bytes) {
   Reducer reducer(comm, f.named,
                   ReducerOptions{.bucket_bytes = 8 << 10, .chunk_bytes = chunk_bytes, .predivided = true,
                                  .comm_hook = CommHook::kBf16Compress});
-  if (chunk_bytes < (8 << 10)) EXPECT_GT(reducer.num_chunks(), reducer.num_buckets());
+  if (chunk_bytes < (8 << 10)) {
+    EXPECT_GT(reducer.num_chunks(), reducer.num_buckets());
+  }
   auto g = [n](int r, int64_t j) { return (float(r + 1) + float(j) / 1000.f) / float(n); };  // rank r's, pre-divided
   for (auto& p : f.params)
     for (int64_t j = 0; j < p->grad.numel(); ++j) p->grad[j] = g(comm.rank(), j);
