@@ -20,17 +20,8 @@
 # (after scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  sed -n '2,/^# usage/p' "$0" | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-if [ $# -gt 5 ]; then
-  echo "run.sh: at most 5 arguments (see --help), got $#" >&2
-  exit 2
-fi
-for arg in "$@"; do
-  case $arg in '' | *[!0-9]* | 0) echo "run.sh: every argument is a positive whole number (see --help), got '$arg'" >&2; exit 2 ;; esac
-done
+source bench/args.sh
+bench_args 5 "$@"
 steps_cnn=${1:-40}
 steps_mlp=${2:-200}
 repeats=${3:-5}

@@ -18,17 +18,8 @@
 # usage: bench/scaling.sh [STEPS=40] [REPEATS=3] [STEPS_RESNET=8]   (after building: cmake --build build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
-  sed -n '2,/^# usage/p' "$0" | sed 's/^# \{0,1\}//'
-  exit 0
-fi
-if [ $# -gt 3 ]; then
-  echo "scaling.sh: at most 3 arguments (see --help), got $#" >&2
-  exit 2
-fi
-for arg in "$@"; do
-  case $arg in '' | *[!0-9]* | 0) echo "scaling.sh: every argument is a positive whole number (see --help), got '$arg'" >&2; exit 2 ;; esac
-done
+source bench/args.sh
+bench_args 3 "$@"
 steps_default=${1:-40}
 repeats=${2:-3}
 steps_resnet=${3:-8}
