@@ -13,9 +13,9 @@
 // of the process (the communication thread: fingerprint checks and MPI's copies and sums), which
 // on a machine with one core per rank is taken from the training thread's core.
 // usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR]
-//                  [COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0.5]
+//                  [COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0]
 // CHUNK_MB: the most one all-reduce moves (ReducerOptions::chunk_bytes, Note [chunks] in
-// comm/reducer.h); as large as BUCKET_MB, each bucket goes out whole, as PyTorch DDP sends it.
+// comm/reducer.h); 0, the default, sends each bucket whole, as PyTorch DDP does.
 // One rank (no mpirun): the single-process Trainer, no communicator at all.
 #include <algorithm>
 #include <sys/resource.h>
@@ -59,7 +59,7 @@ double process_cpu_seconds() {
 int main(int argc, char** argv) {
   const char* usage =
       "usage: ddp_bench MODEL [STEPS=40] [PER_RANK_BATCH=128] [REPEATS=3] [BUCKET_MB=25] [DATA_DIR] "
-      "[COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0.5]\n";
+      "[COMM_HOOK=allreduce|bf16_compress] [CHUNK_MB=0]\n";
   if (argc < 2 || argc > 9 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     const bool help = argc >= 2 && argc <= 9;
     std::fputs(usage, help ? stdout : stderr);
@@ -68,14 +68,14 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   int64_t steps = 40, per_rank = 128;
   int repeats = 3;
-  double bucket_mb = 25.0, chunk_mb = 0.5;
+  double bucket_mb = 25.0, chunk_mb = 0;  // 0: whole buckets
   constexpr double kMinMb = 0.001, kMaxMb = 65536;  // the job file's range of distributed.bucket_mb, chunk_mb
   try {
     if (argc > 2) steps = cli::whole_number("STEPS", argv[2], 1, 1000000);
     if (argc > 3) per_rank = cli::whole_number("PER_RANK_BATCH", argv[3], 1, 1000000);
     if (argc > 4) repeats = static_cast<int>(cli::whole_number("REPEATS", argv[4], 1, 1000));
     if (argc > 5) bucket_mb = cli::real_number("BUCKET_MB", argv[5], kMinMb, kMaxMb);
-    if (argc > 8) chunk_mb = cli::real_number("CHUNK_MB", argv[8], kMinMb, kMaxMb);
+    if (argc > 8 && std::string(argv[8]) != "0") chunk_mb = cli::real_number("CHUNK_MB", argv[8], kMinMb, kMaxMb);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ddp_bench: %s\n%s", e.what(), usage);
     return 2;

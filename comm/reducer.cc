@@ -15,9 +15,9 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, ReducerOptions o)
     : comm_(comm), o_(o), params_(std::move(params)) {
-  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0 || o_.chunk_bytes <= 0)
-      << "reducer: bucket and chunk sizes must be positive, got " << o_.bucket_bytes << ", "
-      << o_.first_bucket_bytes << " and " << o_.chunk_bytes;
+  LOCKSTEP_FAIL_IF(o_.bucket_bytes <= 0 || o_.first_bucket_bytes <= 0 || o_.chunk_bytes < 0)
+      << "reducer: bucket sizes must be positive and the chunk size not negative, got " << o_.bucket_bytes
+      << ", " << o_.first_bucket_bytes << " and " << o_.chunk_bytes;
   for (const auto& [name, p] : params_)
     LOCKSTEP_CHECK(p && p->value.defined()) << "reducer: parameter " << name << " is undefined";
   // Note [bucket order]: reverse registration order, greedy packing up to bucket_bytes.
@@ -43,7 +43,8 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
   // Note [chunks]: k equal chunks of at most chunk_bytes, each a multiple of 16 floats (64 bytes)
   // but the last.
   constexpr size_t kAlignFloats = 16;
-  const size_t chunk_cap = std::max(kAlignFloats, floats(o_.chunk_bytes) / kAlignFloats * kAlignFloats);
+  const size_t chunk_cap = o_.chunk_bytes == 0 ? SIZE_MAX
+                                               : std::max(kAlignFloats, floats(o_.chunk_bytes) / kAlignFloats * kAlignFloats);
   for (size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bk = buckets_[b];
     size_t total = 0;
@@ -51,7 +52,7 @@ Reducer::Reducer(Communicator& comm, std::vector<NamedParameter> params, Reducer
     bk.buffer = Tensor::zeros({static_cast<int64_t>(total)});
     if (o_.comm_hook == CommHook::kBf16Compress) bk.wire.resize(total);
     first_chunk_.push_back(chunks_.size());
-    const size_t k = std::max<size_t>(1, (total + chunk_cap - 1) / chunk_cap);
+    const size_t k = total <= chunk_cap ? 1 : (total + chunk_cap - 1) / chunk_cap;
     const size_t size = ((total + k - 1) / k + kAlignFloats - 1) / kAlignFloats * kAlignFloats;
     for (size_t begin = 0, c = 0; begin < total || c == 0; begin += size, ++c)
       chunks_.push_back({.bucket = b, .index = c, .begin = begin, .end = std::min(total, begin + size)});

@@ -21,7 +21,7 @@
 // every rank, and buckets are launched strictly in index order (a bucket that is ready early waits
 // for its predecessors), so every rank issues the same all-reduces in the same order.
 //
-// Note [chunks]: a bucket larger than chunk_bytes is all-reduced as several all-reduces over equal
+// Note [chunks]: with chunk_bytes set, a bucket larger than it is all-reduced as several all-reduces over equal
 // consecutive chunks of its buffer (at most chunk_bytes each, 64-byte aligned), and a chunk starts
 // as soon as every gradient element in it is final. Elements become final with their parameter's
 // on_grad_ready hook, or earlier, a block of rows at a time, through on_grad_rows_ready
@@ -62,8 +62,10 @@ struct ReducerOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // 25 MiB, PyTorch's bucket_cap_mb default
   int64_t first_bucket_bytes = int64_t{1} << 20;  // PyTorch's 1 MiB first bucket; capped by bucket_bytes
   // Note [chunks]: the most one all-reduce moves (of fp32 gradients); a larger bucket goes out in
-  // equal chunks, each as soon as it is final. At least 64 bytes.
-  int64_t chunk_bytes = int64_t{512} << 10;
+  // equal chunks, each as soon as it is final (at least 64 bytes each). 0: every bucket in one
+  // all-reduce, as PyTorch DDP sends it (the default: on a machine with no core to spare for
+  // communication, chunks cost more than they hide; see bench/ddp_bench.cc's CHUNK_MB).
+  int64_t chunk_bytes = 0;
   // The caller scaled its loss gradient by 1 / comm.size(), so every gradient arrives divided by
   // the world size and a sum over ranks is the average: buckets are all-reduced with kSum, saving a
   // pass over every bucket after its all-reduce (Horovod's gradient predivide). Linear in the loss

@@ -203,10 +203,13 @@ int train_distributed(const lockstep::proto::JobSpec& job, lockstep::Communicato
     const double chunk_kib = static_cast<double>(r->dopt.reducer.chunk_bytes) / 1024 /
                              (r->dopt.reducer.comm_hook == CommHook::kBf16Compress ? 2 : 1);
     char gradients[160];
-    if (comm.size() > 1)
+    if (comm.size() > 1 && r->dopt.reducer.chunk_bytes > 0)
       std::snprintf(gradients, sizeof gradients, "gradient buckets %zu of <= %.1f MiB in %zu all-reduces of <= %.1f KiB",
                     r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20),
                     r->trainer->reducer()->num_chunks(), chunk_kib);
+    else if (comm.size() > 1)
+      std::snprintf(gradients, sizeof gradients, "gradient buckets %zu of <= %.1f MiB",
+                    r->trainer->reducer()->num_buckets(), static_cast<double>(r->dopt.reducer.bucket_bytes) / (1 << 20));
     else
       std::snprintf(gradients, sizeof gradients, "no gradient all-reduce (one rank)");
     std::printf("sync_batchnorm %s, dropout %s, %s, eval buffers %s\n",

@@ -87,7 +87,8 @@ const Dataset& train_data() {
 // One replica per rank (SyncBatchNorm, per-sample dropout, its shard) against a reference replica
 // in the same process (plain BatchNorm, the whole global batch); make() builds either model.
 void check_equivalence(const std::function<std::unique_ptr<Module>()>& make, int64_t per_rank, int64_t steps,
-                       int64_t strict_steps, const Dataset* eval_set = nullptr, int64_t state_after = 0) {
+                       int64_t strict_steps, const Dataset* eval_set = nullptr, int64_t state_after = 0,
+                       int64_t chunk_bytes = 0) {
   if (state_after == 0) state_after = strict_steps;
   Communicator& comm = test_comm();
   const int world = comm.size(), rank = comm.rank();
@@ -110,8 +111,9 @@ void check_equivalence(const std::function<std::unique_ptr<Module>()>& make, int
   seed_dropout(*model, kSeed, static_cast<uint32_t>(rank), DropoutKeying::kPerSample);
   Sgd opt(model->parameters(), SgdOptions{.lr = kLr, .momentum = 0.9f});
   CrossEntropyLoss loss;
-  Trainer trainer(*model, opt, loss, nullptr, TrainerOptions{.sample_shape = {1, 28, 28}},
-                  DistributedOptions{.comm = &comm, .per_sample_dropout = true});
+  DistributedOptions dist{.comm = &comm, .per_sample_dropout = true};
+  dist.reducer.chunk_bytes = chunk_bytes;
+  Trainer trainer(*model, opt, loss, nullptr, TrainerOptions{.sample_shape = {1, 28, 28}}, dist);
 
   DistributedSampler sampler(data.size(), {.global_batch = per_rank * world, .rank = rank, .world = world,
                                            .seed = kSeed});
@@ -152,6 +154,13 @@ void check_equivalence(const std::function<std::unique_ptr<Module>()>& make, int
 TEST(TrainingEquivalence, FmnistCnnOnNRanksMatchesOneRankOnTheGlobalBatch) {
   check_equivalence([] { return make_reference_model("fmnist-cnn"); }, kPerRank, kSteps, kStrictSteps,
                     /*eval_set=*/nullptr, /*state_after=*/2);
+}
+
+// The same in 64 KiB chunks (Note [chunks]): the 1.6 MB classifier weight goes out a block of rows
+// at a time as its Linear reports them, the convolutions' chunks as their hooks fire.
+TEST(TrainingEquivalence, FmnistCnnInGradientChunksMatchesOneRank) {
+  check_equivalence([] { return make_reference_model("fmnist-cnn"); }, kPerRank, kStrictSteps, kStrictSteps,
+                    /*eval_set=*/nullptr, /*state_after=*/2, /*chunk_bytes=*/64 << 10);
 }
 
 // The residual network SyncBatchNorm exists for, with dropout before its classifier (per-sample
@@ -381,6 +390,10 @@ TEST(Reducer, RowsReportedFinalLaunchTheirChunksEarly) {
   Reducer whole(comm, small.named, ReducerOptions{.chunk_bytes = 4 << 10});
   EXPECT_EQ(whole.num_chunks(), 1u);
   for (auto& q : small.params) EXPECT_FALSE(q->on_grad_rows_ready);
+  // By default every bucket goes whole, as PyTorch DDP sends it: nobody asks for rows.
+  Reducer by_default(comm, f.named);
+  EXPECT_EQ(by_default.num_chunks(), by_default.num_buckets());
+  EXPECT_FALSE(p.on_grad_rows_ready);
 }
 
 TEST(Reducer, FindUnusedParametersStillAveragesThem) {

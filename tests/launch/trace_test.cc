@@ -35,7 +35,7 @@ std::string write_cnn_job(const fs::path& dir, uint32_t train_n, uint32_t test_n
   std::ofstream(job) << "name: \"trace-cnn\"\nmodel { reference: \"fmnist-cnn\" }\n"
                      << "data { dir: \"" << (dir / "data").string() << "\" }\n"
                      << "optimizer { lr: 0.05 sgd { momentum: 0.9 } }\nseed: 3\nepochs: 2\nbatch_size: 128\n"
-                     << "distributed { collective_timeout_s: 30 }\n";
+                     << "distributed { collective_timeout_s: 30 chunk_mb: 0.5 }\n";
   return job.string();
 }
 
@@ -113,7 +113,7 @@ TEST_F(Timeline, TwoRanksMergedIntoOneTraceWithOverlap) {
     int64_t total = 0;
     for (auto& [b, bytes] : chunk_bytes) total += bytes;
     EXPECT_EQ(total, 4 * kCnnParams);
-    EXPECT_GT(chunk_bytes.size(), 2u) << "the 1.6 MB bucket goes out in 512 KiB chunks";
+    EXPECT_GT(chunk_bytes.size(), 2u) << "the 1.6 MB bucket goes out in 512 KiB chunks (chunk_mb: 0.5)";
     EXPECT_EQ(chunk_spans, 5 * static_cast<int64_t>(chunk_bytes.size()));
     for (const Span& s : comm)
       if (s.cat == "allreduce") params += s.args["params"].get<int64_t>();
