@@ -2,6 +2,7 @@
 // (launcher/trace_merge.h), for workers started without `lockstep launch` (mpirun or srun running
 // `lockstep worker` against a `lockstep coordinator`); launch and `lockstep train` merge by themselves.
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include "launcher/cli.h"
@@ -20,6 +21,9 @@ int trace_merge_main(int argc, char** argv) {
   cl.positional("run_dir", run_dir);
   if (!cl.parse(argc, argv)) return 0;  // --help
   LOCKSTEP_FAIL_IF(run_dir.empty()) << "no run directory given; usage: " << kUsage;
+  std::error_code ec;
+  LOCKSTEP_FAIL_IF(!std::filesystem::exists(run_dir, ec)) << "RUN_DIR " << run_dir << ": no such directory";
+  LOCKSTEP_FAIL_IF(!std::filesystem::is_directory(run_dir, ec)) << "RUN_DIR " << run_dir << ": not a directory";
   const TraceMergeResult m = merge_trace(run_dir);
   std::printf("timeline of %zu rank%s (%lld events) in %s\n", m.ranks.size(), m.ranks.size() == 1 ? "" : "s",
               static_cast<long long>(m.events), m.path.c_str());

@@ -147,6 +147,21 @@ TEST_F(TraceTrain, MergeNamesTheMissingRanks) {
   }
 }
 
+// A run directory that is missing, or a file, is named as the argument the user gave (it once
+// named RUN_DIR/trace, a path the user never typed).
+TEST_F(TraceTrain, MergeNamesAMissingRunDirectory) {
+  const std::string missing = (dir_ / "nosuch").string();
+  auto r = run_command("trace-merge " + missing, 60);
+  if (r.output.find("unknown command") != std::string::npos) GTEST_SKIP() << "built without the launcher's commands";
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("RUN_DIR " + missing + ": no such directory"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("nosuch/trace"), std::string::npos) << r.output;
+  std::ofstream(dir_ / "file") << "x";
+  r = run_command("trace-merge " + (dir_ / "file").string(), 60);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("RUN_DIR " + (dir_ / "file").string() + ": not a directory"), std::string::npos) << r.output;
+}
+
 TEST_F(TraceTrain, AnUnwritableRunDirectorySaysSoOnce) {
   const auto r = run_command("train " + source_path("launcher/jobs/fmnist-cnn-ddp.textproto") + " --epochs 1 --data " +
                                  (dir_ / "data").string() + " --metrics " + (dir_ / "m.jsonl").string() +
