@@ -30,6 +30,17 @@ double abs_sum(const Tensor& t) {
   return s;
 }
 
+// Runs backward from loss (+ sum(W * 2) when weight_used_again: the weight's leaf comes after the
+// Linear's node in backward, its last use) and copies out dW, db and dx.
+void backward_into(Tensor loss, bool weight_used_again, Parameter& w, Parameter& b, testing::GradInput& x, Tensor& dw,
+                   Tensor& db, Tensor& dx) {
+  if (weight_used_again) loss = add(loss, sum(mul(w.value, 2.f)));
+  loss.backward();
+  dw = w.grad.clone();
+  db = b.grad.clone();
+  dx = x.grad().clone();
+}
+
 // Linear(5 -> 3) on x (4, 5); loss = sum(y) (+ sum(W * 2) when weight_used_again).
 struct Result {
   std::vector<std::string> order;
@@ -55,13 +66,7 @@ Result run(bool hooks, bool weight_used_again) {
     };
   }
   testing::GradInput x(randn({4, 5}, 1));
-  Tensor loss = sum(lin.forward(x.value()));
-  // The weight's leaf comes after the Linear's node in backward: its last use.
-  if (weight_used_again) loss = add(loss, sum(mul(w->value, 2.f)));
-  loss.backward();
-  r.dw = w->grad.clone();
-  r.db = b->grad.clone();
-  r.dx = x.grad().clone();
+  backward_into(sum(lin.forward(x.value())), weight_used_again, *w, *b, x, r.dw, r.db, r.dx);
   return r;
 }
 
@@ -113,12 +118,8 @@ RowsResult run_rows(int64_t in, int64_t out, bool rows_hook, bool weight_used_ag
       r.at_report.push_back(Tensor::view(p.grad, 0, {rows, in}).clone());
     };
   testing::GradInput x(randn({16, in}, 2));
-  Tensor loss = sum(mul(lin.forward(x.value()), randn({16, out}, 3)));
-  if (weight_used_again) loss = add(loss, sum(mul(w->value, 2.f)));
-  loss.backward();
-  r.dw = w->grad.clone();
-  r.db = b->grad.clone();
-  r.dx = x.grad().clone();
+  backward_into(sum(mul(lin.forward(x.value()), randn({16, out}, 3))), weight_used_again, *w, *b, x, r.dw, r.db,
+                r.dx);
   return r;
 }
 
